@@ -1,0 +1,27 @@
+//! `zk-server`: what `java org.apache.zookeeper.server.quorum.QuorumPeerMain` is to
+//! Apache ZooKeeper. Arguments: `[-Dkey=value ...] zoo.cfg` or
+//! `[-Dkey=value ...] port dataDir [tickTime] [maxClientCnxns]`.
+
+use zookeeper::server::zookeeper_server_main as main_mod;
+use zookeeper::system_properties;
+
+fn main() {
+    let args = system_properties::apply_args(std::env::args().skip(1));
+    main_mod::init_logging();
+    let cfg = match main_mod::parse_args(&args) {
+        Ok(c) => c,
+        Err((code, msg)) => {
+            eprintln!("{msg}");
+            std::process::exit(code);
+        }
+    };
+    match main_mod::run_from_config(cfg) {
+        Ok(_factory) => loop {
+            std::thread::park();
+        },
+        Err((code, msg)) => {
+            eprintln!("{msg}");
+            std::process::exit(code);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! zookeeper-rs: a port of Apache ZooKeeper 3.8, wire- and disk-compatible with it.
+//!
+//! The module tree follows upstream's packages: `jute` (org.apache.jute), `proto`
+//! (the records of zookeeper.jute and ZooDefs), `server` (org.apache.zookeeper.server and
+//! its subpackages), `client` and `cli`.
+
+pub mod common;
+pub mod jute;
+pub mod proto;
+pub mod server;
+pub mod system_properties;
+pub mod version;

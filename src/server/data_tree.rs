@@ -1,0 +1,683 @@
+//! `DataTree`: the in-memory znode tree, its ephemeral/container/TTL indexes, the ACL
+//! cache, quota bookkeeping and the two watch tables. Txns are applied here
+//! (`processTxn`); reads come from FinalRequestProcessor.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::jute::InputArchive;
+use crate::proto::data::{Stat, StatPersisted, ACL};
+use crate::proto::txn::{ErrorTxn, TxnHeader};
+use crate::proto::{event_type, ids, op_code, Code};
+use crate::server::data_node::DataNode;
+use crate::server::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
+use crate::server::quotas::{self, StatsTrack};
+use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
+use crate::server::server_cnxn::ServerCnxn;
+use crate::server::txn_record::TxnRecord;
+use crate::server::watch::{WatchManager, WatcherMode};
+use crate::proto::watcher_type;
+
+/// `DataTree.ProcessTxnResult`.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessTxnResult {
+    pub client_id: i64,
+    pub cxid: i32,
+    pub zxid: i64,
+    pub err: i32,
+    pub r#type: i32,
+    pub path: String,
+    pub stat: Option<Stat>,
+    pub multi_result: Vec<ProcessTxnResult>,
+}
+
+pub struct DataTree {
+    nodes: HashMap<String, DataNode>,
+    ephemerals: HashMap<i64, HashSet<String>>,
+    containers: HashSet<String>,
+    ttls: HashSet<String>,
+    pub acl_cache: ReferenceCountedAclCache,
+    data_watches: WatchManager,
+    child_watches: WatchManager,
+    /// Paths that have a quota (upstream's PathTrie).
+    quota_prefixes: HashSet<String>,
+    pub last_processed_zxid: i64,
+    node_data_size: i64,
+}
+
+/// The node map key: upstream stores the root under both "" and "/"; we use "/".
+fn key(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
+fn split_parent(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+pub fn create_stat(zxid: i64, time: i64, ephemeral_owner: i64) -> StatPersisted {
+    StatPersisted {
+        czxid: zxid,
+        mzxid: zxid,
+        ctime: time,
+        mtime: time,
+        version: 0,
+        cversion: 0,
+        aversion: 0,
+        ephemeral_owner,
+        pzxid: zxid,
+    }
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    pub fn new() -> Self {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: HashSet::new(),
+            ttls: HashSet::new(),
+            acl_cache: ReferenceCountedAclCache::new(),
+            data_watches: WatchManager::new(),
+            child_watches: WatchManager::new(),
+            quota_prefixes: HashSet::new(),
+            last_processed_zxid: 0,
+            node_data_size: 0,
+        };
+        let mut root = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
+        root.children.insert("zookeeper".into());
+        let mut proc_node = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
+        proc_node.children.insert("quota".into());
+        t.nodes.insert("/".into(), root);
+        t.nodes.insert(quotas::PROC_ZOOKEEPER.into(), proc_node);
+        t.nodes.insert(
+            quotas::QUOTA_ZOOKEEPER.into(),
+            DataNode::new(Some(Vec::new()), -1, StatPersisted::default()),
+        );
+        t.add_config_node();
+        t.node_data_size = t.approximate_data_size_full();
+        t
+    }
+
+    /// `addConfigNode`: `/zookeeper/config`, world-readable, aversion -1.
+    pub fn add_config_node(&mut self) {
+        if let Some(z) = self.nodes.get_mut(quotas::PROC_ZOOKEEPER) {
+            z.children.insert("config".into());
+        }
+        if !self.nodes.contains_key(quotas::CONFIG_ZOOKEEPER) {
+            self.nodes.insert(
+                quotas::CONFIG_ZOOKEEPER.into(),
+                DataNode::new(Some(Vec::new()), -1, StatPersisted::default()),
+            );
+        }
+        let _ = self.set_acl(quotas::CONFIG_ZOOKEEPER, &ids::read_acl_unsafe(), -1);
+    }
+
+    /// `isSpecialPath`: nodes no client may delete.
+    pub fn is_special_path(path: &str) -> bool {
+        path == "/" || path == quotas::PROC_ZOOKEEPER || path == quotas::QUOTA_ZOOKEEPER || path == quotas::CONFIG_ZOOKEEPER
+    }
+
+    pub fn get_node(&self, path: &str) -> Option<&DataNode> {
+        self.nodes.get(key(path))
+    }
+
+    /// Every path and node (snapshot writers and dumps).
+    pub fn nodes(&self) -> impl Iterator<Item = (&String, &DataNode)> {
+        self.nodes.iter()
+    }
+
+    /// Upstream counts the root twice (it sits in the map under "" and "/").
+    pub fn node_count(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
+    pub fn acl_of(&self, node: &DataNode) -> Vec<ACL> {
+        self.acl_cache.convert_long(node.acl)
+    }
+
+    pub fn ephemerals_of(&self, session: i64) -> HashSet<String> {
+        self.ephemerals.get(&session).cloned().unwrap_or_default()
+    }
+
+    pub fn ephemerals_map(&self) -> &HashMap<i64, HashSet<String>> {
+        &self.ephemerals
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    pub fn containers(&self) -> &HashSet<String> {
+        &self.containers
+    }
+
+    pub fn ttls(&self) -> &HashSet<String> {
+        &self.ttls
+    }
+
+    pub fn watch_count(&self) -> usize {
+        self.data_watches.size() + self.child_watches.size()
+    }
+
+    pub fn data_watches(&self) -> &WatchManager {
+        &self.data_watches
+    }
+
+    pub fn approximate_data_size(&self) -> i64 {
+        self.node_data_size
+    }
+
+    fn approximate_data_size_full(&self) -> i64 {
+        self.nodes
+            .iter()
+            .map(|(p, n)| (if p == "/" { 0 } else { p.len() as i64 }) + n.data_len() as i64)
+            .sum()
+    }
+
+    fn node_size(path: &str, data: &Option<Vec<u8>>) -> i64 {
+        path.len() as i64 + data.as_ref().map(|d| d.len() as i64).unwrap_or(0)
+    }
+
+    /// `getAllChildrenNumber`: all descendants of `path`.
+    pub fn all_children_number(&self, path: &str) -> i32 {
+        if path == "/" {
+            return self.nodes.len() as i32 - 1;
+        }
+        let prefix = format!("{path}/");
+        self.nodes.keys().filter(|k| k.starts_with(&prefix)).count() as i32
+    }
+
+    // ------------------------------------------------------------- mutations --
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_node(
+        &mut self,
+        path: &str,
+        data: Option<Vec<u8>>,
+        acl: &[ACL],
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time: i64,
+    ) -> Result<Stat, Code> {
+        let (parent_name, child_name) = split_parent(path);
+        let stat = create_stat(zxid, time, ephemeral_owner);
+        let acl_id = {
+            let parent = self.nodes.get(key(parent_name)).ok_or(Code::NoNode)?;
+            if parent.children.contains(child_name) {
+                return Err(Code::NodeExists);
+            }
+            self.acl_cache.convert_acls(acl)
+        };
+        let parent = self.nodes.get_mut(key(parent_name)).ok_or(Code::NoNode)?;
+        let mut pcv = parent_cversion;
+        if pcv == -1 {
+            pcv = parent.stat.cversion + 1;
+        }
+        // A replayed create may carry an older cversion than the (fuzzy) snapshot has.
+        if pcv > parent.stat.cversion {
+            parent.stat.cversion = pcv;
+            parent.stat.pzxid = zxid;
+        }
+        parent.children.insert(child_name.to_owned());
+        let child = DataNode::new(data, acl_id, stat);
+        let out = child.copy_stat();
+        self.node_data_size += Self::node_size(path, &child.data);
+        let bytes = child.data_len() as i64;
+        self.nodes.insert(path.to_owned(), child);
+        match ephemeral_type::get(ephemeral_owner) {
+            EphemeralType::Container => {
+                self.containers.insert(path.to_owned());
+            }
+            EphemeralType::Ttl => {
+                self.ttls.insert(path.to_owned());
+            }
+            _ if ephemeral_owner != 0 => {
+                self.ephemerals.entry(ephemeral_owner).or_default().insert(path.to_owned());
+            }
+            _ => {}
+        }
+        if parent_name.starts_with(quotas::QUOTA_ZOOKEEPER) {
+            let real = quotas::trim_quota_path(parent_name).to_owned();
+            if child_name == quotas::LIMIT_NODE {
+                self.quota_prefixes.insert(real.clone());
+            }
+            if child_name == quotas::STAT_NODE {
+                self.update_quota_for_path(&real);
+            }
+        }
+        if let Some(prefix) = self.max_prefix_with_quota(path) {
+            self.update_quota_stat(&prefix, bytes, 1);
+        }
+        self.data_watches.trigger_watch(path, event_type::NODE_CREATED, None);
+        let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
+        self.child_watches.trigger_watch(parent_watch, event_type::NODE_CHILDREN_CHANGED, None);
+        Ok(out)
+    }
+
+    pub fn delete_node(&mut self, path: &str, zxid: i64) -> Result<(), Code> {
+        let (parent_name, child_name) = split_parent(path);
+        if !self.nodes.contains_key(key(parent_name)) {
+            return Err(Code::NoNode);
+        }
+        let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
+        self.acl_cache.remove_usage(node.acl);
+        self.node_data_size -= Self::node_size(path, &node.data);
+        if let Some(parent) = self.nodes.get_mut(key(parent_name)) {
+            parent.children.remove(child_name);
+            if zxid > parent.stat.pzxid {
+                parent.stat.pzxid = zxid;
+            }
+        }
+        let owner = node.stat.ephemeral_owner;
+        match ephemeral_type::get(owner) {
+            EphemeralType::Container => {
+                self.containers.remove(path);
+            }
+            EphemeralType::Ttl => {
+                self.ttls.remove(path);
+            }
+            _ if owner != 0 => {
+                if let Some(set) = self.ephemerals.get_mut(&owner) {
+                    set.remove(path);
+                }
+            }
+            _ => {}
+        }
+        if parent_name.starts_with(quotas::PROC_ZOOKEEPER) && child_name == quotas::LIMIT_NODE {
+            self.quota_prefixes.remove(quotas::trim_quota_path(parent_name));
+        }
+        if let Some(prefix) = self.max_prefix_with_quota(path) {
+            self.update_quota_stat(&prefix, -(node.data_len() as i64), -1);
+        }
+        let processed = self.data_watches.trigger_watch(path, event_type::NODE_DELETED, None);
+        self.child_watches.trigger_watch(path, event_type::NODE_DELETED, Some(&processed));
+        let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
+        self.child_watches.trigger_watch(parent_watch, event_type::NODE_CHILDREN_CHANGED, None);
+        Ok(())
+    }
+
+    pub fn set_data(
+        &mut self,
+        path: &str,
+        data: Option<Vec<u8>>,
+        version: i32,
+        zxid: i64,
+        time: i64,
+    ) -> Result<Stat, Code> {
+        let node = self.nodes.get_mut(key(path)).ok_or(Code::NoNode)?;
+        let old_len = node.data_len() as i64;
+        let old_size = path.len() as i64 + old_len;
+        node.data = data;
+        node.stat.mtime = time;
+        node.stat.mzxid = zxid;
+        node.stat.version = version;
+        let stat = node.copy_stat();
+        let new_len = node.data_len() as i64;
+        self.node_data_size += path.len() as i64 + new_len - old_size;
+        if let Some(prefix) = self.max_prefix_with_quota(path) {
+            self.update_quota_stat(&prefix, new_len - old_len, 0);
+        }
+        self.data_watches.trigger_watch(path, event_type::NODE_DATA_CHANGED, None);
+        Ok(stat)
+    }
+
+    pub fn set_acl(&mut self, path: &str, acl: &[ACL], version: i32) -> Result<Stat, Code> {
+        let old = self.nodes.get(key(path)).ok_or(Code::NoNode)?.acl;
+        self.acl_cache.remove_usage(old);
+        let id = self.acl_cache.convert_acls(acl);
+        let node = self.nodes.get_mut(key(path)).ok_or(Code::NoNode)?;
+        node.acl = id;
+        node.stat.aversion = version;
+        Ok(node.copy_stat())
+    }
+
+    /// `setCversionPzxid`: used when a replayed create finds its node already present.
+    pub fn set_cversion_pzxid(&mut self, path: &str, new_cversion: i32, zxid: i64) -> Result<(), Code> {
+        let p = path.strip_suffix('/').unwrap_or(path);
+        let node = self.nodes.get_mut(key(p)).ok_or(Code::NoNode)?;
+        let mut ncv = new_cversion;
+        if ncv == -1 {
+            ncv = node.stat.cversion + 1;
+        }
+        if ncv > node.stat.cversion {
+            node.stat.cversion = ncv;
+            node.stat.pzxid = zxid;
+        }
+        Ok(())
+    }
+
+    fn kill_session(&mut self, session: i64, zxid: i64, paths: Vec<String>) {
+        let mut all: Vec<String> = paths;
+        if let Some(rest) = self.ephemerals.remove(&session) {
+            for p in rest {
+                if !all.contains(&p) {
+                    all.push(p);
+                }
+            }
+        }
+        for p in all {
+            match self.delete_node(&p, zxid) {
+                Ok(()) => log::debug!("Deleting ephemeral node {p} for session 0x{session:x}"),
+                Err(_) => log::warn!("Ignoring NoNodeException for path {p} while removing ephemeral for dead session 0x{session:x}"),
+            }
+        }
+        self.ephemerals.remove(&session);
+    }
+
+    // ------------------------------------------------------------- quotas --
+
+    fn max_prefix_with_quota(&self, path: &str) -> Option<String> {
+        if self.quota_prefixes.is_empty() {
+            return None;
+        }
+        let mut p = path;
+        loop {
+            if self.quota_prefixes.contains(p) && p != "/" && p != quotas::PROC_ZOOKEEPER && !p.is_empty() {
+                return Some(p.to_owned());
+            }
+            match p.rfind('/') {
+                Some(0) | None => return None,
+                Some(i) => p = &p[..i],
+            }
+        }
+    }
+
+    fn update_quota_stat(&mut self, prefix: &str, bytes_diff: i64, count_diff: i64) {
+        let stat_path = quotas::stat_path(prefix);
+        let Some(node) = self.nodes.get_mut(&stat_path) else {
+            log::error!("Missing node for stat {stat_path}");
+            return;
+        };
+        let mut st = StatsTrack::from_bytes(node.data.as_deref());
+        st.set("count", st.count() + count_diff);
+        st.set("bytes", st.bytes() + bytes_diff);
+        node.data = Some(st.to_text().into_bytes());
+    }
+
+    fn counts(&self, path: &str, count: &mut i64, bytes: &mut i64) {
+        let Some(node) = self.nodes.get(key(path)) else { return };
+        *count += 1;
+        *bytes += node.data_len() as i64;
+        for c in &node.children {
+            self.counts(&format!("{path}/{c}"), count, bytes);
+        }
+    }
+
+    fn update_quota_for_path(&mut self, path: &str) {
+        let (mut count, mut bytes) = (0, 0);
+        self.counts(path, &mut count, &mut bytes);
+        let stat_path = quotas::stat_path(path);
+        let Some(node) = self.nodes.get_mut(&stat_path) else {
+            log::warn!("Missing quota stat node {stat_path}");
+            return;
+        };
+        let mut st = StatsTrack::default();
+        st.set("count", count);
+        st.set("bytes", bytes);
+        node.data = Some(st.to_text().into_bytes());
+    }
+
+    /// `setupQuota`: rebuild the quota prefixes after loading a snapshot.
+    pub fn setup_quota(&mut self) {
+        let limits: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|k| k.starts_with(quotas::QUOTA_ZOOKEEPER) && k.ends_with(&format!("/{}", quotas::LIMIT_NODE)))
+            .cloned()
+            .collect();
+        for l in limits {
+            let parent = split_parent(&l).0;
+            let real = quotas::trim_quota_path(parent).to_owned();
+            self.update_quota_for_path(&real);
+            self.quota_prefixes.insert(real);
+        }
+    }
+
+    // ---------------------------------------------------------------- reads --
+
+    pub fn stat_node(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<Stat, Code> {
+        if let Some(w) = watcher {
+            self.data_watches.add_watch(path, w, WatcherMode::Standard);
+        }
+        self.nodes.get(key(path)).map(|n| n.copy_stat()).ok_or(Code::NoNode)
+    }
+
+    pub fn get_data(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<(Option<Vec<u8>>, Stat), Code> {
+        let n = self.nodes.get(key(path)).ok_or(Code::NoNode)?;
+        let r = (n.data.clone(), n.copy_stat());
+        if let Some(w) = watcher {
+            self.data_watches.add_watch(path, w, WatcherMode::Standard);
+        }
+        Ok(r)
+    }
+
+    pub fn get_children(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<(Vec<String>, Stat), Code> {
+        let n = self.nodes.get(key(path)).ok_or(Code::NoNode)?;
+        let r = (n.children.iter().cloned().collect(), n.copy_stat());
+        if let Some(w) = watcher {
+            self.child_watches.add_watch(path, w, WatcherMode::Standard);
+        }
+        Ok(r)
+    }
+
+    pub fn add_watch(&mut self, path: &str, watcher: &Arc<ServerCnxn>, mode: WatcherMode) {
+        self.data_watches.add_watch(path, watcher, mode);
+        self.child_watches.add_watch(path, watcher, mode);
+    }
+
+    /// `setWatches`: re-registers a reconnecting client's watches, firing at once the
+    /// ones whose condition already changed since `relative_zxid`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_watches(
+        &mut self,
+        relative_zxid: i64,
+        data_watches: &[String],
+        exist_watches: &[String],
+        child_watches: &[String],
+        persistent: &[String],
+        persistent_recursive: &[String],
+        w: &Arc<ServerCnxn>,
+    ) {
+        for p in data_watches {
+            match self.nodes.get(key(p)) {
+                None => w.process_watch_event(event_type::NODE_DELETED, p),
+                Some(n) if n.stat.mzxid > relative_zxid => w.process_watch_event(event_type::NODE_DATA_CHANGED, p),
+                Some(_) => {
+                    self.data_watches.add_watch(p, w, WatcherMode::Standard);
+                }
+            }
+        }
+        for p in exist_watches {
+            if self.nodes.contains_key(key(p)) {
+                w.process_watch_event(event_type::NODE_CREATED, p);
+            } else {
+                self.data_watches.add_watch(p, w, WatcherMode::Standard);
+            }
+        }
+        for p in child_watches {
+            match self.nodes.get(key(p)) {
+                None => w.process_watch_event(event_type::NODE_DELETED, p),
+                Some(n) if n.stat.pzxid > relative_zxid => w.process_watch_event(event_type::NODE_CHILDREN_CHANGED, p),
+                Some(_) => {
+                    self.child_watches.add_watch(p, w, WatcherMode::Standard);
+                }
+            }
+        }
+        for p in persistent {
+            self.child_watches.add_watch(p, w, WatcherMode::Persistent);
+            self.data_watches.add_watch(p, w, WatcherMode::Persistent);
+        }
+        for p in persistent_recursive {
+            self.child_watches.add_watch(p, w, WatcherMode::PersistentRecursive);
+            self.data_watches.add_watch(p, w, WatcherMode::PersistentRecursive);
+        }
+    }
+
+    pub fn contains_watcher(&self, path: &str, wtype: i32, w: u64) -> bool {
+        match wtype {
+            watcher_type::CHILDREN => self.child_watches.contains_watcher(path, w),
+            watcher_type::DATA => self.data_watches.contains_watcher(path, w),
+            _ => self.child_watches.contains_watcher(path, w) || self.data_watches.contains_watcher(path, w),
+        }
+    }
+
+    pub fn remove_watch(&mut self, path: &str, wtype: i32, w: u64) -> bool {
+        match wtype {
+            watcher_type::CHILDREN => self.child_watches.remove_path_watcher(path, w),
+            watcher_type::DATA => self.data_watches.remove_path_watcher(path, w),
+            _ => {
+                let a = self.child_watches.remove_path_watcher(path, w);
+                let b = self.data_watches.remove_path_watcher(path, w);
+                a || b
+            }
+        }
+    }
+
+    /// `removeCnxn`: a connection closed; forget its watches.
+    pub fn remove_cnxn(&mut self, w: u64) {
+        self.data_watches.remove_watcher(w);
+        self.child_watches.remove_watcher(w);
+    }
+
+    // ----------------------------------------------------------- processTxn --
+
+    pub fn process_txn(&mut self, hdr: &TxnHeader, txn: Option<&TxnRecord>) -> ProcessTxnResult {
+        self.process_txn_inner(hdr, txn, false)
+    }
+
+    fn process_txn_inner(&mut self, hdr: &TxnHeader, txn: Option<&TxnRecord>, sub: bool) -> ProcessTxnResult {
+        let mut rc = ProcessTxnResult {
+            client_id: hdr.client_id,
+            cxid: hdr.cxid,
+            zxid: hdr.zxid,
+            r#type: hdr.r#type,
+            ..Default::default()
+        };
+        let res: Result<(), Code> = match (hdr.r#type, txn) {
+            (op_code::CREATE, Some(TxnRecord::Create(t))) => {
+                rc.path = t.path.clone();
+                let owner = if t.ephemeral { hdr.client_id } else { 0 };
+                self.create_node(&t.path, t.data.clone(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
+                    .map(|_| ())
+            }
+            (op_code::CREATE2, Some(TxnRecord::Create(t))) => {
+                rc.path = t.path.clone();
+                let owner = if t.ephemeral { hdr.client_id } else { 0 };
+                self.create_node(&t.path, t.data.clone(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
+                    .map(|s| rc.stat = Some(s))
+            }
+            (op_code::CREATE_TTL, Some(TxnRecord::CreateTtl(t))) => {
+                rc.path = t.path.clone();
+                let owner = ephemeral_type::ttl_to_ephemeral_owner(t.ttl).unwrap_or(0);
+                self.create_node(&t.path, t.data.clone(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
+                    .map(|s| rc.stat = Some(s))
+            }
+            (op_code::CREATE_CONTAINER, Some(TxnRecord::CreateContainer(t))) => {
+                rc.path = t.path.clone();
+                self.create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    CONTAINER_EPHEMERAL_OWNER,
+                    t.parent_c_version,
+                    hdr.zxid,
+                    hdr.time,
+                )
+                .map(|s| rc.stat = Some(s))
+            }
+            (op_code::DELETE | op_code::DELETE_CONTAINER, Some(TxnRecord::Delete(t))) => {
+                rc.path = t.path.clone();
+                self.delete_node(&t.path, hdr.zxid)
+            }
+            (op_code::SET_DATA | op_code::RECONFIG, Some(TxnRecord::SetData(t))) => {
+                rc.path = t.path.clone();
+                self.set_data(&t.path, t.data.clone(), t.version, hdr.zxid, hdr.time).map(|s| rc.stat = Some(s))
+            }
+            (op_code::SET_ACL, Some(TxnRecord::SetAcl(t))) => {
+                rc.path = t.path.clone();
+                self.set_acl(&t.path, &t.acl, t.version).map(|s| rc.stat = Some(s))
+            }
+            (op_code::CLOSE_SESSION, t) => {
+                let paths = match t {
+                    Some(TxnRecord::CloseSession(c)) => c.paths2_delete.clone(),
+                    _ => Vec::new(),
+                };
+                self.kill_session(hdr.client_id, hdr.zxid, paths);
+                Ok(())
+            }
+            (op_code::ERROR, Some(TxnRecord::Error(e))) => {
+                rc.err = e.err;
+                Ok(())
+            }
+            (op_code::CHECK, Some(TxnRecord::Check(c))) => {
+                rc.path = c.path.clone();
+                Ok(())
+            }
+            (op_code::CREATE_SESSION, _) => Ok(()),
+            (op_code::MULTI, Some(TxnRecord::Multi(m))) => {
+                let failed = m.txns.iter().any(|t| t.r#type == op_code::ERROR);
+                let mut post_failed = false;
+                for sub_txn in &m.txns {
+                    let data = sub_txn.data.as_deref().unwrap_or(&[]);
+                    let mut inp = InputArchive::new(data);
+                    let mut ty = sub_txn.r#type;
+                    let mut record = match TxnRecord::deserialize(ty, &mut inp) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            log::error!("Invalid type of op in multi txn 0x{:x}: {e}", hdr.zxid);
+                            None
+                        }
+                    };
+                    if ty == op_code::ERROR {
+                        post_failed = true;
+                    }
+                    if failed && ty != op_code::ERROR {
+                        let ec = if post_failed { Code::RuntimeInconsistency.int() } else { Code::Ok.int() };
+                        ty = op_code::ERROR;
+                        record = Some(TxnRecord::Error(ErrorTxn { err: ec }));
+                    }
+                    let sub_hdr = TxnHeader { r#type: ty, ..hdr.clone() };
+                    let sub_rc = self.process_txn_inner(&sub_hdr, record.as_ref(), true);
+                    if sub_rc.err != 0 && rc.err == 0 {
+                        rc.err = sub_rc.err;
+                    }
+                    rc.multi_result.push(sub_rc);
+                }
+                Ok(())
+            }
+            (t, _) => {
+                log::warn!("Unknown txn type {t} in txn 0x{:x}", hdr.zxid);
+                Ok(())
+            }
+        };
+        if let Err(code) = res {
+            log::debug!("Failed: {} 0x{:x} {code:?}", crate::proto::op_code::name(hdr.r#type), hdr.zxid);
+            rc.err = code.int();
+        }
+        // A create replayed on top of a fuzzy snapshot may find its node already there;
+        // the parent's cversion/pzxid must still move forward.
+        if hdr.r#type == op_code::CREATE && rc.err == Code::NodeExists.int() {
+            if let Some(TxnRecord::Create(t)) = txn {
+                let (parent, _) = split_parent(&t.path);
+                let _ = self.set_cversion_pzxid(parent, t.parent_c_version, hdr.zxid);
+            }
+        }
+        if !sub && rc.zxid > self.last_processed_zxid {
+            self.last_processed_zxid = rc.zxid;
+        }
+        rc
+    }
+}

@@ -1,0 +1,83 @@
+//! `Request`: one client (or internal) request as it travels the processor chain.
+
+use std::sync::Arc;
+
+use crate::common::time;
+use crate::proto::data::Id;
+use crate::proto::op_code;
+use crate::proto::txn::TxnHeader;
+use crate::proto::Code;
+use crate::server::server_cnxn::ServerCnxn;
+use crate::server::txn_record::TxnRecord;
+
+/// The owner marker of requests that arrive on this server's client port
+/// (upstream's `ServerCnxn.me`).
+pub const OWNER_ME: u64 = 1;
+
+pub struct Request {
+    pub cnxn: Option<Arc<ServerCnxn>>,
+    pub session_id: i64,
+    pub cxid: i32,
+    pub r#type: i32,
+    /// The request body (what follows the RequestHeader).
+    pub request: Vec<u8>,
+    pub auth_info: Vec<Id>,
+    pub owner: Option<u64>,
+    pub hdr: Option<TxnHeader>,
+    pub txn: Option<TxnRecord>,
+    /// A KeeperException raised while preparing the request.
+    pub exception: Option<Code>,
+    pub zxid: i64,
+    pub create_time: i64,
+}
+
+impl Request {
+    pub fn new(
+        cnxn: Option<Arc<ServerCnxn>>,
+        session_id: i64,
+        cxid: i32,
+        r#type: i32,
+        request: Vec<u8>,
+        auth_info: Vec<Id>,
+    ) -> Self {
+        Request {
+            cnxn,
+            session_id,
+            cxid,
+            r#type,
+            request,
+            auth_info,
+            owner: None,
+            hdr: None,
+            txn: None,
+            exception: None,
+            zxid: -1,
+            create_time: time::current_elapsed_time(),
+        }
+    }
+
+    /// `Request.isValid`: the types the pipeline accepts.
+    pub fn is_valid(t: i32) -> bool {
+        use op_code::*;
+        matches!(
+            t,
+            CREATE | CREATE2 | CREATE_TTL | CREATE_CONTAINER | DELETE | DELETE_CONTAINER | EXISTS
+                | GET_DATA | SET_DATA | GET_ACL | SET_ACL | GET_CHILDREN | SYNC | PING | GET_CHILDREN2
+                | CHECK | MULTI | MULTI_READ | RECONFIG | CHECK_WATCHES | REMOVE_WATCHES | CREATE_SESSION
+                | CLOSE_SESSION | SET_WATCHES | SET_WATCHES2 | GET_EPHEMERALS | GET_ALL_CHILDREN_NUMBER
+                | ADD_WATCH | WHO_AM_I
+        )
+    }
+
+    /// `Request.toString()`-ish for log lines.
+    pub fn describe(&self) -> String {
+        format!(
+            "sessionid:0x{:x} type:{} cxid:0x{:x} zxid:0x{:x} txntype:{}",
+            self.session_id,
+            op_code::name(self.r#type),
+            self.cxid,
+            self.hdr.as_ref().map(|h| h.zxid).unwrap_or(-1),
+            self.hdr.as_ref().map(|h| h.r#type.to_string()).unwrap_or_else(|| "unknown".into())
+        )
+    }
+}

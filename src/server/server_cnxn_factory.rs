@@ -1,0 +1,259 @@
+//! `ServerCnxnFactory` with blocking IO: an accept thread and, per connection, a reader
+//! thread (frames in, handshake, 4lw) and a writer thread (frames out).
+//!
+//! Upstream's NIOServerCnxnFactory multiplexes with selector threads; the design card
+//! asks for OS threads and blocking sockets, so each connection owns two threads. The
+//! observable behaviour (framing, limits, what closes a connection) follows
+//! NIOServerCnxn.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver};
+
+use crate::jute;
+use crate::server::command;
+use crate::server::server_cnxn::{fmt_addr, Outgoing, ServerCnxn};
+use crate::server::zookeeper_server::ZooKeeperServer;
+
+static NEXT_CNXN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Small stacks: a connection thread only parses frames.
+const CNXN_THREAD_STACK: usize = 256 * 1024;
+
+pub struct ServerCnxnFactory {
+    zks: Arc<ZooKeeperServer>,
+    local: SocketAddr,
+    max_client_cnxns: i32,
+    stopped: Arc<AtomicBool>,
+    accept_thread: Option<thread::JoinHandle<()>>,
+}
+
+impl ServerCnxnFactory {
+    /// `configure` + `startup`: bind, then start the accept thread.
+    pub fn start(zks: Arc<ZooKeeperServer>, addr: SocketAddr, backlog: i32) -> io::Result<ServerCnxnFactory> {
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(if backlog > 0 { backlog } else { 50 })?;
+        let listener: TcpListener = socket.into();
+        let local = listener.local_addr()?;
+        log::info!("binding to port {}", fmt_addr(&local));
+        let max = zks.config.max_client_cnxns;
+        log::info!("maxClientCnxns set to {max}");
+        let stopped = Arc::new(AtomicBool::new(false));
+        let z = zks.clone();
+        let st = stopped.clone();
+        let accept_thread = thread::Builder::new()
+            .name(format!("NIOServerCxnFactory.AcceptThread:{}", fmt_addr(&local)))
+            .spawn(move || accept_loop(listener, z, max, st))?;
+        Ok(ServerCnxnFactory { zks, local, max_client_cnxns: max, stopped, accept_thread: Some(accept_thread) })
+    }
+
+    pub fn local_address(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn max_client_cnxns(&self) -> i32 {
+        self.max_client_cnxns
+    }
+
+    pub fn shutdown(&mut self) {
+        self.stopped.store(true, Ordering::Release);
+        // Wake the accept thread.
+        let _ = TcpStream::connect_timeout(&self.local, Duration::from_millis(200));
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+        self.zks.shutdown();
+    }
+}
+
+fn accept_loop(listener: TcpListener, zks: Arc<ZooKeeperServer>, max: i32, stopped: Arc<AtomicBool>) {
+    for stream in listener.incoming() {
+        if stopped.load(Ordering::Acquire) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("Ignoring unexpected exception during accept: {e}");
+                // Out of descriptors and the like: back off instead of spinning.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let Ok(remote) = stream.peer_addr() else { continue };
+        if max > 0 {
+            let ip = remote.ip();
+            let count = zks.cnxns.lock().values().filter(|c| c.remote.ip() == ip).count();
+            if count >= max as usize {
+                log::warn!("Too many connections from {} - max is {}", fmt_addr(&remote).split(':').next().unwrap_or(""), max);
+                drop(stream);
+                continue;
+            }
+        }
+        if let Err(e) = start_connection(stream, remote, &zks) {
+            log::warn!("Error accepting new connection: {e}");
+        }
+    }
+    log::info!("accept thread exited run method");
+}
+
+fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (tx, rx) = unbounded::<Outgoing>();
+    let id = NEXT_CNXN_ID.fetch_add(1, Ordering::Relaxed);
+    let cnxn = Arc::new(ServerCnxn::new(id, remote, tx, stream.try_clone()?, zks.stats.packets_sent.clone()));
+    cnxn.add_auth_info(crate::proto::data::Id::new("ip", &remote.ip().to_string()));
+    zks.cnxns.lock().insert(id, cnxn.clone());
+    let write_half = stream.try_clone()?;
+    let c2 = cnxn.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("ServerCnxn.Sender:{}", fmt_addr(&remote)))
+        .stack_size(CNXN_THREAD_STACK)
+        .spawn(move || writer_loop(write_half, rx, c2));
+    if let Err(e) = spawned {
+        zks.remove_cnxn(&cnxn);
+        return Err(e);
+    }
+    let z = zks.clone();
+    let c3 = cnxn.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("ServerCnxn:{}", fmt_addr(&remote)))
+        .stack_size(CNXN_THREAD_STACK)
+        .spawn(move || {
+            reader_loop(stream, &c3, &z);
+            close_cnxn(&c3, &z);
+        });
+    if let Err(e) = spawned {
+        close_cnxn(&cnxn, zks);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn close_cnxn(cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
+    zks.remove_cnxn(cnxn);
+    cnxn.send_close();
+    log::debug!(
+        "Closed socket connection for client {} {}",
+        fmt_addr(&cnxn.remote),
+        if cnxn.session_id() != 0 {
+            format!("which had sessionid 0x{:x}", cnxn.session_id())
+        } else {
+            "(no session established for client)".into()
+        }
+    );
+}
+
+fn writer_loop(stream: TcpStream, rx: Receiver<Outgoing>, cnxn: Arc<ServerCnxn>) {
+    let mut w = BufWriter::with_capacity(64 * 1024, stream);
+    let mut ok = true;
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Outgoing::Frame(f) => {
+                if ok && w.write_all(&f).is_err() {
+                    ok = false;
+                }
+            }
+            Outgoing::Close => break,
+        }
+        // Batch: keep writing while more is queued, flush when the queue runs dry.
+        if rx.is_empty() && ok && w.flush().is_err() {
+            ok = false;
+        }
+        if !ok {
+            break;
+        }
+    }
+    let _ = w.flush();
+    cnxn.mark_closed();
+    cnxn.shutdown_socket();
+}
+
+fn read_full(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    stream.read_exact(buf)
+}
+
+fn reader_loop(mut stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
+    let mut initialized = false;
+    let max = jute::max_buffer();
+    loop {
+        let mut len_buf = [0u8; 4];
+        if let Err(e) = read_full(&mut stream, &mut len_buf) {
+            if !cnxn.is_closed() {
+                log::debug!(
+                    "EndOfStreamException: Unable to read additional data from client, it probably closed the socket: address = {}, session = 0x{:x} ({e})",
+                    fmt_addr(&cnxn.remote),
+                    cnxn.session_id()
+                );
+            }
+            return;
+        }
+        let len = i32::from_be_bytes(len_buf);
+        if !initialized {
+            if let Some(cmd) = command::four_letter_word(len) {
+                cnxn.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+                zks.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+                cnxn.interest_ops.store(0, Ordering::Relaxed);
+                let text = command::run(cmd, &mut stream, cnxn, zks);
+                let _ = stream.write_all(text.as_bytes());
+                let _ = stream.flush();
+                return;
+            }
+        }
+        if len < 0 || len as usize > max {
+            log::warn!(
+                "Len error. A message from {} with advertised length of {len} is either a malformed message or too large to process (length is greater than jute.maxbuffer={max})",
+                fmt_addr(&cnxn.remote)
+            );
+            return;
+        }
+        let mut buf = vec![0u8; len as usize];
+        if read_full(&mut stream, &mut buf).is_err() {
+            return;
+        }
+        cnxn.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        zks.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        if !zks.is_running() {
+            return;
+        }
+        if !initialized {
+            let (tx, rx) = bounded(1);
+            *cnxn.init_tx.lock() = Some(tx);
+            if let Err(e) = zks.process_connect_request(cnxn, &buf) {
+                log::info!("Closing connection from {}: {}", fmt_addr(&cnxn.remote), e.0);
+                return;
+            }
+            // Read nothing more until the session is set up (disableRecv).
+            let outcome = loop {
+                match rx.recv_timeout(Duration::from_millis(500)) {
+                    Ok(v) => break Some(v),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) if !cnxn.is_closed() && zks.is_running() => {}
+                    Err(_) => break None,
+                }
+            };
+            match outcome {
+                Some(true) => initialized = true,
+                _ => {
+                    // The writer closes after sending the refusal; wait for it.
+                    while !cnxn.is_closed() {
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    return;
+                }
+            }
+        } else if let Err(e) = zks.process_packet(cnxn, &buf) {
+            log::info!("Closing connection from {}: {}", fmt_addr(&cnxn.remote), e.0);
+            return;
+        }
+        if cnxn.is_closed() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! `ZooKeeperServer`: the standalone server — database, session tracker, processor
+//! chain (Prep → Sync → Final) and the handshake/packet entry points that
+//! `ServerCnxnFactory` calls.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use crossbeam_channel::{bounded, Sender};
+use parking_lot::{Mutex, RwLock};
+
+use crate::common::java_random::JavaRandom;
+use crate::common::time;
+use crate::jute::{InputArchive, OutputArchive, Record};
+use crate::proto::data::{Id, ACL};
+use crate::proto::proto::{AuthPacket, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader};
+use crate::proto::{op_code, Code};
+use crate::server::auth::digest_authentication_provider as digest;
+use crate::server::data_tree::DataTree;
+use crate::server::final_request_processor::FinalRequestProcessor;
+use crate::server::prep_request_processor::{OutstandingChanges, PrepRequestProcessor, REQUEST_OF_DEATH};
+use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
+use crate::server::request::{Request, OWNER_ME};
+use crate::server::server_cnxn::ServerCnxn;
+use crate::server::server_stats::ServerStats;
+use crate::server::session_tracker_impl::SessionTrackerImpl;
+use crate::server::sync_request_processor::SyncRequestProcessor;
+use crate::server::auth;
+use crate::system_properties;
+
+/// `ZooKeeperServer.superSecret`, mixed into the session password seed.
+const SUPER_SECRET: i64 = 0xB3415C00;
+
+/// Queue capacity between stages; a full queue blocks the connection readers, which
+/// is how backpressure reaches clients (upstream throttles with globalOutstandingLimit).
+const STAGE_QUEUE_CAPACITY: usize = 10_000;
+
+/// Why the connection must be closed after a packet (upstream's IOException /
+/// CloseRequestException from processConnectRequest/processPacket).
+#[derive(Debug)]
+pub struct CloseConnection(pub String);
+
+pub struct ZooKeeperServer {
+    pub config: QuorumPeerConfig,
+    pub server_id: i64,
+    pub tree: RwLock<DataTree>,
+    pub outstanding_changes: Mutex<OutstandingChanges>,
+    session_tracker: Arc<SessionTrackerImpl>,
+    hzxid: AtomicI64,
+    submit: Sender<Request>,
+    pub stats: ServerStats,
+    /// Every open client connection (upstream keeps this set in the cnxn factory).
+    pub cnxns: Mutex<HashMap<u64, Arc<ServerCnxn>>>,
+    running: AtomicBool,
+    pub start_time: i64,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    skip_acl: bool,
+}
+
+impl ZooKeeperServer {
+    /// Builds the server around a loaded tree and starts the processor and session
+    /// tracker threads (`ZooKeeperServer.startup`).
+    pub fn start(config: QuorumPeerConfig, tree: DataTree, sessions: HashMap<i64, i32>) -> std::io::Result<Arc<ZooKeeperServer>> {
+        let (prep_tx, prep_rx) = bounded::<Request>(STAGE_QUEUE_CAPACITY);
+        let (sync_tx, sync_rx) = bounded::<Request>(STAGE_QUEUE_CAPACITY);
+        let tracker = SessionTrackerImpl::new(config.tick_time, 1, &sessions);
+        let zxid = tree.last_processed_zxid;
+        let zks = Arc::new(ZooKeeperServer {
+            server_id: 0,
+            tree: RwLock::new(tree),
+            outstanding_changes: Mutex::new(OutstandingChanges::default()),
+            session_tracker: tracker.clone(),
+            hzxid: AtomicI64::new(zxid),
+            submit: prep_tx,
+            stats: ServerStats::default(),
+            cnxns: Mutex::new(HashMap::new()),
+            running: AtomicBool::new(true),
+            start_time: time::current_wall_time(),
+            threads: Mutex::new(Vec::new()),
+            skip_acl: system_properties::get_or("zookeeper.skipACL", "no") == "yes",
+            config,
+        });
+        if zks.skip_acl {
+            log::info!("skipACL==\"yes\", ACL checks will be skipped");
+        }
+        let cport = zks.config.client_port;
+        let prep = PrepRequestProcessor::new(zks.clone(), sync_tx);
+        let mut threads = Vec::new();
+        threads.push(
+            thread::Builder::new()
+                .name(format!("ProcessThread(sid:{} cport:{}):", zks.server_id, cport))
+                .spawn(move || prep.run(prep_rx))?,
+        );
+        let sync = SyncRequestProcessor::new(zks.clone(), FinalRequestProcessor::new(zks.clone()));
+        threads.push(
+            thread::Builder::new()
+                .name(format!("SyncThread:{}", zks.server_id))
+                .spawn(move || sync.run(sync_rx))?,
+        );
+        let weak = Arc::downgrade(&zks);
+        threads.push(tracker.start(Box::new(move |sid, _to| {
+            if let Some(z) = weak.upgrade() {
+                z.expire(sid);
+            }
+        }))?);
+        *zks.threads.lock() = threads;
+        Ok(zks)
+    }
+
+    pub fn session_tracker(&self) -> &SessionTrackerImpl {
+        &self.session_tracker
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    pub fn zxid(&self) -> i64 {
+        self.hzxid.load(Ordering::Acquire)
+    }
+
+    pub fn next_zxid(&self) -> i64 {
+        self.hzxid.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    pub fn last_processed_zxid(&self) -> i64 {
+        self.tree.read().last_processed_zxid
+    }
+
+    pub fn min_session_timeout(&self) -> i32 {
+        self.config.min_session_timeout
+    }
+
+    pub fn max_session_timeout(&self) -> i32 {
+        self.config.max_session_timeout
+    }
+
+    pub fn outstanding_requests(&self) -> i64 {
+        self.cnxns.lock().values().map(|c| c.outstanding.load(Ordering::Relaxed)).sum()
+    }
+
+    /// `generatePasswd`: 16 bytes from java.util.Random(sessionId ^ superSecret).
+    pub fn generate_passwd(session_id: i64) -> Vec<u8> {
+        let mut p = vec![0u8; 16];
+        JavaRandom::new(session_id ^ SUPER_SECRET).next_bytes(&mut p);
+        p
+    }
+
+    /// `checkACL`.
+    pub fn check_acl(&self, acl: &[ACL], perm: i32, ids: &[Id]) -> Result<(), Code> {
+        if self.skip_acl || acl.is_empty() {
+            return Ok(());
+        }
+        if ids.iter().any(|i| i.scheme == "super") {
+            return Ok(());
+        }
+        for a in acl {
+            if a.perms & perm == 0 {
+                continue;
+            }
+            if a.id.scheme == "world" && a.id.id == "anyone" {
+                return Ok(());
+            }
+            for auth_id in ids {
+                if auth_id.scheme == a.id.scheme && auth::matches(&a.id.scheme, &auth_id.id, &a.id.id) == Some(true) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(Code::NoAuth)
+    }
+
+    /// `checkQuota`: only with `zookeeper.enforceQuota=true`, as upstream.
+    pub fn check_quota(&self, _path: &str, _last: Option<&[u8]>, _data: Option<&[u8]>, _op: i32) -> Result<(), Code> {
+        if !system_properties::get_bool("zookeeper.enforceQuota") {
+            return Ok(());
+        }
+        // Hard-limit enforcement is not ported yet; soft limits only log upstream too.
+        Ok(())
+    }
+
+    /// `submitRequest`: touch the session, then hand the request to the first stage.
+    pub fn submit_request(&self, si: Request) {
+        if let Some(c) = &si.cnxn {
+            let id = c.session_id();
+            if !self.session_tracker.touch_session(id, c.session_timeout()) {
+                log::debug!("Dropping request: session 0x{id:x} is not present or closing");
+                return;
+            }
+        }
+        if Request::is_valid(si.r#type) {
+            if let Some(c) = &si.cnxn {
+                c.outstanding.fetch_add(1, Ordering::Relaxed);
+            }
+            if self.submit.send(si).is_err() {
+                log::warn!("Request submitted after shutdown");
+            }
+        } else {
+            log::warn!("Received packet at server of unknown type {}", si.r#type);
+            // UnimplementedRequestProcessor: answer, then close the connection.
+            if let Some(c) = &si.cnxn {
+                let hdr = ReplyHeader { xid: si.cxid, zxid: si.zxid, err: Code::Unimplemented.int() };
+                c.send_record::<ReplyHeader>(&hdr, None);
+                c.send_close();
+            }
+        }
+    }
+
+    /// `expire`: the session tracker gave up on a session; close it like a client would.
+    pub fn expire(&self, session_id: i64) {
+        let mut si = Request::new(None, session_id, 0, op_code::CLOSE_SESSION, Vec::new(), Vec::new());
+        si.owner = Some(OWNER_ME);
+        self.submit_request(si);
+    }
+
+    /// `processConnectRequest`. The reply for a new session is sent when its
+    /// createSession txn is applied; for a reconnect, at once.
+    pub fn process_connect_request(&self, cnxn: &Arc<ServerCnxn>, buf: &[u8]) -> Result<(), CloseConnection> {
+        let mut inp = InputArchive::new(buf);
+        let req = ConnectRequest::deserialize(&mut inp).map_err(|e| CloseConnection(format!("Connection request malformed: {e}")))?;
+        match inp.read_bool() {
+            Ok(_) => cnxn.is_old_client.store(false, Ordering::Release),
+            Err(_) => log::warn!(
+                "Connection request from old client {}; will be dropped if server is in r-o mode",
+                crate::server::server_cnxn::fmt_addr(&cnxn.remote)
+            ),
+        }
+        let last = self.last_processed_zxid();
+        if req.last_zxid_seen > last {
+            let msg = format!(
+                "Refusing session request for client {} as it has seen zxid 0x{:x} our last zxid is 0x{:x} client must try another server",
+                crate::server::server_cnxn::fmt_addr(&cnxn.remote),
+                req.last_zxid_seen,
+                last
+            );
+            log::info!("{msg}");
+            return Err(CloseConnection(msg));
+        }
+        let timeout = req.time_out.max(self.min_session_timeout()).min(self.max_session_timeout());
+        cnxn.set_session_timeout(timeout);
+        if req.session_id == 0 {
+            let id = self.session_tracker.create_session(timeout);
+            cnxn.set_session_id(id);
+            let mut si = Request::new(Some(cnxn.clone()), id, 0, op_code::CREATE_SESSION, timeout.to_be_bytes().to_vec(), Vec::new());
+            si.owner = Some(OWNER_ME);
+            self.submit_request(si);
+        } else {
+            let id = req.session_id;
+            // Any other connection of this session goes first (client reconnect).
+            let others: Vec<Arc<ServerCnxn>> = self
+                .cnxns
+                .lock()
+                .values()
+                .filter(|c| c.id != cnxn.id && c.session_id() == id)
+                .cloned()
+                .collect();
+            for o in others {
+                log::info!("Closing previous connection of session 0x{id:x}: client reconnected");
+                o.close();
+            }
+            cnxn.set_session_id(id);
+            let pw = req.passwd.unwrap_or_default();
+            if pw != Self::generate_passwd(id) {
+                self.finish_session_init(cnxn, false);
+            } else {
+                let valid = self.session_tracker.touch_session(id, timeout);
+                self.finish_session_init(cnxn, valid);
+            }
+        }
+        Ok(())
+    }
+
+    /// `finishSessionInit`: the ConnectResponse (and the readOnly byte if the client
+    /// sent one); an invalid session gets zeros and the connection is closed.
+    pub fn finish_session_init(&self, cnxn: &Arc<ServerCnxn>, valid: bool) {
+        let rsp = ConnectResponse {
+            protocol_version: 0,
+            time_out: if valid { cnxn.session_timeout() } else { 0 },
+            session_id: if valid { cnxn.session_id() } else { 0 },
+            passwd: Some(if valid { Self::generate_passwd(cnxn.session_id()) } else { vec![0u8; 16] }),
+        };
+        let mut out = OutputArchive::new();
+        out.write_int(-1);
+        rsp.serialize(&mut out);
+        if !cnxn.is_old_client.load(Ordering::Acquire) {
+            out.write_bool(false);
+        }
+        let mut frame = out.into_inner();
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        cnxn.send_frame(frame);
+        if valid {
+            log::info!(
+                "Established session 0x{:x} with negotiated timeout {} for client {}",
+                cnxn.session_id(),
+                cnxn.session_timeout(),
+                crate::server::server_cnxn::fmt_addr(&cnxn.remote)
+            );
+        } else {
+            log::info!(
+                "Invalid session 0x{:x} for client {}, probably expired",
+                cnxn.session_id(),
+                crate::server::server_cnxn::fmt_addr(&cnxn.remote)
+            );
+            cnxn.send_close();
+        }
+        cnxn.session_initialized(valid);
+    }
+
+    /// `processPacket`: auth is handled here, in the connection's thread; everything
+    /// else goes down the pipeline.
+    pub fn process_packet(&self, cnxn: &Arc<ServerCnxn>, buf: &[u8]) -> Result<(), CloseConnection> {
+        let mut inp = InputArchive::new(buf);
+        let h = RequestHeader::deserialize(&mut inp).map_err(|e| CloseConnection(format!("malformed request header: {e}")))?;
+        let body = inp.rest();
+        if h.r#type == op_code::AUTH {
+            log::info!("got auth packet {}", crate::server::server_cnxn::fmt_addr(&cnxn.remote));
+            let ap = AuthPacket::from_bytes(body).map_err(|e| CloseConnection(format!("malformed auth packet: {e}")))?;
+            let ok = match ap.scheme.as_str() {
+                "digest" => {
+                    let id = String::from_utf8_lossy(ap.auth.as_deref().unwrap_or(&[])).into_owned();
+                    let d = digest::generate_digest(&id);
+                    if digest::super_digest().as_deref() == Some(d.as_str()) {
+                        cnxn.add_auth_info(Id::new("super", ""));
+                    }
+                    cnxn.add_auth_info(Id::new("digest", &d));
+                    true
+                }
+                "ip" => {
+                    cnxn.add_auth_info(Id::new("ip", &cnxn.remote.ip().to_string()));
+                    true
+                }
+                _ => false,
+            };
+            if ok {
+                log::info!(
+                    "Session 0x{:x}: auth success for scheme {} and address {}",
+                    cnxn.session_id(),
+                    ap.scheme,
+                    crate::server::server_cnxn::fmt_addr(&cnxn.remote)
+                );
+                cnxn.send_record::<ReplyHeader>(&ReplyHeader { xid: h.xid, zxid: 0, err: 0 }, None);
+            } else {
+                log::warn!("No authentication provider for scheme: {} has [ip, digest]", ap.scheme);
+                self.stats.auth_failed_count.fetch_add(1, Ordering::Relaxed);
+                cnxn.send_record::<ReplyHeader>(&ReplyHeader { xid: h.xid, zxid: 0, err: Code::AuthFailed.int() }, None);
+                cnxn.send_close();
+                return Err(CloseConnection("auth failed".into()));
+            }
+            return Ok(());
+        }
+        if h.r#type == op_code::SASL {
+            // No SASL server is configured: upstream's processSasl fails and closes.
+            log::warn!("Client {} sent a SASL token but SASL is not configured; closing", crate::server::server_cnxn::fmt_addr(&cnxn.remote));
+            return Err(CloseConnection("sasl not configured".into()));
+        }
+        let mut si = Request::new(Some(cnxn.clone()), cnxn.session_id(), h.xid, h.r#type, body.to_vec(), cnxn.auth_info());
+        si.owner = Some(OWNER_ME);
+        self.submit_request(si);
+        Ok(())
+    }
+
+    /// Forget a closed connection: registry and watches (`removeCnxn`).
+    pub fn remove_cnxn(&self, cnxn: &ServerCnxn) {
+        self.cnxns.lock().remove(&cnxn.id);
+        self.tree.write().remove_cnxn(cnxn.id);
+    }
+
+    /// Closes every connection of a session (`ServerCnxnFactory.closeSession`).
+    pub fn close_session_cnxns(&self, session_id: i64) -> bool {
+        let cs: Vec<Arc<ServerCnxn>> =
+            self.cnxns.lock().values().filter(|c| c.session_id() == session_id).cloned().collect();
+        for c in &cs {
+            c.send_close();
+        }
+        !cs.is_empty()
+    }
+
+    pub fn shutdown(&self) {
+        if !self.running.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        log::info!("shutting down");
+        self.session_tracker.shutdown();
+        let _ = self.submit.send(Request::new(None, 0, 0, REQUEST_OF_DEATH, Vec::new(), Vec::new()));
+        let cs: Vec<Arc<ServerCnxn>> = self.cnxns.lock().values().cloned().collect();
+        for c in cs {
+            c.close();
+        }
+        let threads: Vec<_> = self.threads.lock().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}

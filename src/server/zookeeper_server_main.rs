@@ -1,0 +1,140 @@
+//! `ZooKeeperServerMain` / `QuorumPeerMain` entry: parse the configuration, start the
+//! standalone server and its client port, and wait.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use crate::server::data_tree::DataTree;
+use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
+use crate::server::server_cnxn_factory::ServerCnxnFactory;
+use crate::server::zookeeper_server::ZooKeeperServer;
+use crate::system_properties;
+
+/// `ExitCode`.
+pub mod exit_code {
+    pub const UNEXPECTED_ERROR: i32 = 1;
+    pub const INVALID_INVOCATION: i32 = 2;
+    pub const UNABLE_TO_ACCESS_DATADIR: i32 = 3;
+}
+
+pub const USAGE: &str = "Usage: ZooKeeperServerMain configfile | port datadir [ticktime] [maxcnxns]";
+
+/// Log lines in upstream's log4j layout:
+/// `2024-01-01 00:00:00,000 [myid:] - INFO  [thread:target] - message`.
+pub fn init_logging() {
+    let env = env_logger::Env::default().filter_or("RUST_LOG", std::env::var("ZOO_LOG_LEVEL").unwrap_or_else(|_| "info".into()));
+    let _ = env_logger::Builder::from_env(env)
+        .format(|buf, record| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let ms = now.as_millis() as i64;
+            let date = iso_date(ms);
+            let t = std::thread::current();
+            writeln!(
+                buf,
+                "{date} [myid:] - {:<5} [{}:{}] - {}",
+                record.level(),
+                t.name().unwrap_or("main"),
+                record.target().rsplit("::").next().unwrap_or(""),
+                record.args()
+            )
+        })
+        .try_init();
+}
+
+fn iso_date(ms: i64) -> String {
+    // "Thu Jan 01 00:00:00 UTC 1970" → pick the parts back out as ISO8601.
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02},{:03}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// Parses the arguments (after `-D` properties were applied) into a config.
+pub fn parse_args(args: &[String]) -> Result<QuorumPeerConfig, (i32, String)> {
+    match args.len() {
+        1 => {
+            let cfg = QuorumPeerConfig::parse(&PathBuf::from(&args[0])).map_err(|e| {
+                log::error!("Invalid config, exiting abnormally: {e}");
+                (exit_code::INVALID_INVOCATION, format!("Invalid config, exiting abnormally\n{e}"))
+            })?;
+            if cfg.is_distributed() {
+                return Err((
+                    exit_code::INVALID_INVOCATION,
+                    "Invalid config, exiting abnormally\nreplicated (quorum) mode is not supported by this build yet".into(),
+                ));
+            }
+            Ok(cfg)
+        }
+        2..=4 => {
+            let bad = |what: &str| (exit_code::INVALID_INVOCATION, format!("Invalid arguments, exiting abnormally\n{what}\n{USAGE}"));
+            let mut text = format!("clientPort={}\ndataDir={}\n", args[0], args[1]);
+            if let Some(t) = args.get(2) {
+                text.push_str(&format!("tickTime={t}\n"));
+            }
+            if let Some(m) = args.get(3) {
+                text.push_str(&format!("maxClientCnxns={m}\n"));
+            }
+            QuorumPeerConfig::parse_text(&text).map_err(|e| bad(&e.0))
+        }
+        _ => Err((exit_code::INVALID_INVOCATION, format!("Invalid arguments, exiting abnormally\n{USAGE}"))),
+    }
+}
+
+/// `runFromConfig`: returns once the server is serving; the factory owns the threads.
+pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32, String)> {
+    log::info!("Starting server");
+    if system_properties::get_bool("zookeeper.extendedTypesEnabled") {
+        log::info!("extendedTypesEnabled=true: TTL nodes enabled");
+    }
+    for dir in [&cfg.data_dir, &cfg.data_log_dir] {
+        let v2 = dir.join("version-2");
+        if let Err(e) = std::fs::create_dir_all(&v2) {
+            let msg = format!("Unable to create data directory {}: {e}", v2.display());
+            log::error!("{msg}");
+            return Err((exit_code::UNABLE_TO_ACCESS_DATADIR, msg));
+        }
+    }
+    log::info!(
+        "tickTime set to {}, minSessionTimeout set to {}, maxSessionTimeout set to {}",
+        cfg.tick_time,
+        cfg.min_session_timeout,
+        cfg.max_session_timeout
+    );
+    let addr = client_address(&cfg).map_err(|e| (exit_code::UNEXPECTED_ERROR, e))?;
+    let backlog = cfg.client_port_listen_backlog;
+    let zks = ZooKeeperServer::start(cfg, DataTree::new(), Default::default())
+        .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start server: {e}")))?;
+    ServerCnxnFactory::start(zks.clone(), addr, backlog).map_err(|e| {
+        zks.shutdown();
+        log::error!("Unexpected exception, exiting abnormally: {e}");
+        (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
+    })
+}
+
+fn client_address(cfg: &QuorumPeerConfig) -> Result<SocketAddr, String> {
+    let port = u16::try_from(cfg.client_port).map_err(|_| format!("bad clientPort {}", cfg.client_port))?;
+    match &cfg.client_port_address {
+        None => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+        Some(a) => (a.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("clientPortAddress {a}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("clientPortAddress {a} resolves to nothing")),
+    }
+}
