@@ -5,6 +5,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+use crate::server::container_manager::ContainerManager;
 use crate::server::data_tree::DataTree;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
 use crate::server::server_cnxn_factory::ServerCnxnFactory;
@@ -120,11 +121,15 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32,
     let backlog = cfg.client_port_listen_backlog;
     let zks = ZooKeeperServer::start(cfg, DataTree::new(), Default::default())
         .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start server: {e}")))?;
-    ServerCnxnFactory::start(zks.clone(), addr, backlog).map_err(|e| {
+    let factory = ServerCnxnFactory::start(zks.clone(), addr, backlog).map_err(|e| {
         zks.shutdown();
         log::error!("Unexpected exception, exiting abnormally: {e}");
         (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
-    })
+    })?;
+    ContainerManager::new(zks)
+        .start()
+        .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start ContainerManager: {e}")))?;
+    Ok(factory)
 }
 
 fn client_address(cfg: &QuorumPeerConfig) -> Result<SocketAddr, String> {
