@@ -1,5 +1,6 @@
 //! `org.apache.zookeeper.common`: helpers shared by server and client.
 
 pub mod path_utils;
+pub mod java_hash;
 pub mod java_random;
 pub mod time;

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::jute::InputArchive;
+use crate::common::java_hash;
 use crate::proto::data::{Stat, StatPersisted, ACL};
 use crate::proto::txn::{ErrorTxn, TxnHeader};
 use crate::proto::{event_type, ids, op_code, Code};
@@ -31,9 +32,60 @@ pub struct ProcessTxnResult {
     pub multi_result: Vec<ProcessTxnResult>,
 }
 
+/// A session's ephemeral paths, remembering insertion order so that they can be handed
+/// out in the order upstream's `HashSet` iterates them (see `common::java_hash`).
+#[derive(Debug, Clone, Default)]
+pub struct EphemeralSet {
+    seq: HashMap<String, u64>,
+    next: u64,
+    /// Largest size reached: the Java set's capacity never shrinks.
+    max_len: usize,
+}
+
+impl EphemeralSet {
+    pub fn insert(&mut self, path: &str) {
+        if !self.seq.contains_key(path) {
+            self.seq.insert(path.to_owned(), self.next);
+            self.next += 1;
+            self.max_len = self.max_len.max(self.seq.len());
+        }
+    }
+
+    pub fn remove(&mut self, path: &str) -> bool {
+        self.seq.remove(path).is_some()
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.seq.contains_key(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.seq.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seq.is_empty()
+    }
+
+    /// The iteration order of upstream's per-session `HashSet`.
+    pub fn java_order(&self) -> Vec<String> {
+        let mut v: Vec<(&String, &u64)> = self.seq.iter().collect();
+        v.sort_by_key(|(_, s)| **s);
+        let v: Vec<String> = v.into_iter().map(|(p, _)| p.clone()).collect();
+        java_hash::iteration_order(v, java_hash::hashmap_capacity_for_inserts(self.max_len), |p| java_hash::string_hash(p))
+    }
+
+    /// The order of a `clone()` of that set (what `DataTree.getEphemerals` returns).
+    pub fn java_clone_order(&self) -> Vec<String> {
+        let v = self.java_order();
+        let cap = java_hash::clone_capacity(v.len());
+        java_hash::iteration_order(v, cap, |p| java_hash::string_hash(p))
+    }
+}
+
 pub struct DataTree {
     nodes: HashMap<String, DataNode>,
-    ephemerals: HashMap<i64, HashSet<String>>,
+    ephemerals: HashMap<i64, EphemeralSet>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
     pub acl_cache: ReferenceCountedAclCache,
@@ -147,11 +199,12 @@ impl DataTree {
         self.acl_cache.convert_long(node.acl)
     }
 
-    pub fn ephemerals_of(&self, session: i64) -> HashSet<String> {
-        self.ephemerals.get(&session).cloned().unwrap_or_default()
+    /// `getEphemerals`: a copy of the session's set, in the copy's Java order.
+    pub fn ephemerals_of(&self, session: i64) -> Vec<String> {
+        self.ephemerals.get(&session).map(|s| s.java_clone_order()).unwrap_or_default()
     }
 
-    pub fn ephemerals_map(&self) -> &HashMap<i64, HashSet<String>> {
+    pub fn ephemerals_map(&self) -> &HashMap<i64, EphemeralSet> {
         &self.ephemerals
     }
 
@@ -245,7 +298,7 @@ impl DataTree {
                 self.ttls.insert(path.to_owned());
             }
             _ if ephemeral_owner != 0 => {
-                self.ephemerals.entry(ephemeral_owner).or_default().insert(path.to_owned());
+                self.ephemerals.entry(ephemeral_owner).or_default().insert(path);
             }
             _ => {}
         }
@@ -261,9 +314,11 @@ impl DataTree {
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, bytes, 1);
         }
-        self.data_watches.trigger_watch(path, event_type::NODE_CREATED, None);
+        // Watch events are filtered by READ permission (CVE-2024-23944 fix).
+        let parent_acl = self.nodes.get(key(parent_name)).map(|p| self.acl_cache.convert_long(p.acl));
+        self.data_watches.trigger_watch_acl(path, event_type::NODE_CREATED, Some(acl), None);
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
-        self.child_watches.trigger_watch(parent_watch, event_type::NODE_CHILDREN_CHANGED, None);
+        self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl.as_deref(), None);
         Ok(out)
     }
 
@@ -273,6 +328,7 @@ impl DataTree {
             return Err(Code::NoNode);
         }
         let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
+        let node_acl = self.acl_cache.convert_long(node.acl);
         self.acl_cache.remove_usage(node.acl);
         self.node_data_size -= Self::node_size(path, &node.data);
         if let Some(parent) = self.nodes.get_mut(key(parent_name)) {
@@ -302,10 +358,11 @@ impl DataTree {
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, -(node.data_len() as i64), -1);
         }
-        let processed = self.data_watches.trigger_watch(path, event_type::NODE_DELETED, None);
-        self.child_watches.trigger_watch(path, event_type::NODE_DELETED, Some(&processed));
+        let parent_acl = self.nodes.get(key(parent_name)).map(|p| self.acl_cache.convert_long(p.acl));
+        let processed = self.data_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(&node_acl), None);
+        self.child_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(&node_acl), Some(&processed));
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
-        self.child_watches.trigger_watch(parent_watch, event_type::NODE_CHILDREN_CHANGED, None);
+        self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl.as_deref(), None);
         Ok(())
     }
 
@@ -330,7 +387,8 @@ impl DataTree {
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, new_len - old_len, 0);
         }
-        self.data_watches.trigger_watch(path, event_type::NODE_DATA_CHANGED, None);
+        let node_acl = self.nodes.get(key(path)).map(|n| self.acl_cache.convert_long(n.acl));
+        self.data_watches.trigger_watch_acl(path, event_type::NODE_DATA_CHANGED, node_acl.as_deref(), None);
         Ok(stat)
     }
 
@@ -360,13 +418,16 @@ impl DataTree {
     }
 
     fn kill_session(&mut self, session: i64, zxid: i64, paths: Vec<String>) {
+        // As upstream: the txn's paths first, then any the txn did not know of.
         let mut all: Vec<String> = paths;
-        if let Some(rest) = self.ephemerals.remove(&session) {
-            for p in rest {
-                if !all.contains(&p) {
-                    all.push(p);
-                }
+        if let Some(mut rest) = self.ephemerals.remove(&session) {
+            for p in &all {
+                rest.remove(p);
             }
+            if !rest.is_empty() {
+                log::warn!("Unexpected extra paths under session 0x{session:x} which are not in txn 0x{zxid:x}");
+            }
+            all.extend(rest.java_order());
         }
         for p in all {
             match self.delete_node(&p, zxid) {

@@ -198,7 +198,11 @@ impl FinalRequestProcessor {
                         Op::GetData(g) => {
                             self.get_data(&g.path, request, None).map(|(data, stat)| OpResult::GetData { data, stat })
                         }
-                        _ => return Err(Code::MarshallingError),
+                        // Upstream throws an IOException here: MARSHALLINGERROR, with the
+                        // results gathered so far still sent as the body.
+                        _ => {
+                            return Ok(Handled::ReplyErr(Code::MarshallingError, Body::Multi(MultiResponse { results })))
+                        }
                     };
                     results.push(r.unwrap_or_else(|c| OpResult::Error { err: c.int() }));
                 }
@@ -306,6 +310,12 @@ impl FinalRequestProcessor {
                 if !(1..=3).contains(&r.r#type) {
                     return Err(Code::MarshallingError);
                 }
+                // Upstream's PathParentIterator.next() computes the parent eagerly with
+                // substring(0, lastIndexOf('/')): a non-empty path without '/' throws
+                // StringIndexOutOfBoundsException, which becomes MARSHALLINGERROR.
+                if !r.path.is_empty() && !r.path.contains('/') {
+                    return Err(Code::MarshallingError);
+                }
                 if !zks.tree.read().contains_watcher(&r.path, r.r#type, cnxn.id) {
                     return Err(Code::NoWatcher);
                 }
@@ -327,7 +337,7 @@ impl FinalRequestProcessor {
                 let all = zks.tree.read().ephemerals_of(request.session_id);
                 let prefix = r.prefix_path.trim();
                 let ephemerals = if prefix.is_empty() || prefix == "/" {
-                    all.into_iter().collect()
+                    all
                 } else {
                     all.into_iter().filter(|p| p.starts_with(r.prefix_path.as_str())).collect()
                 };

@@ -3,11 +3,12 @@
 //! assigns the zxid and builds the txn; a failed write becomes an error txn that still
 //! consumes its zxid. Runs on the thread `ProcessThread(sid:N cport:P):`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::common::java_hash;
 use crate::common::path_utils;
 use crate::common::time;
 use crate::jute::{InputArchive, Record};
@@ -548,24 +549,28 @@ impl PrepRequestProcessor {
 
     fn p_close_session(&self, request: &mut Request) {
         let zxid = Self::hdr_zxid(request);
-        let mut es: HashSet<String>;
-        {
+        // Upstream copies the session's HashSet, applies the in-flight changes and lists
+        // it; the resulting order is the order ephemerals are deleted and watchers hear.
+        let paths: Vec<String> = {
             let oc = self.zks.outstanding_changes.lock();
-            es = self.zks.tree.read().ephemerals_of(request.session_id);
+            let mut es = self.zks.tree.read().ephemerals_of(request.session_id);
+            let mut cap = java_hash::clone_capacity(es.len());
             for c in &oc.changes {
                 match &c.stat {
-                    None => {
-                        es.remove(&c.path);
-                    }
+                    None => es.retain(|p| p != &c.path),
                     Some(s) if s.ephemeral_owner == request.session_id => {
-                        es.insert(c.path.clone());
+                        if !es.contains(&c.path) {
+                            es.push(c.path.clone());
+                            if es.len() > cap * 3 / 4 {
+                                cap *= 2;
+                            }
+                        }
                     }
                     _ => {}
                 }
             }
-        }
-        let mut paths: Vec<String> = es.into_iter().collect();
-        paths.sort();
+            java_hash::iteration_order(es, cap, |p| java_hash::string_hash(p))
+        };
         for p in &paths {
             if let Ok(parent_path) = Self::get_parent_path_and_validate(p) {
                 if let Ok(parent) = self.record(&parent_path) {

@@ -120,8 +120,12 @@ impl ServerCnxn {
         self.session_timeout.store(t, Ordering::Release)
     }
 
+    /// The connection's ids in the order upstream's `ConcurrentHashMap`-backed set
+    /// iterates them: whoAmI and the expansion of `auth` ACLs show that order.
     pub fn auth_info(&self) -> Vec<Id> {
-        self.auth_info.lock().clone()
+        let ids = self.auth_info.lock().clone();
+        let cap = crate::common::java_hash::chm_capacity_for_inserts(ids.len());
+        crate::common::java_hash::iteration_order(ids, cap, |i| crate::common::java_hash::id_hash(&i.scheme, &i.id))
     }
 
     pub fn add_auth_info(&self, id: Id) {

@@ -93,9 +93,7 @@ pub fn run(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zk
             let _ = writeln!(out, "Sessions with Ephemerals ({}):", map.len());
             for (sid, paths) in map {
                 let _ = writeln!(out, "0x{sid:x}:");
-                let mut v: Vec<_> = paths.iter().collect();
-                v.sort();
-                for p in v {
+                for p in paths.java_order() {
                     let _ = writeln!(out, "\t{p}");
                 }
             }

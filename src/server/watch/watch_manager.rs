@@ -6,7 +6,25 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use super::WatcherMode;
+use crate::proto::data::{Id, ACL};
 use crate::server::server_cnxn::ServerCnxn;
+
+/// `ZooKeeperServer.checkACL(cnxn, acl, READ, authInfo, path, null)` as the watch
+/// delivery of the CVE-2024-23944 fix uses it: true when the event may be sent.
+fn read_permitted(acl: &[ACL], ids: &[Id]) -> bool {
+    if crate::system_properties::get_or("zookeeper.skipACL", "no") == "yes" || acl.is_empty() {
+        return true;
+    }
+    if ids.iter().any(|i| i.scheme == "super") {
+        return true;
+    }
+    acl.iter().filter(|a| a.perms & crate::proto::perms::READ != 0).any(|a| {
+        (a.id.scheme == "world" && a.id.id == "anyone")
+            || ids.iter().any(|i| {
+                i.scheme == a.id.scheme && crate::server::auth::matches(&a.id.scheme, &i.id, &a.id.id) == Some(true)
+            })
+    })
+}
 
 pub type WatcherId = u64;
 
@@ -96,6 +114,20 @@ impl WatchManager {
         event_type: i32,
         suppress: Option<&HashSet<WatcherId>>,
     ) -> HashSet<WatcherId> {
+        self.trigger_watch_acl(path, event_type, None, suppress)
+    }
+
+    /// `triggerWatch(path, type, acl, supress)` as shipped with the CVE-2024-23944 fix
+    /// (ZOOKEEPER-4799; Debian's 3.8.0 carries it): when `acl` is given, a watcher whose
+    /// connection lacks READ permission on it is not sent the event (it still counts as
+    /// fired, and one-shot watches are still consumed).
+    pub fn trigger_watch_acl(
+        &mut self,
+        path: &str,
+        event_type: i32,
+        acl: Option<&[ACL]>,
+        suppress: Option<&HashSet<WatcherId>>,
+    ) -> HashSet<WatcherId> {
         let mut fired: HashSet<WatcherId> = HashSet::new();
         for (i, local) in self.path_and_parents(path).into_iter().enumerate() {
             let at_parent = i > 0;
@@ -132,6 +164,12 @@ impl WatchManager {
                 continue;
             }
             if let Some(c) = self.watchers.get(w) {
+                if let Some(acl) = acl {
+                    if !read_permitted(acl, &c.auth_info()) {
+                        log::trace!("Not delivering event {event_type} {path} to 0x{:x} (filtered by ACL)", c.session_id());
+                        continue;
+                    }
+                }
                 c.process_watch_event(event_type, path);
             }
         }
@@ -185,10 +223,9 @@ impl WatchManager {
     pub fn contains_watcher(&self, path: &str, w: WatcherId) -> bool {
         let mode = self.mode_of(w, path);
         for (i, local) in self.path_and_parents(path).into_iter().enumerate() {
-            if i == 0 {
-                if self.watch_table.get(&local).map(|s| s.contains(&w)).unwrap_or(false) {
-                    return true;
-                }
+            // Upstream quirk: at the leaf, any watcher (of any connection) counts.
+            if i == 0 && self.watch_table.contains_key(&local) {
+                return true;
             }
             if mode.is_recursive() {
                 return true;
