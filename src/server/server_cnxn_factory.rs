@@ -138,6 +138,9 @@ fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperSe
 }
 
 fn close_cnxn(cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
+    // Closed first, so that a request still in the pipeline cannot register a watch
+    // for this connection after its watches were dropped.
+    cnxn.mark_closed();
     zks.remove_cnxn(cnxn);
     cnxn.send_close();
     log::debug!(
@@ -180,13 +183,44 @@ fn read_full(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
     stream.read_exact(buf)
 }
 
+/// `zookeeper.nio.sessionlessCnxnTimeout` (ms): how long a connection without a session may
+/// stay silent; also the bucket width of upstream's connection expiry queue.
+fn sessionless_cnxn_timeout() -> u64 {
+    crate::system_properties::get_i64("zookeeper.nio.sessionlessCnxnTimeout").filter(|v| *v > 0).unwrap_or(10_000) as u64
+}
+
+/// How long a read may block before the connection counts as idle, like upstream's
+/// `cnxnExpiryQueue` (NIOServerCnxnFactory.touchCnxn): expiry at
+/// `roundToNextInterval(now + timeout)` with the sessionless timeout as interval. A connection
+/// without a session uses the sessionless timeout, one with a session its session timeout.
+fn idle_read_timeout(timeout_ms: u64) -> Duration {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let interval = sessionless_cnxn_timeout();
+    let now = EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64;
+    let expire = ((now + timeout_ms) / interval + 1) * interval;
+    Duration::from_millis((expire - now).max(1))
+}
+
 fn reader_loop(mut stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
     let mut initialized = false;
     let max = jute::max_buffer();
     loop {
+        // Each read that returns data counts as activity (the timeout is per read call);
+        // a read that times out closes the connection (CONNECTION_EXPIRED upstream).
+        let idle_ms = match cnxn.session_timeout() {
+            t if initialized && t > 0 => t as u64,
+            _ => sessionless_cnxn_timeout(),
+        };
+        let _ = stream.set_read_timeout(Some(idle_read_timeout(idle_ms)));
         let mut len_buf = [0u8; 4];
         if let Err(e) = read_full(&mut stream, &mut len_buf) {
-            if !cnxn.is_closed() {
+            if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+                log::info!(
+                    "Closing idle connection from {} (session 0x{:x}): connection expired",
+                    fmt_addr(&cnxn.remote),
+                    cnxn.session_id()
+                );
+            } else if !cnxn.is_closed() {
                 log::debug!(
                     "EndOfStreamException: Unable to read additional data from client, it probably closed the socket: address = {}, session = 0x{:x} ({e})",
                     fmt_addr(&cnxn.remote),
