@@ -624,29 +624,10 @@ fn differential_apache_vs_ours() {
     assert!(failures.is_empty(), "transcripts differ: {failures:?}");
 }
 
-/// Debug aid: runs `generate(seed, n)` filtered by `ZKRS_PROBE_KEEP` (comma-separated op
-/// indices to keep; empty = all) against Apache and ours and prints both transcripts.
+/// Watches under ACLs (the CVE-2024-23944 behaviour of Debian's 3.8.0): a watcher
+/// without READ on the node (or the parent, for child events) hears nothing.
 #[test]
-#[ignore]
-fn probe() {
-    let seed: u64 = std::env::var("ZKRS_PROBE_SEED").ok().and_then(|s| u64::from_str_radix(&s, 16).ok()).unwrap_or(0x5EED_0001);
-    let n: usize = std::env::var("ZKRS_PROBE_N").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
-    let keep: Vec<usize> = std::env::var("ZKRS_PROBE_KEEP").unwrap_or_default().split(',').filter_map(|x| x.trim().parse().ok()).collect();
-    let ops: Vec<(usize, Req)> = generate(seed, n).into_iter().enumerate().filter(|(i, _)| keep.is_empty() || keep.contains(i)).map(|(_, o)| o).collect();
-    let a = { let srv = common::ApacheServer::start_standalone(""); run(&srv.connect_string(), &ops) };
-    if std::env::var_os("ZKRS_PROBE_APACHE_ONLY").is_some() {
-        for x in &a { eprintln!("  A {x}"); }
-        return;
-    }
-    let o = { let srv = common::OurServer::start_standalone("", &[]); run(&srv.connect_string(), &ops) };
-    for (x, y) in a.iter().zip(o.iter()) {
-        if x == y { eprintln!("  = {x}"); } else { eprintln!("A {x}\nO {y}"); }
-    }
-}
-
-#[test]
-#[ignore]
-fn probe2() {
+fn watch_acl_scenarios_match_apache() {
     let cr = |op: i32, path: &str, acl: usize, flags: i32| Req::Create { op, path: path.into(), data: None, acl, flags, ttl: -1 };
     let w = |p: &str| (2usize, Req::AddWatch { path: p.into(), mode: 0 });
     let variants: Vec<Vec<(usize, Req)>> = vec![
@@ -657,10 +638,9 @@ fn probe2() {
     for ops in variants {
         let a = { let srv = common::ApacheServer::start_standalone(""); run(&srv.connect_string(), &ops) };
         let o = { let srv = common::OurServer::start_standalone("", &[]); run(&srv.connect_string(), &ops) };
-        eprintln!("-----");
-        for (x, y) in a.iter().zip(o.iter()) {
-            if x.starts_with("edge") { continue; }
-            if x == y { eprintln!("  = {x}"); } else { eprintln!("A {x}\nO {y}"); }
-        }
+        let a: Vec<&String> = a.iter().filter(|x| !x.starts_with("edge")).collect();
+        let o: Vec<&String> = o.iter().filter(|x| !x.starts_with("edge")).collect();
+        assert!(a.len() >= ops.len(), "short transcript: {a:?}");
+        assert_eq!(a, o, "apache vs ours differ");
     }
 }
