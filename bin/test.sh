@@ -6,7 +6,7 @@
 #      run against are installed (zookeeper, zookeeper-bin, python3-kazoo,
 #      python3-pytest); installs the missing ones with apt-get (as root, or
 #      through `sudo -n`).
-#   2. Runs `cargo test --all-targets` (unit and integration tests; the
+#   2. Runs `cargo test --all-targets --no-fail-fast` (unit and integration tests; the
 #      integration tests start Apache servers and our zk-server, built in
 #      debug mode by cargo, on free loopback ports).
 #
@@ -73,11 +73,11 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH"
 
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
-log "cargo test --all-targets $*"
+log "cargo test --all-targets --no-fail-fast $*"
 start=$SECONDS
 status=0
 timeout --kill-after=30 "${ZKRS_TEST_TIMEOUT:-1500}" \
-    cargo test --all-targets "$@" || status=$?
+    cargo test --all-targets --no-fail-fast "$@" || status=$?
 if ((status == 124 || status == 137)); then
     log "cargo test did not finish within ${ZKRS_TEST_TIMEOUT:-1500} s"
 fi
