@@ -17,3 +17,21 @@ pub fn current_elapsed_time() -> i64 {
     let (start, base) = START.get_or_init(|| (Instant::now(), current_wall_time()));
     base + start.elapsed().as_millis() as i64
 }
+
+/// Splits epoch milliseconds (UTC) into (year, month 1-12, day, hour, minute, second,
+/// millisecond, weekday 0=Thursday) — Howard Hinnant's civil-from-days.
+pub fn civil_from_millis(ms: i64) -> (i64, i64, i64, i64, i64, i64, i64, usize) {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
+    (y, mo, d, rem / 3600, (rem % 3600) / 60, rem % 60, ms.rem_euclid(1000), days.rem_euclid(7) as usize)
+}

@@ -44,26 +44,8 @@ pub fn init_logging() {
 }
 
 fn iso_date(ms: i64) -> String {
-    // "Thu Jan 01 00:00:00 UTC 1970" → pick the parts back out as ISO8601.
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02},{:03}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
+    let (y, mo, d, h, m, s, milli, _) = crate::common::time::civil_from_millis(ms);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}:{s:02},{milli:03}")
 }
 
 /// Parses the arguments (after `-D` properties were applied) into a config.

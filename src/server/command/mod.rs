@@ -280,33 +280,10 @@ fn dir_size(p: &std::path::Path) -> u64 {
 
 /// Java's `Date.toString()` in UTC: `Thu Jan 01 00:00:00 UTC 1970`.
 pub fn java_date(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if mo <= 2 { y + 1 } else { y };
+    let (y, mo, d, h, m, s, _, wd) = crate::common::time::civil_from_millis(ms);
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!(
-        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
-        WD[days.rem_euclid(7) as usize],
-        MO[(mo - 1) as usize],
-        d,
-        h,
-        m,
-        s,
-        y
-    )
+    format!("{} {} {d:02} {h:02}:{m:02}:{s:02} UTC {y}", WD[wd], MO[(mo - 1) as usize])
 }
 
 #[cfg(test)]
