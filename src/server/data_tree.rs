@@ -440,7 +440,8 @@ impl DataTree {
 
     // ------------------------------------------------------------- quotas --
 
-    fn max_prefix_with_quota(&self, path: &str) -> Option<String> {
+    /// `getMaxPrefixWithQuota`: the deepest ancestor-or-self of `path` with a quota.
+    pub fn max_prefix_with_quota(&self, path: &str) -> Option<String> {
         if self.quota_prefixes.is_empty() {
             return None;
         }

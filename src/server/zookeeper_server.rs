@@ -18,6 +18,7 @@ use crate::proto::proto::{AuthPacket, ConnectRequest, ConnectResponse, ReplyHead
 use crate::proto::{op_code, Code};
 use crate::server::auth::digest_authentication_provider as digest;
 use crate::server::data_tree::DataTree;
+use crate::server::quotas::{self, StatsTrack};
 use crate::server::final_request_processor::FinalRequestProcessor;
 use crate::server::prep_request_processor::{OutstandingChanges, PrepRequestProcessor, REQUEST_OF_DEATH};
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
@@ -56,6 +57,7 @@ pub struct ZooKeeperServer {
     pub start_time: i64,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
     skip_acl: bool,
+    enforce_quota: bool,
 }
 
 impl ZooKeeperServer {
@@ -79,8 +81,12 @@ impl ZooKeeperServer {
             start_time: time::current_wall_time(),
             threads: Mutex::new(Vec::new()),
             skip_acl: system_properties::get_or("zookeeper.skipACL", "no") == "yes",
+            enforce_quota: system_properties::get_bool_or("zookeeper.enforceQuota", false),
             config,
         });
+        if zks.enforce_quota {
+            log::info!("zookeeper.enforceQuota = true, Quota Enforce enables");
+        }
         if zks.skip_acl {
             log::info!("skipACL==\"yes\", ACL checks will be skipped");
         }
@@ -171,12 +177,56 @@ impl ZooKeeperServer {
         Err(Code::NoAuth)
     }
 
-    /// `checkQuota`: only with `zookeeper.enforceQuota=true`, as upstream.
-    pub fn check_quota(&self, _path: &str, _last: Option<&[u8]>, _data: Option<&[u8]>, _op: i32) -> Result<(), Code> {
-        if !system_properties::get_bool("zookeeper.enforceQuota") {
+    /// `checkQuota`: only with `zookeeper.enforceQuota=true`, as upstream. Checked
+    /// against the committed tree (not the in-flight changes), like upstream. Exceeding
+    /// a soft limit logs; exceeding a hard limit fails with QuotaExceeded.
+    pub fn check_quota(&self, path: &str, last: Option<&[u8]>, data: Option<&[u8]>, op: i32) -> Result<(), Code> {
+        if !self.enforce_quota {
             return Ok(());
         }
-        // Hard-limit enforcement is not ported yet; soft limits only log upstream too.
+        let tree = self.tree.read();
+        let Some(prefix) = tree.max_prefix_with_quota(path) else { return Ok(()) };
+        let bytes = data.map(|d| d.len() as i64).unwrap_or(0);
+        let (bytes_diff, count_diff) = match op {
+            op_code::CREATE => (bytes, 1),
+            _ => (bytes - last.map(|d| d.len() as i64).unwrap_or(0), 0),
+        };
+        let limit_path = quotas::limit_path(&prefix);
+        let Some(limit_node) = tree.get_node(&limit_path) else {
+            log::error!("Missing limit node for quota {limit_path}");
+            return Ok(());
+        };
+        let limits = StatsTrack::from_bytes(limit_node.data.as_deref());
+        let check_count = count_diff != 0 && (limits.count() > -1 || limits.get("countHardLimit") > -1);
+        let check_bytes = bytes_diff != 0 && (limits.bytes() > -1 || limits.get("byteHardLimit") > -1);
+        if !check_count && !check_bytes {
+            return Ok(());
+        }
+        let stat_path = quotas::stat_path(&prefix);
+        let Some(stat_node) = tree.get_node(&stat_path) else {
+            log::error!("Missing node for stat {stat_path}");
+            return Ok(());
+        };
+        let current = StatsTrack::from_bytes(stat_node.data.as_deref());
+        let check = |what: &str, new: i64, hard: i64, soft: i64| -> Result<(), Code> {
+            let is_hard = hard > -1;
+            let limit = if is_hard { hard } else { soft };
+            if new > limit {
+                let kind = if is_hard { "hard" } else { "soft" };
+                let w = if what == "count" { "Count" } else { "Byte" };
+                log::warn!("Quota exceeded: {prefix} [current {what}={new}, {kind}{w}Limit={limit}]");
+                if is_hard {
+                    return Err(Code::QuotaExceeded);
+                }
+            }
+            Ok(())
+        };
+        if check_count {
+            check("count", current.count() + count_diff, limits.get("countHardLimit"), limits.count())?;
+        }
+        if check_bytes {
+            check("bytes", current.bytes() + bytes_diff, limits.get("byteHardLimit"), limits.bytes())?;
+        }
         Ok(())
     }
 
