@@ -126,8 +126,14 @@ ZK_USER="${USER:-$(id -un 2>/dev/null || echo unknown)}"
 ZOO_LOG_FILE="${ZOO_LOG_FILE:-zookeeper-$ZK_USER-server-$HOSTNAME.log}"
 _ZOO_DAEMON_OUT="$ZOO_LOG_DIR/zookeeper-$ZK_USER-server-$HOSTNAME.out"
 
+# Log levels: RUST_LOG / ZOO_LOG_LEVEL win; otherwise the first setting line of
+# $ZOOCFGDIR/logging.conf (our counterpart of upstream's conf/logback.xml); else info.
 if [ -z "${RUST_LOG:-}" ] && [ -z "${ZOO_LOG_LEVEL:-}" ] && [ -z "${ZOO_LOG:-}" ]; then
-    export RUST_LOG=info
+    _zk_log_spec=""
+    if [ -r "$ZOOCFGDIR/logging.conf" ]; then
+        _zk_log_spec="$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$ZOOCFGDIR/logging.conf" | grep -m1 . || true)"
+    fi
+    export RUST_LOG="${_zk_log_spec:-info}"
 fi
 
 # The server binary: ZK_SERVER_BIN, or the checkout's release build.

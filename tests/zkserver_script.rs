@@ -323,3 +323,20 @@ fn lifecycle_with_zk_server() {
     let s = Setup::new(our_server_bin());
     lifecycle(&s);
 }
+
+/// conf/logging.conf sets the level when the environment does not: at `warn` the
+/// start-up INFO lines are gone, at the shipped `info` they are there.
+#[test]
+fn logging_conf_sets_the_level() {
+    for (spec, expect_info) in [("warn", false), ("info", true)] {
+        let s = Setup::new(our_server_bin());
+        fs::write(s.conf_dir().join("logging.conf"), format!("# test\n{spec}\n")).unwrap();
+        let o = s.run(&["start"], &[("RUST_LOG", ""), ("ZOO_LOG_LEVEL", "")]);
+        assert_eq!(text(&o).0, "Starting zookeeper ... STARTED\n", "{}", describe_output("start", &o));
+        assert_eq!(four_letter_word(&format!("127.0.0.1:{}", s.port), "ruok", Duration::from_secs(5)).unwrap(), "imok");
+        let o = s.run(&["stop"], &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", describe_output("stop", &o));
+        let log = fs::read_to_string(&s.out_files()[0]).unwrap_or_default();
+        assert_eq!(log.contains(" - INFO  ["), expect_info, "level {spec}, log:\n{log}");
+    }
+}
