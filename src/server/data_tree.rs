@@ -315,10 +315,10 @@ impl DataTree {
             self.update_quota_stat(&prefix, bytes, 1);
         }
         // Watch events are filtered by READ permission (CVE-2024-23944 fix).
-        let parent_acl = self.nodes.get(key(parent_name)).map(|p| self.acl_cache.convert_long(p.acl));
+        let parent_acl = self.nodes.get(key(parent_name)).map(|p| self.acl_cache.acl_ref(p.acl));
         self.data_watches.trigger_watch_acl(path, event_type::NODE_CREATED, Some(acl), None);
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
-        self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl.as_deref(), None);
+        self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl, None);
         Ok(out)
     }
 
@@ -328,8 +328,7 @@ impl DataTree {
             return Err(Code::NoNode);
         }
         let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
-        let node_acl = self.acl_cache.convert_long(node.acl);
-        self.acl_cache.remove_usage(node.acl);
+        // The node's ACL entry must outlive the watch triggers below.
         self.node_data_size -= Self::node_size(path, &node.data);
         if let Some(parent) = self.nodes.get_mut(key(parent_name)) {
             parent.children.remove(child_name);
@@ -358,11 +357,13 @@ impl DataTree {
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, -(node.data_len() as i64), -1);
         }
-        let parent_acl = self.nodes.get(key(parent_name)).map(|p| self.acl_cache.convert_long(p.acl));
-        let processed = self.data_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(&node_acl), None);
-        self.child_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(&node_acl), Some(&processed));
+        let node_acl = self.acl_cache.acl_ref(node.acl);
+        let parent_acl = self.nodes.get(key(parent_name)).map(|p| self.acl_cache.acl_ref(p.acl));
+        let processed = self.data_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(node_acl), None);
+        self.child_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(node_acl), Some(&processed));
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
-        self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl.as_deref(), None);
+        self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl, None);
+        self.acl_cache.remove_usage(node.acl);
         Ok(())
     }
 
@@ -387,8 +388,8 @@ impl DataTree {
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, new_len - old_len, 0);
         }
-        let node_acl = self.nodes.get(key(path)).map(|n| self.acl_cache.convert_long(n.acl));
-        self.data_watches.trigger_watch_acl(path, event_type::NODE_DATA_CHANGED, node_acl.as_deref(), None);
+        let node_acl = self.nodes.get(key(path)).map(|n| self.acl_cache.acl_ref(n.acl));
+        self.data_watches.trigger_watch_acl(path, event_type::NODE_DATA_CHANGED, node_acl, None);
         Ok(stat)
     }
 

@@ -21,7 +21,9 @@ pub enum EphemeralType {
 /// `EphemeralType.extendedEphemeralTypesEnabled()`: the `zookeeper.extendedTypesEnabled`
 /// property (zoo.cfg `extendedTypesEnabled=true`).
 pub fn extended_types_enabled() -> bool {
-    system_properties::get_bool("zookeeper.extendedTypesEnabled")
+    // Read once, like upstream's static field: it is consulted on every Stat copy.
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| system_properties::get_bool("zookeeper.extendedTypesEnabled"))
 }
 
 pub fn get(ephemeral_owner: i64) -> EphemeralType {

@@ -51,6 +51,15 @@ impl ReferenceCountedAclCache {
         }
     }
 
+    /// The list an index stands for, borrowed (no copy on hot paths).
+    pub fn acl_ref(&self, id: i64) -> &[ACL] {
+        static OPEN: std::sync::OnceLock<Vec<ACL>> = std::sync::OnceLock::new();
+        if id == OPEN_UNSAFE_ACL_ID {
+            return OPEN.get_or_init(ids::open_acl_unsafe);
+        }
+        self.long_key_map.get(&id).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
     pub fn with_acl<R>(&self, id: i64, f: impl FnOnce(&[ACL]) -> R) -> R {
         if id == OPEN_UNSAFE_ACL_ID {
             return f(&ids::open_acl_unsafe());

@@ -201,19 +201,28 @@ fn idle_read_timeout(timeout_ms: u64) -> Duration {
     Duration::from_millis((expire - now).max(1))
 }
 
-fn reader_loop(mut stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
+fn reader_loop(stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
     let mut initialized = false;
     let max = jute::max_buffer();
+    // Buffered once the session is set up; the handshake (and a 4lw, which may read
+    // more bytes itself) is read straight from the socket, so nothing is buffered early.
+    let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
+    let mut idle_set: Option<u64> = None;
     loop {
         // Each read that returns data counts as activity (the timeout is per read call);
         // a read that times out closes the connection (CONNECTION_EXPIRED upstream).
+        // The timeout only changes when the session does: no setsockopt per request.
         let idle_ms = match cnxn.session_timeout() {
             t if initialized && t > 0 => t as u64,
             _ => sessionless_cnxn_timeout(),
         };
-        let _ = stream.set_read_timeout(Some(idle_read_timeout(idle_ms)));
+        if idle_set != Some(idle_ms) {
+            let _ = reader.get_ref().set_read_timeout(Some(idle_read_timeout(idle_ms)));
+            idle_set = Some(idle_ms);
+        }
         let mut len_buf = [0u8; 4];
-        if let Err(e) = read_full(&mut stream, &mut len_buf) {
+        let res = if initialized { reader.read_exact(&mut len_buf) } else { read_full(reader.get_mut(), &mut len_buf) };
+        if let Err(e) = res {
             if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
                 log::info!(
                     "Closing idle connection from {} (session 0x{:x}): connection expired",
@@ -235,7 +244,8 @@ fn reader_loop(mut stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeepe
                 cnxn.stats.packets_received.fetch_add(1, Ordering::Relaxed);
                 zks.stats.packets_received.fetch_add(1, Ordering::Relaxed);
                 cnxn.interest_ops.store(0, Ordering::Relaxed);
-                let text = command::run(cmd, &mut stream, cnxn, zks);
+                let stream = reader.get_mut();
+                let text = command::run(cmd, stream, cnxn, zks);
                 let _ = stream.write_all(text.as_bytes());
                 let _ = stream.flush();
                 return;
@@ -249,7 +259,8 @@ fn reader_loop(mut stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeepe
             return;
         }
         let mut buf = vec![0u8; len as usize];
-        if read_full(&mut stream, &mut buf).is_err() {
+        let res = if initialized { reader.read_exact(&mut buf) } else { read_full(reader.get_mut(), &mut buf) };
+        if res.is_err() {
             return;
         }
         cnxn.stats.packets_received.fetch_add(1, Ordering::Relaxed);

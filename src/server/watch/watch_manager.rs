@@ -129,6 +129,9 @@ impl WatchManager {
         suppress: Option<&HashSet<WatcherId>>,
     ) -> HashSet<WatcherId> {
         let mut fired: HashSet<WatcherId> = HashSet::new();
+        if self.watch_table.is_empty() {
+            return fired;
+        }
         for (i, local) in self.path_and_parents(path).into_iter().enumerate() {
             let at_parent = i > 0;
             let Some(set) = self.watch_table.get(&local) else { continue };
