@@ -208,6 +208,85 @@ impl RawClient {
     }
 }
 
+/// What the server did with a raw ConnectRequest.
+#[derive(Debug)]
+pub enum Handshake {
+    /// A ConnectResponse arrived: the decoded record and the raw packet body.
+    Response(ConnectResponse, Vec<u8>),
+    /// The server closed the connection without answering.
+    Closed,
+    /// Neither an answer nor a close within the io timeout.
+    Timeout,
+}
+
+impl RawClient {
+    /// Sends an arbitrary ConnectRequest (plus the readOnly=false byte) on a new TCP
+    /// connection and reports what came back. The client is returned either way; after
+    /// a valid response its `session_id`/`passwd` are those of the response.
+    pub fn handshake(addr: &str, req: &ConnectRequest, io_timeout: Duration) -> Result<(RawClient, Handshake)> {
+        let sa: std::net::SocketAddr = addr.parse().map_err(|e| format!("bad addr {addr}: {e}"))?;
+        let stream = TcpStream::connect_timeout(&sa, io_timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(io_timeout));
+        let mut c = RawClient {
+            stream,
+            session_id: 0,
+            passwd: vec![0; 16],
+            timeout: io_timeout,
+            next_xid: 1,
+            events: Vec::new(),
+            closed: false,
+        };
+        let mut out = OutputArchive::new();
+        req.serialize(&mut out);
+        out.write_bool(false);
+        c.send_packet(out.as_slice())?;
+        let hs = match c.read_packet(Instant::now() + io_timeout) {
+            Ok(body) => {
+                let resp = ConnectResponse::from_bytes(&body).map_err(|e| format!("bad ConnectResponse: {e}"))?;
+                if resp.time_out > 0 {
+                    c.session_id = resp.session_id;
+                    c.passwd = resp.passwd.clone().unwrap_or_default();
+                }
+                Handshake::Response(resp, body)
+            }
+            Err(e) if e == "timeout" => Handshake::Timeout,
+            Err(_) => Handshake::Closed,
+        };
+        Ok((c, hs))
+    }
+
+    /// Reattaches to an existing session on a new TCP connection.
+    pub fn reconnect(addr: &str, session_id: i64, passwd: &[u8], session_timeout_ms: i32) -> Result<(RawClient, Handshake)> {
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            time_out: session_timeout_ms,
+            session_id,
+            passwd: Some(passwd.to_vec()),
+        };
+        Self::handshake(addr, &req, Duration::from_secs(10))
+    }
+
+    /// Reads (collecting notifications) until the server closes the connection;
+    /// true if it did so within `timeout`.
+    pub fn wait_closed(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.closed && Instant::now() < deadline {
+            let _ = self.read_reply(deadline);
+        }
+        self.closed
+    }
+
+    /// Sends a request without waiting for its reply.
+    pub fn send_request(&mut self, xid: i32, op_type: i32, body: &[u8]) -> Result<()> {
+        let mut out = OutputArchive::new();
+        RequestHeader { xid, r#type: op_type }.serialize(&mut out);
+        out.write_raw(body);
+        self.send_packet(out.as_slice())
+    }
+}
+
 impl Drop for RawClient {
     fn drop(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Both);

@@ -171,8 +171,16 @@ impl QuorumPeerConfig {
                 ConfigException(format!("Error processing {}: {e}", path.display()))
             }
         })?;
-        let mut cfg = Self::parse_text(&text)
-            .map_err(|e| ConfigException(format!("Error processing {}: {}", path.display(), e.0)))?;
+        // Upstream wraps only IllegalArgumentExceptions in "Error processing <path>";
+        // the ConfigExceptions parseProperties throws itself pass through unchanged.
+        let thrown_directly = |m: &str| m.starts_with("Invalid electionAlg value") || m.starts_with("Unrecognised peertype: ");
+        let mut cfg = Self::parse_text(&text).map_err(|e| {
+            if thrown_directly(&e.0) {
+                e
+            } else {
+                ConfigException(format!("Error processing {}: {}", path.display(), e.0))
+            }
+        })?;
         cfg.config_file = Some(path.to_path_buf());
         Ok(cfg)
     }
