@@ -12,14 +12,23 @@ use parking_lot::RwLock;
 
 static PROPS: RwLock<Option<HashMap<String, String>>> = RwLock::new(None);
 
+/// Bumped on every change, so hot-path readers can cache a value and notice updates.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub fn generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::Acquire)
+}
+
 pub fn set(key: &str, value: &str) {
     PROPS.write().get_or_insert_with(HashMap::new).insert(key.to_owned(), value.to_owned());
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }
 
 pub fn clear(key: &str) {
     if let Some(m) = PROPS.write().as_mut() {
         m.remove(key);
     }
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }
 
 pub fn get(key: &str) -> Option<String> {

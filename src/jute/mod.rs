@@ -48,16 +48,34 @@ impl From<JuteError> for std::io::Error {
 pub type Result<T> = std::result::Result<T, JuteError>;
 
 /// `jute.maxbuffer` as the process sees it (the system property, not a zoo.cfg key).
+/// Every decode asks, so the value is cached until a property changes.
 pub fn max_buffer() -> usize {
-    system_properties::get_usize("jute.maxbuffer").unwrap_or(DEFAULT_MAX_BUFFER)
+    cached(&MAX_BUFFER_CACHE, || system_properties::get_usize("jute.maxbuffer").unwrap_or(DEFAULT_MAX_BUFFER))
+}
+
+static MAX_BUFFER_CACHE: parking_lot::Mutex<(u64, usize)> = parking_lot::Mutex::new((0, 0));
+static EXTRA_CACHE: parking_lot::Mutex<(u64, usize)> = parking_lot::Mutex::new((0, 0));
+
+fn cached(cache: &parking_lot::Mutex<(u64, usize)>, compute: impl FnOnce() -> usize) -> usize {
+    let gen = system_properties::generation();
+    {
+        let c = cache.lock();
+        if c.0 == gen {
+            return c.1;
+        }
+    }
+    let v = compute();
+    *cache.lock() = (gen, v);
+    v
 }
 
 /// `zookeeper.jute.maxbuffer.extrasize`: slack allowed on top of `jute.maxbuffer` when
 /// reading a field length. Defaults to maxbuffer itself, never below 1024.
 pub fn max_buffer_extra() -> usize {
-    let extra = system_properties::get_usize("zookeeper.jute.maxbuffer.extrasize")
-        .unwrap_or_else(max_buffer);
-    extra.max(1024)
+    cached(&EXTRA_CACHE, || {
+        let extra = system_properties::get_usize("zookeeper.jute.maxbuffer.extrasize").unwrap_or_else(max_buffer);
+        extra.max(1024)
+    })
 }
 
 /// Reads jute fields from a byte slice.
