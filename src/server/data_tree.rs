@@ -235,7 +235,8 @@ impl DataTree {
     fn approximate_data_size_full(&self) -> i64 {
         self.nodes
             .iter()
-            .map(|(p, n)| (if p == "/" { 0 } else { p.len() as i64 }) + n.data_len() as i64)
+            // upstream keys the root under "" and "/": the "/" entry adds 1
+            .map(|(p, n)| p.len() as i64 + n.data_len() as i64)
             .sum()
     }
 
@@ -319,6 +320,7 @@ impl DataTree {
         self.data_watches.trigger_watch_acl(path, event_type::NODE_CREATED, Some(acl), None);
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
         self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl, None);
+        crate::server::command::record_write(path, bytes);
         Ok(out)
     }
 
@@ -364,6 +366,7 @@ impl DataTree {
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
         self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl, None);
         self.acl_cache.remove_usage(node.acl);
+        crate::server::command::record_write(path, 0);
         Ok(())
     }
 
@@ -390,6 +393,7 @@ impl DataTree {
         }
         let node_acl = self.nodes.get(key(path)).map(|n| self.acl_cache.acl_ref(n.acl));
         self.data_watches.trigger_watch_acl(path, event_type::NODE_DATA_CHANGED, node_acl, None);
+        crate::server::command::record_write(path, new_len);
         Ok(stat)
     }
 
@@ -515,7 +519,11 @@ impl DataTree {
         if let Some(w) = watcher {
             self.data_watches.add_watch(path, w, WatcherMode::Standard);
         }
-        self.nodes.get(key(path)).map(|n| n.copy_stat()).ok_or(Code::NoNode)
+        let r = self.nodes.get(key(path)).map(|n| n.copy_stat()).ok_or(Code::NoNode);
+        if r.is_ok() {
+            crate::server::command::record_read(path, 0);
+        }
+        r
     }
 
     pub fn get_data(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<(Option<Vec<u8>>, Stat), Code> {
@@ -524,15 +532,17 @@ impl DataTree {
         if let Some(w) = watcher {
             self.data_watches.add_watch(path, w, WatcherMode::Standard);
         }
+        crate::server::command::record_read(path, r.0.as_ref().map_or(0, |d| d.len() as i64));
         Ok(r)
     }
 
     pub fn get_children(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<(Vec<String>, Stat), Code> {
         let n = self.nodes.get(key(path)).ok_or(Code::NoNode)?;
-        let r = (n.children.iter().cloned().collect(), n.copy_stat());
+        let r: (Vec<String>, Stat) = (n.children.iter().cloned().collect(), n.copy_stat());
         if let Some(w) = watcher {
             self.child_watches.add_watch(path, w, WatcherMode::Standard);
         }
+        crate::server::command::record_read(path, r.0.iter().map(|c| c.encode_utf16().count() as i64).sum());
         Ok(r)
     }
 
@@ -742,5 +752,26 @@ impl DataTree {
             self.last_processed_zxid = rc.zxid;
         }
         rc
+    }
+}
+
+/// Raw access for the snapshot reader/writer (`server::persistence::file_snap`), which
+/// rebuilds a tree from (path, node) pairs as upstream's `DataTree.deserialize` does.
+impl DataTree {
+    pub(crate) fn nodes_mut(&mut self) -> &mut HashMap<String, DataNode> {
+        &mut self.nodes
+    }
+
+    pub(crate) fn node_indexes_mut(
+        &mut self,
+    ) -> (&mut HashMap<i64, EphemeralSet>, &mut HashSet<String>, &mut HashSet<String>) {
+        (&mut self.ephemerals, &mut self.containers, &mut self.ttls)
+    }
+
+    /// Recomputes the approximate data size and the quota prefixes after a load.
+    pub(crate) fn finish_load(&mut self) {
+        self.quota_prefixes.clear();
+        self.node_data_size = self.approximate_data_size_full();
+        self.setup_quota();
     }
 }

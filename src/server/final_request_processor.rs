@@ -112,7 +112,7 @@ impl FinalRequestProcessor {
         };
         let end = time::current_elapsed_time();
         cnxn.update_stats_for_response(request.cxid as i64, last_zxid, last_op, request.create_time, end);
-        self.zks.stats.update_latency(end - request.create_time);
+        self.zks.stats.update_latency_for(end - request.create_time, request.hdr.is_some());
         let hdr = ReplyHeader { xid: request.cxid, zxid: last_zxid, err: err.int() };
         if matches!(body, Body::None) {
             cnxn.send_response(&hdr, None);
@@ -154,13 +154,14 @@ impl FinalRequestProcessor {
                 let end = time::current_elapsed_time();
                 let last_zxid = zks.tree.read().last_processed_zxid;
                 cnxn.update_stats_for_response(request.cxid as i64, last_zxid, "PING", request.create_time, end);
-                zks.stats.update_latency(end - request.create_time);
+                zks.stats.update_latency_for(end - request.create_time, false);
                 cnxn.send_record::<ReplyHeader>(&ReplyHeader { xid: -2, zxid: last_zxid, err: 0 }, None);
                 return Ok(Handled::Done);
             }
             op_code::CREATE_SESSION => {
                 let end = time::current_elapsed_time();
                 cnxn.update_stats_for_response(request.cxid as i64, rc.zxid, "SESS", request.create_time, end);
+                zks.stats.update_latency_for(end - request.create_time, request.hdr.is_some());
                 zks.finish_session_init(cnxn, true);
                 return Ok(Handled::Done);
             }
@@ -297,7 +298,7 @@ impl FinalRequestProcessor {
                 let r: GetAllChildrenNumberRequest = decode(body_bytes)?;
                 let tree = zks.tree.read();
                 let n = tree.get_node(&r.path).ok_or(Code::NoNode)?;
-                zks.check_acl(&tree.acl_of(n), perms::READ, &request.auth_info)?;
+                zks.check_acl(tree.acl_cache.acl_ref(n.acl), perms::READ, &request.auth_info)?;
                 Body::AllChildren(GetAllChildrenNumberResponse { total_number: tree.all_children_number(&r.path) })
             }
             op_code::GET_CHILDREN2 => {
@@ -354,7 +355,7 @@ impl FinalRequestProcessor {
         {
             let tree = zks.tree.read();
             let n = tree.get_node(path).ok_or(Code::NoNode)?;
-            zks.check_acl(&tree.acl_of(n), perms::READ, &request.auth_info)?;
+            zks.check_acl(tree.acl_cache.acl_ref(n.acl), perms::READ, &request.auth_info)?;
             if w.is_none() {
                 return Ok((n.data.clone(), n.copy_stat()));
             }
@@ -367,7 +368,7 @@ impl FinalRequestProcessor {
         {
             let tree = zks.tree.read();
             let n = tree.get_node(path).ok_or(Code::NoNode)?;
-            zks.check_acl(&tree.acl_of(n), perms::READ, &request.auth_info)?;
+            zks.check_acl(tree.acl_cache.acl_ref(n.acl), perms::READ, &request.auth_info)?;
             if w.is_none() {
                 return Ok((n.children.iter().cloned().collect(), n.copy_stat()));
             }

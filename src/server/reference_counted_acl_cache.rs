@@ -109,3 +109,22 @@ impl ReferenceCountedAclCache {
         self.long_key_map.len()
     }
 }
+
+impl ReferenceCountedAclCache {
+    /// `purgeUnused`: drops entries no node refers to (after loading a snapshot).
+    pub fn purge_unused(&mut self) {
+        let unused: Vec<i64> =
+            self.long_key_map.keys().copied().filter(|id| self.reference_counter.get(id).copied().unwrap_or(0) <= 0).collect();
+        for id in unused {
+            self.reference_counter.remove(&id);
+            if let Some(acl) = self.long_key_map.remove(&id) {
+                self.acl_key_map.remove(&acl);
+            }
+        }
+    }
+
+    /// The reference count of an entry (0 when absent).
+    pub fn reference_count(&self, id: i64) -> i64 {
+        self.reference_counter.get(&id).copied().unwrap_or(0)
+    }
+}

@@ -65,7 +65,7 @@ pub struct ServerCnxn {
     session_timeout: AtomicI32,
     pub auth_info: Mutex<Vec<Id>>,
     out: Sender<Outgoing>,
-    server_sent: std::sync::Arc<AtomicU64>,
+    server_sent: std::sync::Arc<crate::server::server_stats::SentStats>,
     closed: AtomicBool,
     socket: TcpStream,
     /// Requests submitted but not yet answered.
@@ -79,10 +79,13 @@ pub struct ServerCnxn {
     pub init_tx: Mutex<Option<Sender<bool>>>,
     /// `[interestOps]` as `cons` prints it: 1 while reading, 0 for a 4lw connection.
     pub interest_ops: std::sync::atomic::AtomicU8,
+    /// Wall-clock ms at which an idle connection expires (NIO's `cnxnExpiryQueue`
+    /// bucket, printed by `dump`); set by [`ServerCnxn::touch`].
+    pub expires_at: AtomicI64,
 }
 
 impl ServerCnxn {
-    pub fn new(id: u64, remote: SocketAddr, out: Sender<Outgoing>, socket: TcpStream, server_sent: std::sync::Arc<AtomicU64>) -> Self {
+    pub fn new(id: u64, remote: SocketAddr, out: Sender<Outgoing>, socket: TcpStream, server_sent: std::sync::Arc<crate::server::server_stats::SentStats>) -> Self {
         let c = ServerCnxn {
             id,
             remote,
@@ -99,6 +102,7 @@ impl ServerCnxn {
             is_old_client: AtomicBool::new(true),
             init_tx: Mutex::new(None),
             interest_ops: std::sync::atomic::AtomicU8::new(1),
+            expires_at: AtomicI64::new(0),
         };
         c.stats.reset();
         c
@@ -123,15 +127,19 @@ impl ServerCnxn {
     /// The connection's ids in the order upstream's `ConcurrentHashMap`-backed set
     /// iterates them: whoAmI and the expansion of `auth` ACLs show that order.
     pub fn auth_info(&self) -> Vec<Id> {
-        let ids = self.auth_info.lock().clone();
-        let cap = crate::common::java_hash::chm_capacity_for_inserts(ids.len());
-        crate::common::java_hash::iteration_order(ids, cap, |i| crate::common::java_hash::id_hash(&i.scheme, &i.id))
+        self.auth_info.lock().clone()
     }
 
+    /// Kept in that Java order as ids are added (a stable re-sort by bucket keeps
+    /// insertion order inside each bucket, as the Java table does across resizes), so
+    /// that every request does not have to reorder it.
     pub fn add_auth_info(&self, id: Id) {
         let mut a = self.auth_info.lock();
         if !a.contains(&id) {
             a.push(id);
+            let ids = std::mem::take(&mut *a);
+            let cap = crate::common::java_hash::chm_capacity_for_inserts(ids.len());
+            *a = crate::common::java_hash::iteration_order(ids, cap, |i| crate::common::java_hash::id_hash(&i.scheme, &i.id));
         }
     }
 
@@ -164,6 +172,7 @@ impl ServerCnxn {
         let mut frame = out.into_inner();
         let len = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&len.to_be_bytes());
+        self.server_sent.update_client_response_size(len as i64);
         self.send_frame(frame);
     }
 
@@ -200,6 +209,14 @@ impl ServerCnxn {
 
     pub fn shutdown_socket(&self) {
         let _ = self.socket.shutdown(Shutdown::Both);
+    }
+
+    /// `NIOServerCnxnFactory.touchCnxn`: the connection expires `timeout_ms` after its
+    /// last activity, rounded up to the next multiple of `interval_ms`.
+    pub fn touch(&self, timeout_ms: u64, interval_ms: u64) {
+        let now = time::current_wall_time();
+        let i = interval_ms.max(1) as i64;
+        self.expires_at.store((now + timeout_ms as i64) / i * i + i, Ordering::Relaxed);
     }
 
     /// Latency bookkeeping after a reply (`ServerCnxn.updateStatsForResponse`).

@@ -216,6 +216,7 @@ fn reader_loop(stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperSer
             t if initialized && t > 0 => t as u64,
             _ => sessionless_cnxn_timeout(),
         };
+        cnxn.touch(idle_ms, sessionless_cnxn_timeout());
         if idle_set != Some(idle_ms) {
             let _ = reader.get_ref().set_read_timeout(Some(idle_read_timeout(idle_ms)));
             idle_set = Some(idle_ms);

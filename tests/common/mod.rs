@@ -75,6 +75,10 @@ extendedTypesEnabled=true
 autopurge.purgeInterval=0
 ";
 
+/// A zoo.cfg comment line: put it into `extra_cfg` to leave out the
+/// `4lw.commands.whitelist=*` line of [`COMMON_CFG`] (default whitelist: `srvr`).
+pub const NO_4LW_WHITELIST: &str = "# harness: no 4lw.commands.whitelist line";
+
 // --------------------------------------------------------- requirements --
 
 fn in_ci() -> bool {
@@ -415,10 +419,16 @@ impl TestServer {
              dataDir={}\n\
              clientPort={port}\n\
              clientPortAddress={LOOPBACK}\n\
-             {COMMON_CFG}\
+             {}\
              # extra lines of this test:\n\
              {extra_cfg}\n",
-            data.display()
+            data.display(),
+            // A test that wants the default 4lw whitelist puts NO_4LW_WHITELIST in extra_cfg.
+            if extra_cfg.contains(NO_4LW_WHITELIST) {
+                COMMON_CFG.replace("4lw.commands.whitelist=*\n", "")
+            } else {
+                COMMON_CFG.to_string()
+            }
         );
         let path = dir.join("zoo.cfg");
         fs::write(&path, cfg).expect("write zoo.cfg");

@@ -53,9 +53,26 @@ pub fn is_enabled(cmd: &str) -> bool {
     list.contains(cmd)
 }
 
-static TRACE_MASK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0b1100_1010_0010);
+/// `ZooTrace` default mask: client request, server packet, session and watch events
+/// traced (306).
+static TRACE_MASK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(306);
+
+/// Counts the answer of a 4lw as packets sent, like `SendBufferWriter`: a
+/// `BufferedWriter` of 8192 chars hands it over in 8192-char pieces, each flushed
+/// as one buffer (`sendBufferSync` → `packetSent`).
+fn count_answer(text: &str, cnxn: &ServerCnxn, zks: &ZooKeeperServer) {
+    let pieces = text.len().div_ceil(8192) as u64;
+    cnxn.stats.packets_sent.fetch_add(pieces, Ordering::Relaxed);
+    zks.stats.packets_sent.fetch_add(pieces, Ordering::Relaxed);
+}
 
 pub fn run(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) -> String {
+    let out = answer(cmd, stream, cnxn, zks);
+    count_answer(&out, cnxn, zks);
+    out
+}
+
+fn answer(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) -> String {
     if !is_enabled(cmd) {
         log::debug!("Command {cmd} is not executed because it is not in the whitelist.");
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
@@ -80,6 +97,7 @@ pub fn run(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zk
         }
         "srst" => {
             zks.stats.reset();
+            reset_metrics();
             out.push_str("Server stats reset.\n");
         }
         "conf" => conf(&mut out, zks),
@@ -99,8 +117,7 @@ pub fn run(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zk
             }
             drop(tree);
             out.push_str("Connections dump:\n");
-            let cs = connections(zks);
-            let _ = writeln!(out, "Connections Sets (0)/({}):", cs.len());
+            dump_connections(&mut out, &connections(zks));
         }
         "wchs" => {
             let _ = writeln!(out, "{}", zks.tree.read().data_watches().summary());
@@ -140,6 +157,37 @@ fn connections(zks: &ZooKeeperServer) -> Vec<Arc<ServerCnxn>> {
     v
 }
 
+/// `NIOServerCnxnFactory.dumpConnections`: the connection expiry queue, buckets in
+/// time order, each connection as `ip: <addr> sessionId: 0x<id>`.
+fn dump_connections(out: &mut String, cs: &[Arc<ServerCnxn>]) {
+    let mut buckets: std::collections::BTreeMap<i64, Vec<&Arc<ServerCnxn>>> = Default::default();
+    for c in cs {
+        buckets.entry(c.expires_at.load(Ordering::Relaxed)).or_default().push(c);
+    }
+    let _ = writeln!(out, "Connections Sets ({})/({}):", buckets.len(), cs.len());
+    for (t, v) in buckets {
+        let _ = writeln!(out, "{} expire at {}:", v.len(), java_date(t));
+        for c in v {
+            let _ = writeln!(out, "\tip: {} sessionId: 0x{:x}", crate::server::server_cnxn::fmt_addr(&c.remote), c.session_id());
+        }
+    }
+}
+
+/// Java's `Double.toString`: `0.0`, `1.5`, `1.0E-4`, `1.2345E7`.
+pub fn java_double(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || (1e-3..1e7).contains(&a) {
+        return format!("{v:?}");
+    }
+    let e = format!("{v:e}");
+    let (m, x) = e.split_once('e').unwrap_or((&e, "0"));
+    if m.contains('.') {
+        format!("{m}E{x}")
+    } else {
+        format!("{m}.0E{x}")
+    }
+}
+
 fn stat(out: &mut String, zks: &ZooKeeperServer, full: bool) {
     let _ = writeln!(out, "Zookeeper version: {}", crate::version::full_version());
     if full {
@@ -151,7 +199,7 @@ fn stat(out: &mut String, zks: &ZooKeeperServer, full: bool) {
         out.push('\n');
     }
     let s = &zks.stats;
-    let _ = writeln!(out, "Latency min/avg/max: {}/{:?}/{}", s.min_latency(), s.avg_latency(), s.max_latency());
+    let _ = writeln!(out, "Latency min/avg/max: {}/{}/{}", s.min_latency(), java_double(s.avg_latency()), s.max_latency());
     let _ = writeln!(out, "Received: {}", s.packets_received.load(Ordering::Relaxed));
     let _ = writeln!(out, "Sent: {}", sent_packets(zks));
     let _ = writeln!(out, "Connections: {}", zks.cnxns.lock().len());
@@ -186,7 +234,7 @@ fn envi(out: &mut String) {
     out.push_str("Environment:\n");
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "<NA>".into());
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| "<NA>".into());
-    let user = std::env::var("USER").unwrap_or_else(|_| "<NA>".into());
+    let user = user_name().unwrap_or_else(|| "<NA>".into());
     let home = std::env::var("HOME").unwrap_or_else(|_| "<NA>".into());
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "<NA>".into());
     let items: [(&str, String); 18] = [
@@ -197,10 +245,11 @@ fn envi(out: &mut String) {
         ("java.home", "<NA>".into()),
         ("java.class.path", exe),
         ("java.library.path", "<NA>".into()),
-        ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+        // Java's default, whatever TMPDIR says
+        ("java.io.tmpdir", "/tmp".into()),
         ("java.compiler", "<NA>".into()),
         ("os.name", "Linux".into()),
-        ("os.arch", std::env::consts::ARCH.into()),
+        ("os.arch", java_arch().into()),
         ("os.version", std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()),
         ("user.name", user),
         ("user.home", home),
@@ -212,6 +261,26 @@ fn envi(out: &mut String) {
     for (k, v) in items {
         let _ = writeln!(out, "{k}={v}");
     }
+}
+
+/// Java's `os.arch` names for the machine.
+fn java_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "i386",
+        other => other,
+    }
+}
+
+/// `user.name` as the JVM finds it: the passwd entry of the real uid.
+fn user_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid).then(|| f[0].to_owned())
+    })
 }
 
 fn rss_bytes() -> u64 {
@@ -237,39 +306,206 @@ fn max_fd_count() -> u64 {
         .unwrap_or(0)
 }
 
+// The metrics of Apache's `ServerMetrics` in the order `mntr` prints them
+// (DefaultMetricsProvider's hash maps: gauges, counters, basic summaries,
+// percentile summaries). Values we do not measure are printed as zero.
+const GAUGES: [&str; 24] = [
+    "ephemerals_count", "num_alive_connections", "avg_latency", "outstanding_requests", "znode_count",
+    "global_sessions", "non_mtls_remote_conn_count", "last_client_response_size", "packets_sent",
+    "packets_received", "max_client_response_size", "connection_drop_probability", "watch_count",
+    "auth_failed_count", "min_latency", "max_file_descriptor_count", "approximate_data_size",
+    "open_file_descriptor_count", "local_sessions", "uptime", "max_latency", "outstanding_tls_handshake",
+    "min_client_response_size", "non_mtls_local_conn_count",
+];
+const COUNTERS: [&str; 47] = [
+    "proposal_count", "watch_bytes", "outstanding_changes_removed", "throttled_ops", "stale_requests_dropped",
+    "large_requests_rejected", "insecure_admin_count", "connection_rejected",
+    "cnxn_closed_without_zk_server_running", "sessionless_connections_expired", "looking_count",
+    "dead_watchers_queued", "stale_requests", "connection_drop_count", "learner_proposal_received_count",
+    "digest_mismatches_count", "dead_watchers_cleared", "response_packet_cache_hits", "bytes_received_count",
+    "add_dead_watcher_stall_time", "request_throttle_wait_count",
+    "requests_not_forwarded_to_commit_processor", "response_packet_cache_misses", "ensemble_auth_success",
+    "prep_processor_request_queued", "learner_commit_received_count", "stale_replies",
+    "connection_request_count", "response_bytes", "ensemble_auth_fail", "diff_count",
+    "response_packet_get_children_cache_misses", "connection_revalidate_count",
+    "quit_leading_due_to_disloyal_voter", "snap_count", "unrecoverable_error_count", "unsuccessful_handshake",
+    "commit_count", "stale_sessions_expired", "response_packet_get_children_cache_hits",
+    "sync_processor_request_queued", "outstanding_changes_queued", "request_commit_queued",
+    "ensemble_auth_skip", "skip_learner_request_to_next_processor_count", "tls_handshake_exceeded",
+    "revalidate_count",
+];
+const SUMMARIES: [&str; 41] = [
+    "socket_closing_time", "proposal_process_time", "leader_unavailable_time", "node_created_watch_count",
+    "session_queues_drained", "write_commit_proc_req_queued", "connection_token_deficit",
+    "read_commit_proc_req_queued", "node_deleted_watch_count", "startup_txns_load_time",
+    "sync_processor_queue_size", "follower_sync_time", "prep_processor_queue_size", "fsynctime",
+    "inflight_snap_count", "reads_issued_from_session_queue", "learner_request_processor_queue_size",
+    "snapshottime", "unavailable_time", "startup_txns_loaded", "reads_after_write_in_session_queue",
+    "requests_in_session_queue", "write_commit_proc_issued", "prep_process_time",
+    "pending_session_queue_size", "time_waiting_empty_pool_in_commit_processor_read_ms",
+    "commit_process_time", "dbinittime", "inflight_diff_count", "netty_queued_buffer_capacity",
+    "election_time", "commit_commit_proc_req_queued", "sync_processor_batch_size",
+    "node_children_watch_count", "write_batch_time_in_commit_processor", "read_commit_proc_issued",
+    "concurrent_request_processing_in_commit_processor", "observer_sync_time", "node_changed_watch_count",
+    "sync_process_time", "startup_snap_load_time",
+];
+const PERCENTILE_SUMMARIES: [&str; 23] = [
+    "prep_processor_queue_time_ms", "jvm_pause_time_ms", "close_session_prep_time", "read_commitproc_time_ms",
+    "updatelatency", "local_write_committed_time_ms", "request_throttle_queue_time_ms", "readlatency",
+    "quorum_ack_latency", "om_commit_process_time_ms", "read_final_proc_time_ms",
+    "commit_propagation_latency", "dead_watchers_cleaner_latency", "write_final_proc_time_ms",
+    "proposal_ack_creation_latency", "proposal_latency", "om_proposal_process_time_ms",
+    "sync_processor_queue_and_flush_time_ms", "propagation_latency", "server_write_committed_time_ms",
+    "sync_processor_queue_time_ms", "sync_processor_queue_flush_time_ms", "write_commitproc_time_ms",
+];
+
+/// `ServerMetrics.READ_PER_NAMESPACE` / `WRITE_PER_NAMESPACE`: bytes read and written
+/// per top-level znode (`DataTree.updateReadStat` / `updateWriteStat`). Process-wide,
+/// like upstream's metrics singleton; `srst` zeroes the values and keeps the names.
+struct NamespaceSet {
+    /// In insertion order; `mntr` prints them in `ConcurrentHashMap` order.
+    entries: parking_lot::RwLock<Vec<(String, Arc<crate::server::server_stats::Summary>)>>,
+}
+
+impl NamespaceSet {
+    const fn new() -> Self {
+        NamespaceSet { entries: parking_lot::RwLock::new(Vec::new()) }
+    }
+
+    fn add(&self, path: &str, value: i64) {
+        // PathUtils.getTopNamespace: "/a/b" → "a"; "/" has none
+        let Some(ns) = path.split('/').nth(1).filter(|n| !n.is_empty()) else { return };
+        if let Some((_, m)) = self.entries.read().iter().find(|(n, _)| n == ns) {
+            m.add(value);
+            return;
+        }
+        let mut w = self.entries.write();
+        if !w.iter().any(|(n, _)| n == ns) {
+            w.push((ns.to_owned(), Arc::default()));
+        }
+        if let Some((_, m)) = w.iter().find(|(n, _)| n == ns) {
+            m.add(value);
+        }
+    }
+
+    fn reset(&self) {
+        for (_, m) in self.entries.read().iter() {
+            m.reset();
+        }
+    }
+
+    fn ordered(&self) -> Vec<(String, Arc<crate::server::server_stats::Summary>)> {
+        use crate::common::java_hash::{chm_capacity_for_inserts, iteration_order, string_hash};
+        let v = self.entries.read().clone();
+        let cap = chm_capacity_for_inserts(v.len());
+        iteration_order(v, cap, |(n, _)| string_hash(n))
+    }
+}
+
+static READ_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
+static WRITE_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
+
+/// `DataTree.STAT_OVERHEAD_BYTES`: six longs and five ints of a Stat.
+const STAT_OVERHEAD_BYTES: i64 = 6 * 8 + 5 * 4;
+
+/// A successful read of `path` returning `bytes` (data length, or the total length of
+/// the child names).
+pub fn record_read(path: &str, bytes: i64) {
+    READ_PER_NAMESPACE.add(path, path.len() as i64 + bytes + STAT_OVERHEAD_BYTES);
+}
+
+/// A create, delete (`bytes` 0) or setData of `path` applied to the tree.
+pub fn record_write(path: &str, bytes: i64) {
+    WRITE_PER_NAMESPACE.add(path, path.len() as i64 + bytes);
+}
+
+/// `srst` (ServerMetrics.resetAll) for the metrics kept here.
+fn reset_metrics() {
+    READ_PER_NAMESPACE.reset();
+    WRITE_PER_NAMESPACE.reset();
+}
+
+/// Metrics left out on purpose: the JVM pause monitor (there is no JVM).
+const OMITTED: [&str; 1] = ["jvm_pause_time_ms"];
+
 fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     let s = &zks.stats;
     let tree = zks.tree.read();
     let mut kv = |k: &str, v: String| {
         let _ = writeln!(out, "zk_{k}\t{v}");
     };
+    // ZooKeeperServer.dumpMonitorValues
     kv("version", crate::version::full_version());
     kv("server_state", "standalone".into());
-    kv("avg_latency", format!("{:?}", s.avg_latency()));
-    kv("max_latency", s.max_latency().to_string());
-    kv("min_latency", s.min_latency().to_string());
-    kv("packets_received", s.packets_received.load(Ordering::Relaxed).to_string());
-    kv("packets_sent", sent_packets(zks).to_string());
-    kv("num_alive_connections", zks.cnxns.lock().len().to_string());
-    kv("outstanding_requests", zks.outstanding_requests().to_string());
-    kv("uptime", (crate::common::time::current_wall_time() - zks.start_time).to_string());
-    kv("znode_count", tree.node_count().to_string());
-    kv("watch_count", tree.watch_count().to_string());
-    kv("ephemerals_count", tree.ephemeral_count().to_string());
-    kv("approximate_data_size", tree.approximate_data_size().to_string());
-    kv("global_sessions", zks.session_tracker().session_count().to_string());
-    kv("local_sessions", "0".into());
-    kv("open_file_descriptor_count", open_fd_count().to_string());
-    kv("max_file_descriptor_count", max_fd_count().to_string());
-    kv("connection_drop_probability", "0.0".into());
-    kv("last_client_response_size", s.last_client_response_size.load(Ordering::Relaxed).to_string());
-    kv("max_client_response_size", s.max_client_response_size.load(Ordering::Relaxed).to_string());
-    kv("min_client_response_size", s.min_client_response_size.load(Ordering::Relaxed).to_string());
-    kv("outstanding_tls_handshake", "0".into());
-    kv("auth_failed_count", s.auth_failed_count.load(Ordering::Relaxed).to_string());
-    kv("non_mtls_remote_conn_count", "0".into());
-    kv("non_mtls_local_conn_count", "0".into());
-    kv("rss_bytes", rss_bytes().to_string());
+    for g in GAUGES {
+        let v = match g {
+            "ephemerals_count" => tree.ephemeral_count().to_string(),
+            "num_alive_connections" => zks.cnxns.lock().len().to_string(),
+            "avg_latency" => java_double(s.avg_latency()),
+            "outstanding_requests" => zks.outstanding_requests().to_string(),
+            "znode_count" => tree.node_count().to_string(),
+            "global_sessions" => zks.session_tracker().session_count().to_string(),
+            "last_client_response_size" => s.packets_sent.last_size.load(Ordering::Relaxed).to_string(),
+            "packets_sent" => sent_packets(zks).to_string(),
+            "packets_received" => s.packets_received.load(Ordering::Relaxed).to_string(),
+            "max_client_response_size" => s.packets_sent.max_size.load(Ordering::Relaxed).to_string(),
+            "connection_drop_probability" => "0.0".into(),
+            "watch_count" => tree.watch_count().to_string(),
+            "auth_failed_count" => s.auth_failed_count.load(Ordering::Relaxed).to_string(),
+            "min_latency" => s.min_latency().to_string(),
+            "max_file_descriptor_count" => max_fd_count().to_string(),
+            "approximate_data_size" => tree.approximate_data_size().to_string(),
+            "open_file_descriptor_count" => open_fd_count().to_string(),
+            "uptime" => (crate::common::time::current_wall_time() - zks.start_time).to_string(),
+            "max_latency" => s.max_latency().to_string(),
+            "min_client_response_size" => s.packets_sent.min_size.load(Ordering::Relaxed).to_string(),
+            // local_sessions, outstanding_tls_handshake, non_mtls_*: no local sessions, no TLS
+            _ => "0".into(),
+        };
+        kv(g, v);
+    }
+    for c in COUNTERS {
+        kv(c, "0".into());
+    }
+    let zero = crate::server::server_stats::Summary::default();
+    let summary = |name: &str| match name {
+        "readlatency" => &s.read_latency,
+        "updatelatency" => &s.update_latency,
+        _ => &zero,
+    };
+    for name in SUMMARIES {
+        let m = summary(name);
+        kv(&format!("avg_{name}"), java_double(m.avg()));
+        kv(&format!("min_{name}"), m.min().to_string());
+        kv(&format!("max_{name}"), m.max().to_string());
+        kv(&format!("cnt_{name}"), m.count().to_string());
+        kv(&format!("sum_{name}"), m.total().to_string());
+    }
+    for name in PERCENTILE_SUMMARIES {
+        if OMITTED.contains(&name) {
+            continue;
+        }
+        let m = summary(name);
+        kv(&format!("avg_{name}"), java_double(m.avg()));
+        kv(&format!("min_{name}"), m.min().to_string());
+        kv(&format!("max_{name}"), m.max().to_string());
+        kv(&format!("cnt_{name}"), m.count().to_string());
+        kv(&format!("sum_{name}"), m.total().to_string());
+        // no sample reservoir: the percentiles are not measured
+        for p in ["p50", "p95", "p99", "p999"] {
+            kv(&format!("{p}_{name}"), "0".into());
+        }
+    }
+    for (set, suffix) in [(&READ_PER_NAMESPACE, "read_per_namespace"), (&WRITE_PER_NAMESPACE, "write_per_namespace")] {
+        for (ns, m) in set.ordered() {
+            let name = format!("{ns}_{suffix}");
+            kv(&format!("avg_{name}"), java_double(m.avg()));
+            kv(&format!("min_{name}"), m.min().to_string());
+            kv(&format!("max_{name}"), m.max().to_string());
+            kv(&format!("cnt_{name}"), m.count().to_string());
+            kv(&format!("sum_{name}"), m.total().to_string());
+        }
+    }
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {

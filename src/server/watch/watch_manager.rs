@@ -176,13 +176,9 @@ impl WatchManager {
                 c.process_watch_event(event_type, path);
             }
         }
-        // Forget handles that no longer watch anything here.
-        for w in &fired {
-            if self.watch2paths.get(w).map(|p| p.is_empty()).unwrap_or(true) {
-                self.watch2paths.remove(w);
-                self.watchers.remove(w);
-            }
-        }
+        // A connection whose last watch fired keeps its (empty) entry until it closes
+        // (`remove_watcher`), as upstream's watch2Paths does: `wchs` counts it and
+        // `wchc` lists its session with no paths.
         fired
     }
 
