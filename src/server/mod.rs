@@ -8,6 +8,7 @@ pub mod data_tree;
 pub mod ephemeral_type;
 pub mod expiry_queue;
 pub mod final_request_processor;
+pub mod persistence;
 pub mod prep_request_processor;
 pub mod quorum;
 pub mod quotas;

@@ -1,0 +1,608 @@
+//! `FileSnap` / `SnapStream` / `DataTree.serialize` and `deserialize`: snapshot files.
+//!
+//! Layout (plain, uncompressed): FileHeader("ZKSN", 2, -1); sessions (int count, then
+//! (long id, int timeout) pairs); the ACL cache (int count, then (long id,
+//! vector<ACL>)); the nodes in pre-order as (ustring path, DataNode = buffer data, long
+//! acl, StatPersisted), root under "", ended by the path "/"; seal 1 = long Adler-32 of
+//! every byte before it, then ustring "/". With digests enabled (the 3.8 default) a
+//! trailer follows: long zxid, int digestVersion, long digest, and seal 2 = long
+//! Adler-32 of every byte before it (seal 1 included) and "/" again.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::jute::{InputArchive, JuteError, OutputArchive, Record};
+use crate::proto::data::{StatPersisted, ACL};
+use crate::proto::quorum::FileHeader;
+use crate::server::data_node::DataNode;
+use crate::server::data_tree::DataTree;
+use crate::server::ephemeral_type::{self, EphemeralType};
+use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
+
+use super::util::{self, StreamMode, DIGEST_VERSION, FILE_FORMAT_VERSION, SNAPSHOT_FILE_PREFIX};
+
+/// `FileSnap.SNAP_MAGIC`: "ZKSN" as a big-endian int.
+pub const SNAP_MAGIC: i32 = i32::from_be_bytes(*b"ZKSN");
+/// The dbid upstream writes into snapshot headers.
+pub const SNAP_DBID: i64 = -1;
+/// How many valid snapshots a restore tries, newest first.
+pub const SNAPSHOTS_TO_TRY: usize = 100;
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+// -------------------------------------------------------------- digest --
+
+/// `DigestCalculator.calculateDigest`: CRC-32 of path ("/" as ""), data and a 60-byte
+/// stat blob; nodes under `/zookeeper/` count 0.
+pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64 {
+    if path.starts_with("/zookeeper/") {
+        return 0;
+    }
+    let path = if path == "/" { "" } else { path };
+    let mut blob = Vec::with_capacity(60);
+    for v in [stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime] {
+        blob.extend_from_slice(&v.to_be_bytes());
+    }
+    for v in [stat.version, stat.cversion, stat.aversion] {
+        blob.extend_from_slice(&v.to_be_bytes());
+    }
+    blob.extend_from_slice(&stat.ephemeral_owner.to_be_bytes());
+    util::crc32(&[path.as_bytes(), data.unwrap_or(&[]), &blob]) as i64
+}
+
+/// The tree digest (`DataTree.getTreeDigest`): wrapping sum of all node digests.
+pub fn tree_digest(tree: &DataTree) -> i64 {
+    tree.nodes()
+        .map(|(p, n)| node_digest(p, n.data.as_deref(), &n.stat))
+        .fold(0i64, |a, d| a.wrapping_add(d))
+}
+
+/// `DataTree.ZxidDigest`: the tree digest as of a zxid, stored after seal 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZxidDigest {
+    pub zxid: i64,
+    pub digest_version: i32,
+    pub digest: i64,
+}
+
+impl ZxidDigest {
+    fn serialize(&self, out: &mut OutputArchive) {
+        out.write_long(self.zxid);
+        out.write_int(self.digest_version);
+        out.write_long(self.digest);
+    }
+
+    fn deserialize(inp: &mut InputArchive<'_>) -> Result<ZxidDigest, JuteError> {
+        let zxid = inp.read_long()?;
+        let digest_version = inp.read_int()?;
+        let digest = if digest_version < 2 {
+            // Old versions wrote the digest as a hex string.
+            let s = inp.read_string()?;
+            i64::from_str_radix(&s, 16)
+                .or_else(|_| u64::from_str_radix(&s, 16).map(|v| v as i64))
+                .map_err(|_| JuteError::Invalid(format!("bad hex digest {s:?}")))?
+        } else {
+            inp.read_long()?
+        };
+        Ok(ZxidDigest {
+            zxid,
+            digest_version,
+            digest,
+        })
+    }
+
+    /// Whether `tree`, as of this digest's zxid, has this digest (a different digest
+    /// version is not comparable and counts as a match, as upstream skips it).
+    pub fn matches(&self, tree: &DataTree) -> bool {
+        self.digest_version != DIGEST_VERSION || tree_digest(tree) == self.digest
+    }
+}
+
+// ------------------------------------------------------------- writing --
+
+fn sorted_children(node: &DataNode) -> Vec<&String> {
+    let mut c: Vec<&String> = node.children.iter().collect();
+    c.sort();
+    c
+}
+
+/// `DataTree.serialize`: ACL cache, nodes in pre-order (children sorted by name), "/".
+pub fn serialize_tree(tree: &DataTree, out: &mut OutputArchive) {
+    let mut ids: Vec<(&i64, &Vec<ACL>)> = tree.acl_cache.long_key_map.iter().collect();
+    ids.sort_by_key(|(id, _)| **id);
+    out.write_int(ids.len() as i32);
+    for (id, acls) in ids {
+        out.write_long(*id);
+        out.write_int(acls.len() as i32);
+        for a in acls {
+            a.serialize(out);
+        }
+    }
+    // Iterative pre-order walk; the root's path is "".
+    let mut stack: Vec<String> = vec![String::new()];
+    while let Some(path) = stack.pop() {
+        let Some(node) = tree.get_node(&path) else { continue };
+        out.write_string(&path);
+        out.write_buffer(node.data.as_deref());
+        out.write_long(node.acl);
+        node.stat.serialize(out);
+        for c in sorted_children(node).into_iter().rev() {
+            stack.push(format!("{path}/{c}"));
+        }
+    }
+    out.write_string("/");
+}
+
+/// `SerializeUtils.serializeSnapshot`: sessions (sorted by id) then the tree. This is
+/// also the body of a Zab SNAP (without header, seals and digest).
+pub fn serialize_snapshot_body(tree: &DataTree, sessions: &HashMap<i64, i32>, out: &mut OutputArchive) {
+    let mut s: Vec<(&i64, &i32)> = sessions.iter().collect();
+    s.sort();
+    out.write_int(s.len() as i32);
+    for (id, to) in s {
+        out.write_long(*id);
+        out.write_int(*to);
+    }
+    serialize_tree(tree, out);
+}
+
+/// `SnapStream.sealStream`: Adler-32 of everything so far, then "/".
+fn seal(out: &mut OutputArchive) {
+    let sum = util::adler32(out.as_slice());
+    out.write_long(sum);
+    out.write_string("/");
+}
+
+/// A whole snapshot file's bytes. The digest trailer (written when `with_digest`) is
+/// (tree.last_processed_zxid, 2, tree digest): the tree is serialized in one consistent
+/// state, so the digest is exact for that zxid (upstream's fuzzy snapshots carry the
+/// digest of the last txn applied when serialization ended). A zxid of 0 means "no
+/// digest" to readers.
+pub fn snapshot_bytes(tree: &DataTree, sessions: &HashMap<i64, i32>, dbid: i64, with_digest: bool) -> Vec<u8> {
+    let mut out = OutputArchive::with_buffer(Vec::with_capacity(64 * 1024));
+    FileHeader {
+        magic: SNAP_MAGIC,
+        version: FILE_FORMAT_VERSION,
+        dbid,
+    }
+    .serialize(&mut out);
+    serialize_snapshot_body(tree, sessions, &mut out);
+    seal(&mut out);
+    if with_digest {
+        let zxid = tree.last_processed_zxid.max(0);
+        let digest = if zxid == 0 { 0 } else { tree_digest(tree) };
+        ZxidDigest {
+            zxid,
+            digest_version: DIGEST_VERSION,
+            digest,
+        }
+        .serialize(&mut out);
+        seal(&mut out);
+    }
+    out.into_inner()
+}
+
+// ------------------------------------------------------------- reading --
+
+/// `SerializeUtils.deserializeSnapshot` over an archive: sessions, then the tree
+/// (`DataTree.deserialize`). The tree's last_processed_zxid is left at 0.
+pub fn deserialize_snapshot_body(inp: &mut InputArchive<'_>) -> io::Result<(DataTree, HashMap<i64, i32>)> {
+    let at = |inp: &InputArchive<'_>, e: JuteError| invalid(format!("{e} at offset {}", inp.position()));
+    let mut sessions = HashMap::new();
+    let count = inp.read_int().map_err(|e| at(inp, e))?;
+    for _ in 0..count.max(0) {
+        let id = inp.read_long().map_err(|e| at(inp, e))?;
+        let to = inp.read_int().map_err(|e| at(inp, e))?;
+        sessions.insert(id, to);
+    }
+    let tree = deserialize_tree(inp)?;
+    Ok((tree, sessions))
+}
+
+/// `DataTree.deserialize`: rebuilds nodes, children, ephemeral/container/TTL indexes,
+/// ACL reference counts (dropping unused entries) and quota bookkeeping.
+pub fn deserialize_tree(inp: &mut InputArchive<'_>) -> io::Result<DataTree> {
+    let at = |inp: &InputArchive<'_>, e: JuteError| invalid(format!("{e} at offset {}", inp.position()));
+    let mut tree = DataTree::new();
+    let mut cache = ReferenceCountedAclCache::new();
+    let n = inp.read_int().map_err(|e| at(inp, e))?;
+    for _ in 0..n.max(0) {
+        let id = inp.read_long().map_err(|e| at(inp, e))?;
+        let len = inp.read_vector_len().map_err(|e| at(inp, e))?;
+        let mut acls = Vec::with_capacity(len.min(1024));
+        for _ in 0..len {
+            acls.push(ACL::deserialize(inp).map_err(|e| at(inp, e))?);
+        }
+        cache.insert(id, acls);
+    }
+    tree.nodes_mut().clear();
+    {
+        let (eph, containers, ttls) = tree.node_indexes_mut();
+        eph.clear();
+        containers.clear();
+        ttls.clear();
+    }
+    let mut have_root = false;
+    loop {
+        let path_at = inp.position();
+        let path = inp.read_string().map_err(|e| at(inp, e))?;
+        if path == "/" {
+            break;
+        }
+        let data = inp.read_buffer().map_err(|e| at(inp, e))?;
+        let acl = inp.read_long().map_err(|e| at(inp, e))?;
+        let stat = StatPersisted::deserialize(inp).map_err(|e| at(inp, e))?;
+        cache.add_usage(acl);
+        let node = DataNode::new(data, acl, stat);
+        match path.rfind('/') {
+            None => {
+                // The root (written as ""); stored under "/".
+                have_root = true;
+                let old = tree.nodes_mut().insert("/".to_owned(), node);
+                if let (Some(old), Some(new)) = (old, tree.nodes_mut().get_mut("/")) {
+                    new.children = old.children;
+                }
+            }
+            Some(i) => {
+                let parent_path = if i == 0 { "/" } else { &path[..i] };
+                let child = path[i + 1..].to_owned();
+                let owner = node.stat.ephemeral_owner;
+                let nodes = tree.nodes_mut();
+                match nodes.get_mut(parent_path) {
+                    Some(parent) => {
+                        parent.children.insert(child);
+                    }
+                    None => {
+                        return Err(invalid(format!(
+                            "Invalid Datatree, unable to find parent {} of path {path} (offset {path_at})",
+                            &path[..i]
+                        )))
+                    }
+                }
+                nodes.insert(path.clone(), node);
+                let (eph, containers, ttls) = tree.node_indexes_mut();
+                match ephemeral_type::get(owner) {
+                    EphemeralType::Container => {
+                        containers.insert(path);
+                    }
+                    EphemeralType::Ttl => {
+                        ttls.insert(path);
+                    }
+                    _ if owner != 0 => eph.entry(owner).or_default().insert(&path),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if !have_root {
+        return Err(invalid("snapshot has no root node".into()));
+    }
+    cache.purge_unused();
+    tree.acl_cache = cache;
+    tree.finish_load();
+    Ok(tree)
+}
+
+/// A snapshot read from disk.
+pub struct LoadedSnapshot {
+    pub tree: DataTree,
+    pub sessions: HashMap<i64, i32>,
+    /// The zxid of the file name; also set as `tree.last_processed_zxid`. Replay the log
+    /// from `zxid + 1`.
+    pub zxid: i64,
+    pub file: PathBuf,
+    /// The digest trailer as written, if the file has one.
+    pub trailer: Option<ZxidDigest>,
+    /// `digestFromLoadedSnapshot`: the trailer when it is usable (zxid > 0 and not older
+    /// than the file's zxid) and not yet checked. When it equals `zxid` it has been
+    /// checked at load already (see `digest_checked`) and this is None; otherwise the
+    /// replay should call [`ZxidDigest::matches`] after applying the txn with that zxid.
+    pub pending_digest: Option<ZxidDigest>,
+    /// Some(result) when the trailer's zxid is the file's zxid and it was compared at load.
+    pub digest_checked: Option<bool>,
+}
+
+/// Reads and verifies one snapshot file (seal 1, and seal 2 when a digest trailer is
+/// there). Errors name the file and the offset.
+pub fn read_snapshot_file(path: &Path) -> io::Result<LoadedSnapshot> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if util::stream_mode_of(&name) != StreamMode::Checked {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("compressed snapshot {} (.gz/.snappy) is not supported", path.display()),
+        ));
+    }
+    let ctx = |e: io::Error| io::Error::new(e.kind(), format!("snapshot {}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(ctx)?;
+    let zxid = util::get_zxid_from_name(&name, SNAPSHOT_FILE_PREFIX);
+    let mut inp = InputArchive::new(&bytes);
+    let jerr = |inp: &InputArchive<'_>, e: JuteError| ctx(invalid(format!("{e} at offset {}", inp.position())));
+    let hdr = FileHeader::deserialize(&mut inp).map_err(|e| jerr(&inp, e))?;
+    if hdr.magic != SNAP_MAGIC {
+        return Err(ctx(invalid(format!(
+            "mismatching magic headers {} !=  {SNAP_MAGIC}",
+            hdr.magic
+        ))));
+    }
+    let (mut tree, sessions) = deserialize_snapshot_body(&mut inp).map_err(ctx)?;
+    check_seal(&bytes, &mut inp).map_err(ctx)?;
+    let mut trailer = None;
+    if util::digest_enabled() {
+        let mark = inp.position();
+        match ZxidDigest::deserialize(&mut inp) {
+            Ok(d) => {
+                trailer = Some(d);
+                check_seal(&bytes, &mut inp).map_err(ctx)?;
+            }
+            Err(JuteError::Eof { .. }) => {
+                log::warn!("Got EOF exception while reading the digest, likely due to the reading an older snapshot.");
+            }
+            Err(e) => return Err(ctx(invalid(format!("{e} at offset {mark}")))),
+        }
+    }
+    tree.last_processed_zxid = zxid;
+    let mut pending = trailer.filter(|d| d.zxid > 0 && d.zxid >= zxid);
+    let mut checked = None;
+    if let Some(d) = pending {
+        if d.zxid == zxid {
+            pending = None;
+            if d.digest_version == DIGEST_VERSION {
+                let ok = d.matches(&tree);
+                if !ok {
+                    log::error!("Digests are not matching. Value is Zxid. {zxid}");
+                }
+                checked = Some(ok);
+            }
+        }
+    }
+    Ok(LoadedSnapshot {
+        tree,
+        sessions,
+        zxid,
+        file: path.to_path_buf(),
+        trailer,
+        pending_digest: pending,
+        digest_checked: checked,
+    })
+}
+
+/// `SnapStream.checkSealIntegrity`: the long at the cursor must be the Adler-32 of all
+/// bytes before it; a "/" string follows.
+fn check_seal(bytes: &[u8], inp: &mut InputArchive<'_>) -> io::Result<()> {
+    let at = inp.position();
+    let want = util::adler32(&bytes[..at]);
+    let val = inp
+        .read_long()
+        .map_err(|e| invalid(format!("{e} reading the seal at offset {at}")))?;
+    inp.read_string()
+        .map_err(|e| invalid(format!("{e} reading the seal at offset {at}")))?;
+    if val != want {
+        return Err(invalid(format!("CRC corruption (seal at offset {at})")));
+    }
+    Ok(())
+}
+
+/// `FileSnap`: snapshots in one directory (the `version-2` snap dir).
+pub struct FileSnap {
+    snap_dir: PathBuf,
+}
+
+impl FileSnap {
+    pub fn new(snap_dir: impl Into<PathBuf>) -> Self {
+        FileSnap {
+            snap_dir: snap_dir.into(),
+        }
+    }
+
+    pub fn snap_dir(&self) -> &Path {
+        &self.snap_dir
+    }
+
+    fn sorted_desc(&self) -> io::Result<Vec<PathBuf>> {
+        Ok(util::sort_data_dir(
+            util::list_files(&self.snap_dir)?,
+            SNAPSHOT_FILE_PREFIX,
+            false,
+        ))
+    }
+
+    /// `findNValidSnapshots`: up to `n` files passing [`util::is_valid_snapshot`],
+    /// newest first; files whose check fails are skipped with a warning.
+    pub fn find_n_valid_snapshots(&self, n: usize) -> io::Result<Vec<PathBuf>> {
+        let mut list = Vec::new();
+        for f in self.sorted_desc()? {
+            match util::is_valid_snapshot(&f) {
+                Ok(true) => {
+                    list.push(f);
+                    if list.len() == n {
+                        break;
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => log::warn!("invalid snapshot {}: {e}", f.display()),
+            }
+        }
+        Ok(list)
+    }
+
+    /// `findNRecentSnapshots`: the `n` newest `snapshot.<zxid>` files, valid or not.
+    pub fn find_n_recent_snapshots(&self, n: usize) -> io::Result<Vec<PathBuf>> {
+        Ok(self
+            .sorted_desc()?
+            .into_iter()
+            .filter(|f| util::zxid_of(f, SNAPSHOT_FILE_PREFIX) != -1)
+            .take(n)
+            .collect())
+    }
+
+    /// `findMostRecentSnapshot`: the newest valid snapshot.
+    pub fn find_most_recent_snapshot(&self) -> io::Result<Option<PathBuf>> {
+        Ok(self.find_n_valid_snapshots(1)?.into_iter().next())
+    }
+
+    /// `FileSnap.deserialize`: tries the (up to) 100 newest valid snapshots in order and
+    /// returns the first that reads and whose seals match. Ok(None) when no file passes
+    /// the validity check (upstream's -1); an error when some did but none could be read.
+    pub fn deserialize(&self) -> io::Result<Option<LoadedSnapshot>> {
+        let list = self.find_n_valid_snapshots(SNAPSHOTS_TO_TRY)?;
+        if list.is_empty() {
+            return Ok(None);
+        }
+        for f in &list {
+            log::info!("Reading snapshot {}", f.display());
+            match read_snapshot_file(f) {
+                Ok(s) => return Ok(Some(s)),
+                Err(e) => log::warn!("problem reading snap file {}: {e}", f.display()),
+            }
+        }
+        Err(invalid(format!(
+            "Not able to find valid snapshots in {}",
+            self.snap_dir.display()
+        )))
+    }
+
+    /// `FileSnap.serialize` into `file`. With `fsync` the bytes go to `<file>.tmp`,
+    /// which is fsynced and renamed (upstream's AtomicFileOutputStream); without, the
+    /// file is written in place and not synced. A digest trailer is written when
+    /// `zookeeper.digest.enabled` (default true).
+    pub fn serialize(&self, tree: &DataTree, sessions: &HashMap<i64, i32>, file: &Path, fsync: bool) -> io::Result<()> {
+        let bytes = snapshot_bytes(tree, sessions, SNAP_DBID, util::digest_enabled());
+        let ctx = |e: io::Error| io::Error::new(e.kind(), format!("writing snapshot {}: {e}", file.display()));
+        if fsync {
+            let mut tmp_name = file.as_os_str().to_owned();
+            tmp_name.push(".tmp");
+            let tmp = PathBuf::from(tmp_name);
+            let res = (|| {
+                let mut f = File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                drop(f);
+                std::fs::rename(&tmp, file)
+            })();
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res.map_err(ctx)
+        } else {
+            let res = (|| {
+                let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(file)?;
+                f.write_all(&bytes)
+            })();
+            if res.is_err() {
+                // FileTxnSnapLog.save: do not leave an empty/partial file behind.
+                let _ = std::fs::remove_file(file);
+            }
+            res.map_err(ctx)
+        }
+    }
+
+    /// `FileTxnSnapLog.save`: writes `snapshot.<hex tree.last_processed_zxid>` and
+    /// returns its path.
+    pub fn save(&self, tree: &DataTree, sessions: &HashMap<i64, i32>, fsync: bool) -> io::Result<PathBuf> {
+        let path = self.snap_dir.join(util::make_snapshot_name(tree.last_processed_zxid));
+        log::info!("Snapshotting: 0x{:x} to {}", tree.last_processed_zxid, path.display());
+        self.serialize(tree, sessions, &path, fsync)?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::op_code;
+    use crate::proto::txn::{CreateTxn, TxnHeader};
+    use crate::server::txn_record::TxnRecord;
+
+    fn sample_tree() -> DataTree {
+        let mut t = DataTree::new();
+        let acl_a = vec![ACL::new(31, "world", "anyone")];
+        let acl_b = vec![ACL::new(1, "digest", "u:abc"), ACL::new(31, "ip", "127.0.0.1")];
+        let mut z = 0;
+        let mut mk = |t: &mut DataTree, path: &str, acl: &Vec<ACL>, eph: bool| {
+            z += 1;
+            let hdr = TxnHeader {
+                client_id: 0x77,
+                cxid: z as i32,
+                zxid: z,
+                time: 1000 + z,
+                r#type: op_code::CREATE,
+            };
+            let txn = TxnRecord::Create(CreateTxn {
+                path: path.into(),
+                data: Some(format!("d{path}").into_bytes()),
+                acl: acl.clone(),
+                ephemeral: eph,
+                parent_c_version: t
+                    .get_node(
+                        path.rsplit_once('/')
+                            .map(|p| if p.0.is_empty() { "/" } else { p.0 })
+                            .unwrap_or("/"),
+                    )
+                    .map(|n| n.stat.cversion + 1)
+                    .unwrap_or(1),
+            });
+            assert_eq!(t.process_txn(&hdr, Some(&txn)).err, 0, "{path}");
+        };
+        mk(&mut t, "/a", &acl_a, false);
+        mk(&mut t, "/a/b", &acl_b, false);
+        mk(&mut t, "/a/b/c", &acl_b, true);
+        mk(&mut t, "/e", &acl_a, true);
+        t
+    }
+
+    #[test]
+    fn round_trip_and_seals() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = sample_tree();
+        let sessions: HashMap<i64, i32> = [(0x77, 30000), (0x78, 4000)].into_iter().collect();
+        let snap = FileSnap::new(dir.path());
+        let p = snap.save(&t, &sessions, true).unwrap();
+        assert_eq!(p.file_name().unwrap(), "snapshot.4");
+        assert!(util::is_valid_snapshot(&p).unwrap());
+        let l = snap.deserialize().unwrap().unwrap();
+        assert_eq!(l.zxid, 4);
+        assert_eq!(l.sessions, sessions);
+        assert_eq!(l.digest_checked, Some(true));
+        assert_eq!(l.trailer.map(|d| d.digest), Some(tree_digest(&t)));
+        type Row = (String, Option<Vec<u8>>, StatPersisted, Vec<ACL>, Vec<String>);
+        let mut a: Vec<Row> = Vec::new();
+        let mut b = Vec::new();
+        for (tree, out) in [(&t, &mut a), (&l.tree, &mut b)] {
+            for (p, n) in tree.nodes() {
+                let mut c: Vec<String> = n.children.iter().cloned().collect();
+                c.sort();
+                out.push((p.clone(), n.data.clone(), n.stat.clone(), tree.acl_of(n), c));
+            }
+            out.sort_by(|x, y| x.0.cmp(&y.0));
+        }
+        assert_eq!(a, b);
+        assert_eq!(l.tree.ephemerals_of(0x77).len(), 2);
+        // Shared ACL lists share a cache entry with the right reference count.
+        let id = l.tree.get_node("/a/b").unwrap().acl;
+        assert_eq!(l.tree.acl_cache.reference_count(id), 2);
+        // Re-serializing the loaded tree gives the same bytes.
+        let mut lt = l.tree;
+        lt.last_processed_zxid = 4;
+        assert_eq!(snapshot_bytes(&lt, &sessions, -1, true), std::fs::read(&p).unwrap());
+
+        // A corrupted newer snapshot is skipped for the older valid one.
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[40] ^= 0x01;
+        let bad = dir.path().join("snapshot.9");
+        std::fs::write(&bad, &bytes).unwrap();
+        assert!(read_snapshot_file(&bad)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("snapshot.9"));
+        let l = snap.deserialize().unwrap().unwrap();
+        assert_eq!(l.zxid, 4);
+    }
+}
