@@ -422,6 +422,13 @@ impl DataTree {
         Ok(())
     }
 
+    /// `ZKDatabase.killSession` at load: removes a dead session's ephemerals without a
+    /// txn (zxid is the tree's last processed one, so no pzxid moves forward).
+    pub fn kill_session_local(&mut self, session: i64) {
+        let zxid = self.last_processed_zxid;
+        self.kill_session(session, zxid, Vec::new());
+    }
+
     fn kill_session(&mut self, session: i64, zxid: i64, paths: Vec<String>) {
         // As upstream: the txn's paths first, then any the txn did not know of.
         let mut all: Vec<String> = paths;

@@ -16,6 +16,7 @@ pub struct ServerStats {
     pub read_latency: Summary,
     /// `ServerMetrics.UPDATE_LATENCY` (`updatelatency`): requests with a txn.
     pub update_latency: Summary,
+    pub sync: SyncStats,
 }
 
 /// Packets sent (derefs to the counter) and `BufferStats` of the client responses:
@@ -131,11 +132,30 @@ impl Default for ServerStats {
             auth_failed_count: AtomicU64::new(0),
             read_latency: Summary::default(),
             update_latency: Summary::default(),
+            sync: SyncStats::default(),
         }
     }
 }
 
+/// fsync bookkeeping of the sync processor (`fsynctime`, batch sizes in `mntr`).
+#[derive(Default)]
+pub struct SyncStats {
+    pub count: AtomicU64,
+    pub total_ms: AtomicU64,
+    pub max_ms: AtomicU64,
+    pub last_batch: AtomicU64,
+}
+
 impl ServerStats {
+    /// One group commit: how long the flush+fsync took and how many requests it covered.
+    pub fn record_sync(&self, elapsed_ms: i64, batch: usize) {
+        let ms = elapsed_ms.max(0) as u64;
+        self.sync.count.fetch_add(1, Ordering::Relaxed);
+        self.sync.total_ms.fetch_add(ms, Ordering::Relaxed);
+        self.sync.max_ms.fetch_max(ms, Ordering::Relaxed);
+        self.sync.last_batch.store(batch as u64, Ordering::Relaxed);
+    }
+
     pub fn update_latency(&self, lat: i64) {
         self.total_latency.fetch_add(lat, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);

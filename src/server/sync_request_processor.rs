@@ -1,38 +1,86 @@
-//! `SyncRequestProcessor`: logs txns and hands them on in batches (group commit). Runs
-//! on the thread `SyncThread:N`; in a standalone server FinalRequestProcessor runs on
-//! this thread too.
-//!
-//! Until the persistence layer lands the "log" is the in-memory tree itself: a batch is
-//! collected as upstream collects `toFlush` (until the queue runs dry or `maxBatchSize`
-//! requests), then flushed to the next processor in order. The disk write and fsync will
-//! slot in at `flush`.
+//! `SyncRequestProcessor`: logs txns to disk and hands requests on only after the log is
+//! flushed (group commit: a batch is fsynced once, then every request in it goes on).
+//! Every `snapCount`/2 + random txns (or `snapSizeLimitInKb`/2 + random log bytes) it
+//! rolls the log and takes a snapshot on a "Snapshot Thread" while requests keep
+//! flowing. Runs on the thread `SyncThread:N`; in a standalone server
+//! FinalRequestProcessor runs on this thread too. The thread owns the txn log: nothing
+//! else writes it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
+use crate::common::java_random::JavaRandom;
+use crate::common::time;
 use crate::server::final_request_processor::FinalRequestProcessor;
+use crate::server::persistence::FileTxnLog;
 use crate::server::prep_request_processor::REQUEST_OF_DEATH;
 use crate::server::request::Request;
 use crate::server::zookeeper_server::ZooKeeperServer;
 use crate::system_properties;
 
 pub struct SyncRequestProcessor {
-    _zks: Arc<ZooKeeperServer>,
+    zks: Arc<ZooKeeperServer>,
     next: FinalRequestProcessor,
+    txn_log: FileTxnLog,
     max_batch_size: usize,
+    snap_count: i64,
+    snap_size_in_bytes: i64,
+    rand_roll: i64,
+    rand_size: i64,
+    random: JavaRandom,
+    log_count: i64,
+    /// A snapshot thread is running (upstream's snapThreadMutex).
+    snap_in_progress: Arc<AtomicBool>,
 }
 
 impl SyncRequestProcessor {
-    pub fn new(zks: Arc<ZooKeeperServer>, next: FinalRequestProcessor) -> Self {
+    pub fn new(zks: Arc<ZooKeeperServer>, next: FinalRequestProcessor, txn_log: FileTxnLog) -> Self {
         let max_batch_size = system_properties::get_i64("zookeeper.maxBatchSize").unwrap_or(1000).max(1) as usize;
-        SyncRequestProcessor { _zks: zks, next, max_batch_size }
+        // ZooKeeperServer.getSnapCount: at least 2.
+        let snap_count = system_properties::get_i64("zookeeper.snapCount").unwrap_or(100_000).max(2);
+        let snap_size_in_bytes = system_properties::get_i64("zookeeper.snapSizeLimitInKb").unwrap_or(4_194_304) * 1024;
+        let mut p = SyncRequestProcessor {
+            zks,
+            next,
+            txn_log,
+            max_batch_size,
+            snap_count,
+            snap_size_in_bytes,
+            rand_roll: 0,
+            rand_size: 0,
+            random: JavaRandom::new(time::current_elapsed_time()),
+            log_count: 0,
+            snap_in_progress: Arc::new(AtomicBool::new(false)),
+        };
+        p.reset_snapshot_stats();
+        p
+    }
+
+    /// `resetSnapshotStats`: randomise the next snapshot point so that servers of an
+    /// ensemble do not all snapshot at once.
+    fn reset_snapshot_stats(&mut self) {
+        let half = (self.snap_count / 2).max(1);
+        self.rand_roll = (self.random.next_int() as i64).rem_euclid(half);
+        if self.snap_size_in_bytes > 0 {
+            self.rand_size = (self.random.next_int() as i64).rem_euclid((self.snap_size_in_bytes / 2).max(1));
+        } else {
+            self.rand_size = 0;
+        }
+    }
+
+    fn should_snapshot(&self) -> bool {
+        let log_size = self.txn_log.total_log_size() as i64;
+        self.log_count > self.snap_count / 2 + self.rand_roll
+            || (self.snap_size_in_bytes > 0 && log_size > self.snap_size_in_bytes / 2 + self.rand_size)
     }
 
     pub fn run(mut self, queue: Receiver<Request>) {
         let mut to_flush: Vec<Request> = Vec::new();
-        'outer: loop {
-            let first = if to_flush.is_empty() {
+        loop {
+            let si = if to_flush.is_empty() {
                 match queue.recv() {
                     Ok(r) => r,
                     Err(_) => break,
@@ -41,27 +89,112 @@ impl SyncRequestProcessor {
                 match queue.try_recv() {
                     Ok(r) => r,
                     Err(TryRecvError::Empty) => {
-                        self.flush(&mut to_flush);
+                        // Nothing waiting: this is the end of the batch.
+                        if let Err(e) = self.flush(&mut to_flush) {
+                            self.fatal(e);
+                            return;
+                        }
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
                 }
             };
-            if first.r#type == REQUEST_OF_DEATH {
-                break 'outer;
+            if si.r#type == REQUEST_OF_DEATH {
+                break;
             }
-            to_flush.push(first);
+            match self.append(&si) {
+                Ok(true) => {
+                    self.log_count += 1;
+                    if self.should_snapshot() {
+                        self.reset_snapshot_stats();
+                        self.log_count = 0;
+                        if let Err(e) = self.txn_log.roll_log() {
+                            self.fatal(e);
+                            return;
+                        }
+                        self.start_snapshot();
+                    }
+                }
+                Ok(false) => {
+                    // A read: with no writes waiting for the disk it can go straight on.
+                    if to_flush.is_empty() {
+                        self.next.process_request(si);
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    self.fatal(e);
+                    return;
+                }
+            }
+            to_flush.push(si);
             if to_flush.len() >= self.max_batch_size {
-                self.flush(&mut to_flush);
+                if let Err(e) = self.flush(&mut to_flush) {
+                    self.fatal(e);
+                    return;
+                }
             }
         }
-        self.flush(&mut to_flush);
+        if let Err(e) = self.flush(&mut to_flush) {
+            log::error!("Severe unrecoverable error, exiting: {e}");
+        }
+        let _ = self.txn_log.close();
+        // Wait briefly for a running snapshot so that shutdown leaves a complete file.
+        for _ in 0..600 {
+            if !self.snap_in_progress.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         log::info!("SyncRequestProcessor exited!");
     }
 
-    fn flush(&mut self, to_flush: &mut Vec<Request>) {
+    /// `ZKDatabase.append`: only requests that carry a txn are logged.
+    fn append(&mut self, si: &Request) -> std::io::Result<bool> {
+        match &si.hdr {
+            Some(hdr) => self.txn_log.append(hdr, si.txn.as_ref(), None),
+            None => Ok(false),
+        }
+    }
+
+    /// Group commit: one flush+fsync for the batch, then every request goes on.
+    fn flush(&mut self, to_flush: &mut Vec<Request>) -> std::io::Result<()> {
+        if to_flush.is_empty() {
+            return Ok(());
+        }
+        let start = time::current_elapsed_time();
+        self.txn_log.commit()?;
+        let elapsed = time::current_elapsed_time() - start;
+        self.zks.stats.record_sync(elapsed, to_flush.len());
         for r in to_flush.drain(..) {
             self.next.process_request(r);
         }
+        Ok(())
+    }
+
+    fn start_snapshot(&self) {
+        if self.snap_in_progress.swap(true, Ordering::AcqRel) {
+            log::warn!("Too busy to snap, skipping");
+            return;
+        }
+        let zks = self.zks.clone();
+        let flag = self.snap_in_progress.clone();
+        let spawned = std::thread::Builder::new().name("Snapshot Thread".into()).spawn(move || {
+            if let Err(e) = zks.take_snapshot(false) {
+                log::error!("Unexpected exception: {e}");
+            }
+            flag.store(false, Ordering::Release);
+        });
+        if let Err(e) = spawned {
+            log::error!("Unable to start the snapshot thread: {e}");
+            self.snap_in_progress.store(false, Ordering::Release);
+        }
+    }
+
+    /// A txn log that cannot be written means acknowledged writes could be lost: like
+    /// upstream (ExitCode.IO_ERROR_IN_SYNC... via the request processor listener), stop.
+    fn fatal(&self, e: std::io::Error) {
+        log::error!("Severe unrecoverable error, from thread : SyncThread:{}: {e}", self.zks.server_id);
+        std::process::exit(crate::server::zookeeper_server_main::exit_code::UNEXPECTED_ERROR);
     }
 }

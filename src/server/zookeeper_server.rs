@@ -18,6 +18,7 @@ use crate::proto::proto::{AuthPacket, ConnectRequest, ConnectResponse, ReplyHead
 use crate::proto::{op_code, Code};
 use crate::server::auth::digest_authentication_provider as digest;
 use crate::server::data_tree::DataTree;
+use crate::server::persistence::FileTxnSnapLog;
 use crate::server::quotas::{self, StatsTrack};
 use crate::server::final_request_processor::FinalRequestProcessor;
 use crate::server::prep_request_processor::{OutstandingChanges, PrepRequestProcessor, REQUEST_OF_DEATH};
@@ -58,12 +59,19 @@ pub struct ZooKeeperServer {
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
     skip_acl: bool,
     enforce_quota: bool,
+    /// Where the txn logs and snapshots live (the SyncThread owns the log writer).
+    pub txn_snap_log: FileTxnSnapLog,
 }
 
 impl ZooKeeperServer {
     /// Builds the server around a loaded tree and starts the processor and session
     /// tracker threads (`ZooKeeperServer.startup`).
-    pub fn start(config: QuorumPeerConfig, tree: DataTree, sessions: HashMap<i64, i32>) -> std::io::Result<Arc<ZooKeeperServer>> {
+    pub fn start(
+        config: QuorumPeerConfig,
+        txn_snap_log: FileTxnSnapLog,
+        tree: DataTree,
+        sessions: HashMap<i64, i32>,
+    ) -> std::io::Result<Arc<ZooKeeperServer>> {
         let (prep_tx, prep_rx) = bounded::<Request>(STAGE_QUEUE_CAPACITY);
         let (sync_tx, sync_rx) = bounded::<Request>(STAGE_QUEUE_CAPACITY);
         let tracker = SessionTrackerImpl::new(config.tick_time, 1, &sessions);
@@ -80,6 +88,7 @@ impl ZooKeeperServer {
             running: AtomicBool::new(true),
             start_time: time::current_wall_time(),
             threads: Mutex::new(Vec::new()),
+            txn_snap_log,
             skip_acl: system_properties::get_or("zookeeper.skipACL", "no") == "yes",
             enforce_quota: system_properties::get_bool_or("zookeeper.enforceQuota", false),
             config,
@@ -98,7 +107,10 @@ impl ZooKeeperServer {
                 .name(format!("ProcessThread(sid:{} cport:{}):", zks.server_id, cport))
                 .spawn(move || prep.run(prep_rx))?,
         );
-        let sync = SyncRequestProcessor::new(zks.clone(), FinalRequestProcessor::new(zks.clone()));
+        // "Make a clean snapshot" at start-up, as upstream's loadData does, so the dataDir
+        // always holds a snapshot covering what was loaded.
+        zks.take_snapshot(true)?;
+        let sync = SyncRequestProcessor::new(zks.clone(), FinalRequestProcessor::new(zks.clone()), zks.txn_snap_log.txn_log());
         threads.push(
             thread::Builder::new()
                 .name(format!("SyncThread:{}", zks.server_id))
@@ -112,6 +124,23 @@ impl ZooKeeperServer {
         }))?);
         *zks.threads.lock() = threads;
         Ok(zks)
+    }
+
+    /// `takeSnapshot`: serialize the tree and sessions to `snapshot.<lastProcessedZxid>`.
+    /// The tree is read-locked while it is written, so writers wait for it; the txn log
+    /// was rolled just before, so replay starts right after this zxid.
+    pub fn take_snapshot(&self, sync: bool) -> std::io::Result<()> {
+        let sessions = self.session_tracker.sessions_with_timeouts();
+        let start = time::current_elapsed_time();
+        let tree = self.tree.read();
+        let file = self.txn_snap_log.snap().save(&tree, &sessions, sync)?;
+        drop(tree);
+        log::info!(
+            "Snapshot taken: {} in {} ms",
+            file.display(),
+            time::current_elapsed_time() - start
+        );
+        Ok(())
     }
 
     pub fn session_tracker(&self) -> &SessionTrackerImpl {

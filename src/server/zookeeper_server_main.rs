@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use crate::server::container_manager::ContainerManager;
-use crate::server::data_tree::DataTree;
+use crate::server::persistence::FileTxnSnapLog;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
 use crate::server::server_cnxn_factory::ServerCnxnFactory;
 use crate::server::zookeeper_server::ZooKeeperServer;
@@ -85,13 +85,21 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32,
     if system_properties::get_bool("zookeeper.extendedTypesEnabled") {
         log::info!("extendedTypesEnabled=true: TTL nodes enabled");
     }
-    for dir in [&cfg.data_dir, &cfg.data_log_dir] {
-        let v2 = dir.join("version-2");
-        if let Err(e) = std::fs::create_dir_all(&v2) {
-            let msg = format!("Unable to create data directory {}: {e}", v2.display());
-            log::error!("{msg}");
-            return Err((exit_code::UNABLE_TO_ACCESS_DATADIR, msg));
-        }
+    let snap_log = FileTxnSnapLog::new(&cfg.data_log_dir, &cfg.data_dir).map_err(|e| {
+        log::error!("Unable to access datadir, exiting abnormally: {e}");
+        (exit_code::UNABLE_TO_ACCESS_DATADIR, format!("Unable to access datadir, exiting abnormally\n{e}"))
+    })?;
+    let restored = snap_log.restore().map_err(|e| {
+        log::error!("Unable to load database on disk: {e}");
+        (exit_code::UNEXPECTED_ERROR, format!("Unable to load database on disk\n{e}"))
+    })?;
+    let mut tree = restored.tree;
+    // Sessions that owned ephemerals but are gone from the session table died with the
+    // previous run: drop their ephemerals (ZooKeeperServer.loadData).
+    let dead: Vec<i64> = tree.ephemerals_map().keys().filter(|s| !restored.sessions.contains_key(s)).copied().collect();
+    for s in dead {
+        log::info!("Killing dead session 0x{s:x} found in the loaded data");
+        tree.kill_session_local(s);
     }
     log::info!(
         "tickTime set to {}, minSessionTimeout set to {}, maxSessionTimeout set to {}",
@@ -101,7 +109,7 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32,
     );
     let addr = client_address(&cfg).map_err(|e| (exit_code::UNEXPECTED_ERROR, e))?;
     let backlog = cfg.client_port_listen_backlog;
-    let zks = ZooKeeperServer::start(cfg, DataTree::new(), Default::default())
+    let zks = ZooKeeperServer::start(cfg, snap_log, tree, restored.sessions)
         .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start server: {e}")))?;
     let factory = ServerCnxnFactory::start(zks.clone(), addr, backlog).map_err(|e| {
         zks.shutdown();

@@ -8,7 +8,9 @@
 
 pub mod file_snap;
 pub mod file_txn_log;
+pub mod file_txn_snap_log;
 pub mod util;
 
 pub use file_snap::{FileSnap, LoadedSnapshot, ZxidDigest};
 pub use file_txn_log::{FileTxnIterator, FileTxnLog, LogEntry, TornTail};
+pub use file_txn_snap_log::{FileTxnSnapLog, Restored};
