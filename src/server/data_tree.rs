@@ -95,6 +95,14 @@ pub struct DataTree {
     quota_prefixes: HashSet<String>,
     pub last_processed_zxid: i64,
     node_data_size: i64,
+    /// Upstream's tree digest (`NodeHashMapImpl`): the wrapping sum of every node's
+    /// digest, kept up to date on each change so snapshots can carry it for free.
+    digest: i64,
+}
+
+/// One node's contribution to the tree digest.
+fn nd(path: &str, n: &DataNode) -> i64 {
+    crate::server::persistence::file_snap::node_digest(path, n.data.as_deref(), &n.stat)
 }
 
 /// The node map key: upstream stores the root under both "" and "/"; we use "/".
@@ -146,6 +154,7 @@ impl DataTree {
             quota_prefixes: HashSet::new(),
             last_processed_zxid: 0,
             node_data_size: 0,
+            digest: 0,
         };
         let mut root = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
         root.children.insert("zookeeper".into());
@@ -159,7 +168,31 @@ impl DataTree {
         );
         t.add_config_node();
         t.node_data_size = t.approximate_data_size_full();
+        t.digest = t.full_digest();
         t
+    }
+
+    fn full_digest(&self) -> i64 {
+        self.nodes.iter().map(|(p, n)| nd(p, n)).fold(0i64, |a, d| a.wrapping_add(d))
+    }
+
+    /// The tree digest as of `last_processed_zxid`.
+    pub fn digest(&self) -> i64 {
+        self.digest
+    }
+
+    /// Subtracts a node's digest before it changes (`preChange`).
+    fn digest_out(&mut self, path: &str) {
+        if let Some(n) = self.nodes.get(key(path)) {
+            self.digest = self.digest.wrapping_sub(nd(key(path), n));
+        }
+    }
+
+    /// Adds it back after the change (`postChange`).
+    fn digest_in(&mut self, path: &str) {
+        if let Some(n) = self.nodes.get(key(path)) {
+            self.digest = self.digest.wrapping_add(nd(key(path), n));
+        }
     }
 
     /// `addConfigNode`: `/zookeeper/config`, world-readable, aversion -1.
@@ -275,6 +308,7 @@ impl DataTree {
             }
             self.acl_cache.convert_acls(acl)
         };
+        self.digest_out(parent_name);
         let parent = self.nodes.get_mut(key(parent_name)).ok_or(Code::NoNode)?;
         let mut pcv = parent_cversion;
         if pcv == -1 {
@@ -291,6 +325,8 @@ impl DataTree {
         self.node_data_size += Self::node_size(path, &child.data);
         let bytes = child.data_len() as i64;
         self.nodes.insert(path.to_owned(), child);
+        self.digest_in(parent_name);
+        self.digest_in(path);
         match ephemeral_type::get(ephemeral_owner) {
             EphemeralType::Container => {
                 self.containers.insert(path.to_owned());
@@ -329,6 +365,11 @@ impl DataTree {
         if !self.nodes.contains_key(key(parent_name)) {
             return Err(Code::NoNode);
         }
+        if !self.nodes.contains_key(key(path)) {
+            return Err(Code::NoNode);
+        }
+        self.digest_out(path);
+        self.digest_out(parent_name);
         let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
         // The node's ACL entry must outlive the watch triggers below.
         self.node_data_size -= Self::node_size(path, &node.data);
@@ -338,6 +379,7 @@ impl DataTree {
                 parent.stat.pzxid = zxid;
             }
         }
+        self.digest_in(parent_name);
         let owner = node.stat.ephemeral_owner;
         match ephemeral_type::get(owner) {
             EphemeralType::Container => {
@@ -378,6 +420,7 @@ impl DataTree {
         zxid: i64,
         time: i64,
     ) -> Result<Stat, Code> {
+        self.digest_out(path);
         let node = self.nodes.get_mut(key(path)).ok_or(Code::NoNode)?;
         let old_len = node.data_len() as i64;
         let old_size = path.len() as i64 + old_len;
@@ -387,6 +430,7 @@ impl DataTree {
         node.stat.version = version;
         let stat = node.copy_stat();
         let new_len = node.data_len() as i64;
+        self.digest_in(path);
         self.node_data_size += path.len() as i64 + new_len - old_size;
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, new_len - old_len, 0);
@@ -401,15 +445,19 @@ impl DataTree {
         let old = self.nodes.get(key(path)).ok_or(Code::NoNode)?.acl;
         self.acl_cache.remove_usage(old);
         let id = self.acl_cache.convert_acls(acl);
+        self.digest_out(path);
         let node = self.nodes.get_mut(key(path)).ok_or(Code::NoNode)?;
         node.acl = id;
         node.stat.aversion = version;
-        Ok(node.copy_stat())
+        let stat = node.copy_stat();
+        self.digest_in(path);
+        Ok(stat)
     }
 
     /// `setCversionPzxid`: used when a replayed create finds its node already present.
     pub fn set_cversion_pzxid(&mut self, path: &str, new_cversion: i32, zxid: i64) -> Result<(), Code> {
         let p = path.strip_suffix('/').unwrap_or(path);
+        self.digest_out(p);
         let node = self.nodes.get_mut(key(p)).ok_or(Code::NoNode)?;
         let mut ncv = new_cversion;
         if ncv == -1 {
@@ -419,6 +467,7 @@ impl DataTree {
             node.stat.cversion = ncv;
             node.stat.pzxid = zxid;
         }
+        self.digest_in(p);
         Ok(())
     }
 
@@ -780,5 +829,49 @@ impl DataTree {
         self.quota_prefixes.clear();
         self.node_data_size = self.approximate_data_size_full();
         self.setup_quota();
+        self.digest = self.full_digest();
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+    use crate::proto::txn::*;
+
+    fn hdr(zxid: i64, ty: i32, client: i64) -> TxnHeader {
+        TxnHeader { client_id: client, cxid: zxid as i32, zxid, time: 1_000 + zxid, r#type: ty }
+    }
+
+    /// The digest kept up to date change by change equals a full recomputation.
+    #[test]
+    fn incremental_digest_matches_full_scan() {
+        let mut t = DataTree::new();
+        let open = ids::open_acl_unsafe();
+        let mut z = 0;
+        let mut apply = |t: &mut DataTree, ty: i32, client: i64, txn: TxnRecord| {
+            z += 1;
+            t.process_txn(&hdr(z, ty, client), Some(&txn));
+            assert_eq!(t.digest(), t.full_digest(), "after txn {z} ({ty})");
+        };
+        for i in 0..20 {
+            let path = format!("/n{i}");
+            apply(&mut t, op_code::CREATE, 7, TxnRecord::Create(CreateTxn { path: path.clone(), data: Some(vec![i as u8; i]), acl: open.clone(), ephemeral: i % 3 == 0, parent_c_version: -1 }));
+            apply(&mut t, op_code::CREATE, 7, TxnRecord::Create(CreateTxn { path: format!("{path}/c"), data: None, acl: open.clone(), ephemeral: false, parent_c_version: -1 }));
+        }
+        apply(&mut t, op_code::SET_DATA, 7, TxnRecord::SetData(SetDataTxn { path: "/n4".into(), data: Some(b"new".to_vec()), version: 1 }));
+        apply(&mut t, op_code::SET_ACL, 7, TxnRecord::SetAcl(SetACLTxn { path: "/n5".into(), acl: ids::read_acl_unsafe(), version: 1 }));
+        apply(&mut t, op_code::DELETE, 7, TxnRecord::Delete(DeleteTxn { path: "/n6/c".into() }));
+        apply(&mut t, op_code::DELETE, 7, TxnRecord::Delete(DeleteTxn { path: "/n6".into() }));
+        // A replayed create that finds its node (fuzzy snapshot) still moves the parent.
+        apply(&mut t, op_code::CREATE, 7, TxnRecord::Create(CreateTxn { path: "/n7/c".into(), data: None, acl: open.clone(), ephemeral: false, parent_c_version: 9 }));
+        apply(&mut t, op_code::CLOSE_SESSION, 7, TxnRecord::CloseSession(CloseSessionTxn { paths2_delete: vec![] }));
+        let sub = |path: &str| TxnRecord::Create(CreateTxn { path: path.into(), data: None, acl: open.clone(), ephemeral: false, parent_c_version: -1 }).to_sub_txn(op_code::CREATE);
+        apply(&mut t, op_code::MULTI, 8, TxnRecord::Multi(MultiTxn { txns: vec![sub("/m1"), sub("/m2")] }));
+        // Quota nodes live under /zookeeper/ and do not count; their stats still change.
+        apply(&mut t, op_code::CREATE, 8, TxnRecord::Create(CreateTxn { path: "/zookeeper/quota/n1".into(), data: None, acl: open.clone(), ephemeral: false, parent_c_version: -1 }));
+        apply(&mut t, op_code::CREATE, 8, TxnRecord::Create(CreateTxn { path: "/zookeeper/quota/n1/zookeeper_limits".into(), data: Some(b"count=5,bytes=-1".to_vec()), acl: open.clone(), ephemeral: false, parent_c_version: -1 }));
+        apply(&mut t, op_code::CREATE, 8, TxnRecord::Create(CreateTxn { path: "/zookeeper/quota/n1/zookeeper_stats".into(), data: Some(b"count=0,bytes=0".to_vec()), acl: open.clone(), ephemeral: false, parent_c_version: -1 }));
+        apply(&mut t, op_code::CREATE, 8, TxnRecord::Create(CreateTxn { path: "/n1/q".into(), data: Some(b"xyz".to_vec()), acl: open.clone(), ephemeral: false, parent_c_version: -1 }));
+        assert_ne!(t.digest(), 0);
     }
 }

@@ -126,15 +126,14 @@ impl ZooKeeperServer {
         Ok(zks)
     }
 
-    /// `takeSnapshot`: serialize the tree and sessions to `snapshot.<lastProcessedZxid>`.
-    /// The tree is read-locked while it is written, so writers wait for it; the txn log
-    /// was rolled just before, so replay starts right after this zxid.
+    /// `takeSnapshot`: a fuzzy snapshot of the tree and sessions to
+    /// `snapshot.<lastProcessedZxid at start>`; requests keep flowing meanwhile (the
+    /// tree is read-locked one chunk at a time). The txn log was rolled just before, so
+    /// replay from this zxid repairs whatever the snapshot caught half-way.
     pub fn take_snapshot(&self, sync: bool) -> std::io::Result<()> {
         let sessions = self.session_tracker.sessions_with_timeouts();
         let start = time::current_elapsed_time();
-        let tree = self.tree.read();
-        let file = self.txn_snap_log.snap().save(&tree, &sessions, sync)?;
-        drop(tree);
+        let file = self.txn_snap_log.snap().save_fuzzy(&self.tree, &sessions, sync)?;
         log::info!(
             "Snapshot taken: {} in {} ms",
             file.display(),

@@ -110,6 +110,20 @@ fn sorted_children(node: &DataNode) -> Vec<&String> {
     c
 }
 
+/// The paths of the tree in serialization order (pre-order, children sorted, root "").
+pub fn preorder_paths(tree: &DataTree) -> Vec<String> {
+    let mut out = Vec::with_capacity(tree.node_count());
+    let mut stack: Vec<String> = vec![String::new()];
+    while let Some(path) = stack.pop() {
+        let Some(node) = tree.get_node(&path) else { continue };
+        for c in sorted_children(node).into_iter().rev() {
+            stack.push(format!("{path}/{c}"));
+        }
+        out.push(path);
+    }
+    out
+}
+
 /// `DataTree.serialize`: ACL cache, nodes in pre-order (children sorted by name), "/".
 pub fn serialize_tree(tree: &DataTree, out: &mut OutputArchive) {
     let mut ids: Vec<(&i64, &Vec<ACL>)> = tree.acl_cache.long_key_map.iter().collect();
@@ -174,7 +188,7 @@ pub fn snapshot_bytes(tree: &DataTree, sessions: &HashMap<i64, i32>, dbid: i64, 
     seal(&mut out);
     if with_digest {
         let zxid = tree.last_processed_zxid.max(0);
-        let digest = if zxid == 0 { 0 } else { tree_digest(tree) };
+        let digest = if zxid == 0 { 0 } else { tree.digest() };
         ZxidDigest {
             zxid,
             digest_version: DIGEST_VERSION,
@@ -474,6 +488,10 @@ impl FileSnap {
     /// `zookeeper.digest.enabled` (default true).
     pub fn serialize(&self, tree: &DataTree, sessions: &HashMap<i64, i32>, file: &Path, fsync: bool) -> io::Result<()> {
         let bytes = snapshot_bytes(tree, sessions, SNAP_DBID, util::digest_enabled());
+        self.write_file(&bytes, file, fsync)
+    }
+
+    fn write_file(&self, bytes: &[u8], file: &Path, fsync: bool) -> io::Result<()> {
         let ctx = |e: io::Error| io::Error::new(e.kind(), format!("writing snapshot {}: {e}", file.display()));
         if fsync {
             let mut tmp_name = file.as_os_str().to_owned();
@@ -481,7 +499,7 @@ impl FileSnap {
             let tmp = PathBuf::from(tmp_name);
             let res = (|| {
                 let mut f = File::create(&tmp)?;
-                f.write_all(&bytes)?;
+                f.write_all(bytes)?;
                 f.sync_all()?;
                 drop(f);
                 std::fs::rename(&tmp, file)
@@ -493,7 +511,7 @@ impl FileSnap {
         } else {
             let res = (|| {
                 let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(file)?;
-                f.write_all(&bytes)
+                f.write_all(bytes)
             })();
             if res.is_err() {
                 // FileTxnSnapLog.save: do not leave an empty/partial file behind.
@@ -501,6 +519,82 @@ impl FileSnap {
             }
             res.map_err(ctx)
         }
+    }
+
+    /// A fuzzy snapshot of a live tree, as upstream takes them: the file is named after
+    /// the zxid when it starts; nodes are copied a chunk at a time under the read lock,
+    /// so writers are held up only for a chunk, and txns applied meanwhile may or may not
+    /// be in it — replaying the log from the starting zxid (idempotent) repairs that.
+    /// The digest trailer is the (zxid, digest) pair at the end, which the loader checks
+    /// once replay reaches that zxid.
+    pub fn save_fuzzy(
+        &self,
+        tree: &parking_lot::RwLock<DataTree>,
+        sessions: &HashMap<i64, i32>,
+        fsync: bool,
+    ) -> io::Result<PathBuf> {
+        const CHUNK: usize = 4096;
+        let (zxid0, paths) = {
+            let t = tree.read();
+            (t.last_processed_zxid, preorder_paths(&t))
+        };
+        let path = self.snap_dir.join(util::make_snapshot_name(zxid0));
+        log::info!("Snapshotting: 0x{zxid0:x} to {}", path.display());
+        let mut nodes = OutputArchive::with_buffer(Vec::with_capacity(paths.len() * 96 + 64));
+        let mut acls_seen: HashMap<i64, Vec<ACL>> = HashMap::new();
+        for chunk in paths.chunks(CHUNK) {
+            let t = tree.read();
+            for p in chunk {
+                let Some(node) = t.get_node(p) else { continue };
+                nodes.write_string(p);
+                nodes.write_buffer(node.data.as_deref());
+                nodes.write_long(node.acl);
+                node.stat.serialize(&mut nodes);
+                if !acls_seen.contains_key(&node.acl) && t.acl_cache.long_key_map.contains_key(&node.acl) {
+                    acls_seen.insert(node.acl, t.acl_cache.acl_ref(node.acl).to_vec());
+                }
+            }
+        }
+        nodes.write_string("/");
+        let (acls, zxid_end, digest_end) = {
+            let t = tree.read();
+            let mut m: Vec<(i64, Vec<ACL>)> = t.acl_cache.long_key_map.iter().map(|(k, v)| (*k, v.clone())).collect();
+            for (k, v) in acls_seen {
+                if !t.acl_cache.long_key_map.contains_key(&k) {
+                    m.push((k, v));
+                }
+            }
+            (m, t.last_processed_zxid, t.digest())
+        };
+        let mut out = OutputArchive::with_buffer(Vec::with_capacity(nodes.len() + 4096));
+        FileHeader { magic: SNAP_MAGIC, version: FILE_FORMAT_VERSION, dbid: SNAP_DBID }.serialize(&mut out);
+        let mut s: Vec<(&i64, &i32)> = sessions.iter().collect();
+        s.sort();
+        out.write_int(s.len() as i32);
+        for (id, to) in s {
+            out.write_long(*id);
+            out.write_int(*to);
+        }
+        let mut acls = acls;
+        acls.sort_by_key(|(id, _)| *id);
+        out.write_int(acls.len() as i32);
+        for (id, list) in &acls {
+            out.write_long(*id);
+            out.write_int(list.len() as i32);
+            for a in list {
+                a.serialize(&mut out);
+            }
+        }
+        out.write_raw(nodes.as_slice());
+        drop(nodes);
+        seal(&mut out);
+        if util::digest_enabled() {
+            let zxid = zxid_end.max(0);
+            ZxidDigest { zxid, digest_version: DIGEST_VERSION, digest: if zxid == 0 { 0 } else { digest_end } }.serialize(&mut out);
+            seal(&mut out);
+        }
+        self.write_file(out.as_slice(), &path, fsync)?;
+        Ok(path)
     }
 
     /// `FileTxnSnapLog.save`: writes `snapshot.<hex tree.last_processed_zxid>` and
