@@ -82,6 +82,15 @@ pub fn parse_args(args: &[String]) -> Result<QuorumPeerConfig, (i32, String)> {
 /// `runFromConfig`: returns once the server is serving; the factory owns the threads.
 pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32, String)> {
     log::info!("Starting server");
+    if cfg.secure_client_port > 0 {
+        // Upstream would open a TLS listener (X509 auth); this build has no TLS yet, so
+        // say so loudly rather than silently serving plaintext only.
+        log::warn!(
+            "secureClientPort={} is set but TLS client connections are not supported by this build; only clientPort {} is served",
+            cfg.secure_client_port,
+            cfg.client_port
+        );
+    }
     if system_properties::get_bool("zookeeper.extendedTypesEnabled") {
         log::info!("extendedTypesEnabled=true: TTL nodes enabled");
     }
