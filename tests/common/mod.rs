@@ -217,9 +217,12 @@ pub fn four_letter_word(addr: &str, word: &str, timeout: Duration) -> io::Result
 extern "C" {
     fn prctl(option: i32, ...) -> i32;
     fn getppid() -> i32;
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 const PR_SET_PDEATHSIG: i32 = 1;
 const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
 
 type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 
@@ -356,7 +359,16 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     cfg_path: PathBuf,
     log_path: PathBuf,
+    /// The dataDir in zoo.cfg (`DIR/data` unless started on an existing one).
+    data: PathBuf,
+    /// Builds the command line again, for [`TestServer::restart`].
+    make_cmd: CmdMaker,
+    /// How many times the process was (re)spawned.
+    spawns: u32,
 }
+
+/// Builds a server command line from (zoo.cfg path, server directory).
+type CmdMaker = Arc<dyn Fn(&Path, &Path) -> Command + Send + Sync>;
 
 impl TestServer {
     pub fn kind(&self) -> Kind {
@@ -373,7 +385,7 @@ impl TestServer {
         self.dir.path()
     }
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
     pub fn cfg_path(&self) -> &Path {
         &self.cfg_path
@@ -410,8 +422,82 @@ impl TestServer {
         }
     }
 
-    fn write_cfg(dir: &Path, port: u16, extra_cfg: &str) -> PathBuf {
-        let data = dir.join("data");
+    /// Stops the server with SIGTERM (a "clean" stop: the process may run its
+    /// shutdown hooks) and waits up to `timeout` for it to exit; SIGKILL after that.
+    /// Returns the exit status, or None if it had to be killed.
+    pub fn stop_term(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        unsafe {
+            libc_kill(c.id() as i32, SIGTERM);
+        }
+        let (st, killed) = wait_deadline(&mut c, Instant::now() + timeout);
+        if killed {
+            None
+        } else {
+            Some(st)
+        }
+    }
+
+    /// Spawns the server process again with the same zoo.cfg, port and dataDir
+    /// (killing the running one first) without waiting for it to serve. The log of
+    /// the previous run is kept as `server.log.N`; [`log_contents`](Self::log_contents)
+    /// shows the new run's.
+    pub fn respawn(&mut self) {
+        self.kill();
+        let old = self.dir.path().join(format!("server.log.{}", self.spawns));
+        let _ = fs::rename(&self.log_path, old);
+        let log = fs::File::create(&self.log_path).expect("create server.log");
+        let mut cmd = (self.make_cmd)(&self.cfg_path, self.dir.path());
+        cmd.current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log);
+        let desc = format!("{cmd:?}");
+        self.child = Some(spawn_guarded(cmd).unwrap_or_else(|e| panic!("cannot start {desc}: {e}")));
+        self.spawns += 1;
+    }
+
+    /// [`respawn`](Self::respawn), then waits until the server serves; Err(why)
+    /// (with the process killed) when it does not within `timeout`.
+    pub fn try_restart(&mut self, timeout: Duration) -> Result<(), String> {
+        self.respawn();
+        let r = self.wait_ready(timeout);
+        if r.is_err() {
+            self.kill();
+        }
+        r
+    }
+
+    /// [`try_restart`](Self::try_restart); panics with the log when start-up fails.
+    pub fn restart(&mut self) {
+        if let Err(why) = self.try_restart(startup_timeout()) {
+            panic!(
+                "{:?} server did not restart ({why}).\n--- server log ---\n{}--- end of log ---",
+                self.kind,
+                self.log_contents()
+            );
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its status, or None
+    /// (process still running, or not running at all).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(st)) = c.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn write_cfg(dir: &Path, port: u16, extra_cfg: &str, data_dir: Option<&Path>) -> PathBuf {
+        let data = data_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.join("data"));
         fs::create_dir_all(&data).expect("create dataDir");
         let cfg = format!(
             "# Written by the zookeeper-rs test harness (tests/common/mod.rs).\n\
@@ -437,7 +523,12 @@ impl TestServer {
 
     /// Starts a server whose command line `make_cmd(cfg)` builds, waiting
     /// for `imok`. Retries with another port if the chosen one was taken.
-    fn start(kind: Kind, extra_cfg: &str, make_cmd: &dyn Fn(&Path, &Path) -> Command) -> TestServer {
+    fn start(kind: Kind, extra_cfg: &str, make_cmd: CmdMaker) -> TestServer {
+        Self::start_on(kind, extra_cfg, None, make_cmd)
+    }
+
+    /// Like `start`; `data_dir` (when given) is used as dataDir instead of `DIR/data`.
+    fn start_on(kind: Kind, extra_cfg: &str, data_dir: Option<&Path>, make_cmd: CmdMaker) -> TestServer {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let dir = tempfile::Builder::new()
@@ -448,7 +539,7 @@ impl TestServer {
                 .tempdir()
                 .expect("tempdir");
             let port = free_port();
-            let cfg_path = Self::write_cfg(dir.path(), port, extra_cfg);
+            let cfg_path = Self::write_cfg(dir.path(), port, extra_cfg, data_dir);
             let log_path = dir.path().join("server.log");
             let log = fs::File::create(&log_path).expect("create server.log");
             let mut cmd = make_cmd(&cfg_path, dir.path());
@@ -458,6 +549,7 @@ impl TestServer {
                 .stderr(log);
             let desc = format!("{cmd:?}");
             let child = spawn_guarded(cmd).unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
+            let data = data_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
             let mut srv = TestServer {
                 kind,
                 child: Some(child),
@@ -465,6 +557,9 @@ impl TestServer {
                 dir,
                 cfg_path,
                 log_path,
+                data,
+                make_cmd: make_cmd.clone(),
+                spawns: 1,
             };
             match srv.wait_ready(startup_timeout()) {
                 Ok(()) => return srv,
@@ -573,10 +668,21 @@ impl ApacheServer {
     pub fn start_standalone_with_jvm_args(extra_cfg: &str, jvm_args: &[&str]) -> ApacheServer {
         require_apache();
         let args: Vec<String> = jvm_args.iter().map(|s| s.to_string()).collect();
-        ApacheServer(TestServer::start(Kind::Apache, extra_cfg, &|cfg, dir| {
+        ApacheServer(TestServer::start(Kind::Apache, extra_cfg, Self::cmd_maker(args)))
+    }
+
+    fn cmd_maker(args: Vec<String>) -> CmdMaker {
+        Arc::new(move |cfg: &Path, dir: &Path| {
             let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
             apache_command(cfg, dir, &a)
-        }))
+        })
+    }
+
+    /// Starts Apache on an existing `data_dir` (e.g. one another server wrote);
+    /// zoo.cfg, port and log are new.
+    pub fn start_on_data_dir(data_dir: &Path, extra_cfg: &str) -> ApacheServer {
+        require_apache();
+        ApacheServer(TestServer::start_on(Kind::Apache, extra_cfg, Some(data_dir), Self::cmd_maker(Vec::new())))
     }
 }
 
@@ -619,9 +725,13 @@ impl OurServer {
             let a = ApacheServer::start_standalone_with_jvm_args(extra_cfg, &jvm);
             return OurServer(a.into_inner());
         }
+        OurServer(TestServer::start(Kind::Ours, extra_cfg, Self::cmd_maker(extra_args)))
+    }
+
+    fn cmd_maker(extra_args: &[&str]) -> CmdMaker {
         let bin = our_server_bin();
         let args: Vec<OsString> = extra_args.iter().map(OsString::from).collect();
-        OurServer(TestServer::start(Kind::Ours, extra_cfg, &|cfg, _dir| {
+        Arc::new(move |cfg: &Path, _dir: &Path| {
             let mut cmd = Command::new(&bin);
             if ["RUST_LOG", "ZOO_LOG_LEVEL", "ZOO_LOG"].iter().all(|v| std::env::var_os(v).is_none()) {
                 cmd.env("RUST_LOG", "info");
@@ -629,7 +739,16 @@ impl OurServer {
             cmd.env("RUST_BACKTRACE", "1");
             cmd.args(&args).arg(cfg);
             cmd
-        }))
+        })
+    }
+
+    /// Starts our server on an existing `data_dir` (e.g. one Apache wrote); zoo.cfg,
+    /// port and log are new. (Honours `ZKRS_TEST_OURS=apache`.)
+    pub fn start_on_data_dir(data_dir: &Path, extra_cfg: &str, extra_args: &[&str]) -> OurServer {
+        if ours_is_apache() {
+            return OurServer(ApacheServer::start_on_data_dir(data_dir, extra_cfg).into_inner());
+        }
+        OurServer(TestServer::start_on(Kind::Ours, extra_cfg, Some(data_dir), Self::cmd_maker(extra_args)))
     }
 }
 
