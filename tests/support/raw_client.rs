@@ -278,6 +278,19 @@ impl RawClient {
         self.closed
     }
 
+    /// Waits (up to the io timeout) for the next reply to a request, skipping
+    /// notifications and ping replies; for pipelined requests sent with `send_request`.
+    pub fn recv_reply(&mut self) -> Result<(ReplyHeader, Vec<u8>)> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.read_reply(deadline)? {
+                None => continue,
+                Some((h, _)) if h.xid == -2 => continue,
+                Some(r) => return Ok(r),
+            }
+        }
+    }
+
     /// Sends a request without waiting for its reply.
     pub fn send_request(&mut self, xid: i32, op_type: i32, body: &[u8]) -> Result<()> {
         let mut out = OutputArchive::new();

@@ -145,6 +145,17 @@ impl FileTxnSnapLog {
             if t.all_zero {
                 continue;
             }
+            // A damaged record with a valid one after it is not a torn write (a crash
+            // leaves nothing valid behind the record it cut): cutting there would drop
+            // acknowledged txns, so refuse like for a corrupt older log.
+            if let Some(next) = valid_record_after(&t.file, t.offset)? {
+                return Err(invalid(format!(
+                    "Corrupt txn log {} at offset {}: {}, but a valid record follows at offset {next}; refusing to start",
+                    t.file.display(),
+                    t.offset,
+                    t.reason
+                )));
+            }
             if Some(&t.file) == newest.as_ref() {
                 log::warn!(
                     "Truncating torn tail of txn log {} at offset {} ({} bytes: {})",
@@ -168,6 +179,36 @@ impl FileTxnSnapLog {
         }
         Ok(())
     }
+}
+
+/// The offset of the first complete record (CRC, length, payload, end-of-record byte
+/// all consistent) that starts after `offset` in `file`, if any.
+fn valid_record_after(file: &Path, offset: u64) -> io::Result<Option<u64>> {
+    let bytes = std::fs::read(file)?;
+    let start = (offset as usize).min(bytes.len());
+    // Preallocated zeros hold no records: scan up to the last non-zero byte only.
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(start, |i| i + 1).max(start);
+    let data = &bytes[..end];
+    for p in start + 1..end {
+        if p + 13 > end {
+            break;
+        }
+        let len = i32::from_be_bytes([data[p + 8], data[p + 9], data[p + 10], data[p + 11]]);
+        if len <= 0 || p + 12 + len as usize >= end {
+            continue;
+        }
+        let body = &data[p + 12..p + 12 + len as usize];
+        if data[p + 12 + len as usize] != util::EOR {
+            continue;
+        }
+        let mut crc_bytes = [0u8; 8];
+        crc_bytes.copy_from_slice(&data[p..p + 8]);
+        let crc = i64::from_be_bytes(crc_bytes);
+        if crc == util::adler32(body) {
+            return Ok(Some(p as u64));
+        }
+    }
+    Ok(None)
 }
 
 /// `processTransaction`: session bookkeeping, then the tree.
