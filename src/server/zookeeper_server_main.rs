@@ -81,6 +81,14 @@ pub fn parse_args(args: &[String]) -> Result<QuorumPeerConfig, (i32, String)> {
 
 /// `runFromConfig`: returns once the server is serving; the factory owns the threads.
 pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32, String)> {
+    // QuorumPeerMain starts the autopurge task first; its thread outlives this handle.
+    crate::server::datadir_cleanup_manager::DatadirCleanupManager::new(
+        cfg.data_dir.clone(),
+        cfg.data_log_dir.clone(),
+        cfg.snap_retain_count,
+        cfg.purge_interval,
+    )
+    .start();
     log::info!("Starting server");
     if cfg.secure_client_port > 0 {
         // Upstream would open a TLS listener (X509 auth); this build has no TLS yet, so

@@ -9,6 +9,7 @@
 pub mod file_snap;
 pub mod file_txn_log;
 pub mod file_txn_snap_log;
+pub mod txn_log_toolkit;
 pub mod util;
 
 pub use file_snap::{FileSnap, LoadedSnapshot, ZxidDigest};
