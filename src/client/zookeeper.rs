@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::client_cnxn::{ClientCnxn, Completion, Packet, Reply, WatchRegistration};
+use super::client_cnxn::{ClientCnxn, Completion, Packet, Reply, Shared, WatchRegistration};
 pub use super::client_cnxn::States;
 use super::connect_string_parser;
 use super::keeper_error::{KeeperError, Result};
@@ -17,6 +17,21 @@ use crate::proto::multi::{MultiOperationRecord, MultiResponse, Op, OpResult};
 use crate::proto::proto::*;
 use crate::proto::{add_watch_mode, op_code, Code, CreateMode};
 use crate::system_properties;
+
+/// One request: what to send, and how to turn the reply into the caller's result.
+/// Shared by the synchronous and the callback form of every call.
+struct Call<T> {
+    op: i32,
+    body: Vec<u8>,
+    watch: Option<WatchRegistration>,
+    decode: Box<dyn FnOnce(Reply, &Shared) -> Result<T> + Send>,
+}
+
+impl<T> Call<T> {
+    fn new(op: i32, body: Vec<u8>, watch: Option<WatchRegistration>, decode: impl FnOnce(Reply, &Shared) -> Result<T> + Send + 'static) -> Self {
+        Call { op, body, watch, decode: Box::new(decode) }
+    }
+}
 
 pub struct ZooKeeper {
     cnxn: ClientCnxn,
@@ -153,107 +168,201 @@ impl ZooKeeper {
         }
     }
 
-    pub fn delete(&self, path: &str, version: i32) -> Result<()> {
+    fn validated(&self, path: &str) -> Result<String> {
+        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
+        Ok(self.server_path(path))
+    }
+
+    fn sync_call<T>(&self, c: Result<Call<T>>) -> Result<T> {
+        let c = c?;
+        let r = self.call(c.op, c.body, c.watch);
+        (c.decode)(r, &self.cnxn.shared)
+    }
+
+    fn async_call<T: 'static>(&self, c: Result<Call<T>>, cb: impl FnOnce(Result<T>) + Send + 'static) {
+        match c {
+            Err(e) => cb(Err(e)),
+            Ok(c) => {
+                let shared = self.cnxn.shared.clone();
+                let decode = c.decode;
+                self.call_async(c.op, c.body, c.watch, Box::new(move |r| cb(decode(r, &shared))));
+            }
+        }
+    }
+
+    fn delete_call(&self, path: &str, version: i32) -> Result<Call<()>> {
         path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
         // delete("/") goes out as "/" even under a chroot: it never deletes the chroot.
         let server_path = if path == "/" { "/".to_owned() } else { self.server_path(path) };
-        let r = self.call(op_code::DELETE, DeleteRequest { path: server_path, version }.to_bytes(), None);
-        check(&r, Some(path))
+        let p = path.to_owned();
+        Ok(Call::new(op_code::DELETE, DeleteRequest { path: server_path, version }.to_bytes(), None, move |r, _| check(&r, Some(&p))))
     }
 
-    pub fn exists(&self, path: &str, watch: Option<Watcher>) -> Result<Option<Stat>> {
-        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
+    pub fn delete(&self, path: &str, version: i32) -> Result<()> {
+        self.sync_call(self.delete_call(path, version))
+    }
+
+    pub fn delete_async(&self, path: &str, version: i32, cb: impl FnOnce(Result<()>) + Send + 'static) {
+        self.async_call(self.delete_call(path, version), cb)
+    }
+
+    fn exists_call(&self, path: &str, watch: Option<Watcher>) -> Result<Call<Option<Stat>>> {
+        let sp = self.validated(path)?;
         let reg = watch.map(|w| WatchRegistration { path: path.to_owned(), watcher: w, kind: WatchKind::Data, exists: true });
         let watching = reg.is_some();
-        let r = self.call(op_code::EXISTS, ExistsRequest { path: self.server_path(path), watch: watching }.to_bytes(), reg);
-        if r.err == Code::NoNode.int() {
-            return Ok(None);
-        }
-        check(&r, Some(path))?;
-        Ok(Some(decode::<ExistsResponse>(&r)?.stat))
+        let p = path.to_owned();
+        Ok(Call::new(op_code::EXISTS, ExistsRequest { path: sp, watch: watching }.to_bytes(), reg, move |r, _| {
+            if r.err == Code::NoNode.int() {
+                return Ok(None);
+            }
+            check(&r, Some(&p))?;
+            Ok(Some(decode::<ExistsResponse>(&r)?.stat))
+        }))
+    }
+
+    /// `exists`: NoNode is not an error here; a watch is set either way.
+    pub fn exists(&self, path: &str, watch: Option<Watcher>) -> Result<Option<Stat>> {
+        self.sync_call(self.exists_call(path, watch))
+    }
+
+    pub fn exists_async(&self, path: &str, watch: Option<Watcher>, cb: impl FnOnce(Result<Option<Stat>>) + Send + 'static) {
+        self.async_call(self.exists_call(path, watch), cb)
+    }
+
+    fn get_data_call(&self, path: &str, watch: Option<Watcher>) -> Result<Call<(Option<Vec<u8>>, Stat)>> {
+        let sp = self.validated(path)?;
+        let reg = watch.map(|w| WatchRegistration { path: path.to_owned(), watcher: w, kind: WatchKind::Data, exists: false });
+        let watching = reg.is_some();
+        let p = path.to_owned();
+        Ok(Call::new(op_code::GET_DATA, GetDataRequest { path: sp, watch: watching }.to_bytes(), reg, move |r, _| {
+            check(&r, Some(&p))?;
+            let rsp: GetDataResponse = decode(&r)?;
+            Ok((rsp.data, rsp.stat))
+        }))
     }
 
     pub fn get_data(&self, path: &str, watch: Option<Watcher>) -> Result<(Option<Vec<u8>>, Stat)> {
-        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
-        let reg = watch.map(|w| WatchRegistration { path: path.to_owned(), watcher: w, kind: WatchKind::Data, exists: false });
-        let watching = reg.is_some();
-        let r = self.call(op_code::GET_DATA, GetDataRequest { path: self.server_path(path), watch: watching }.to_bytes(), reg);
-        check(&r, Some(path))?;
-        let rsp: GetDataResponse = decode(&r)?;
-        Ok((rsp.data, rsp.stat))
+        self.sync_call(self.get_data_call(path, watch))
     }
 
     pub fn get_data_async(&self, path: &str, cb: impl FnOnce(Result<(Option<Vec<u8>>, Stat)>) + Send + 'static) {
-        if let Err(e) = path_utils::validate_path(path) {
-            return cb(Err(bad_path(path, e)));
-        }
+        self.async_call(self.get_data_call(path, None), cb)
+    }
+
+    pub fn get_data_watch_async(&self, path: &str, watch: Option<Watcher>, cb: impl FnOnce(Result<(Option<Vec<u8>>, Stat)>) + Send + 'static) {
+        self.async_call(self.get_data_call(path, watch), cb)
+    }
+
+    fn set_data_call(&self, path: &str, data: Option<&[u8]>, version: i32) -> Result<Call<Stat>> {
+        let sp = self.validated(path)?;
         let p = path.to_owned();
-        self.call_async(op_code::GET_DATA, GetDataRequest { path: self.server_path(path), watch: false }.to_bytes(), None, Box::new(move |r| {
-            cb(check(&r, Some(&p)).and_then(|_| decode::<GetDataResponse>(&r)).map(|g| (g.data, g.stat)))
-        }));
+        let req = SetDataRequest { path: sp, data: data.map(<[u8]>::to_vec), version };
+        Ok(Call::new(op_code::SET_DATA, req.to_bytes(), None, move |r, _| {
+            check(&r, Some(&p))?;
+            Ok(decode::<SetDataResponse>(&r)?.stat)
+        }))
     }
 
     pub fn set_data(&self, path: &str, data: Option<&[u8]>, version: i32) -> Result<Stat> {
-        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
-        let req = SetDataRequest { path: self.server_path(path), data: data.map(<[u8]>::to_vec), version };
-        let r = self.call(op_code::SET_DATA, req.to_bytes(), None);
-        check(&r, Some(path))?;
-        Ok(decode::<SetDataResponse>(&r)?.stat)
+        self.sync_call(self.set_data_call(path, data, version))
     }
 
     pub fn set_data_async(&self, path: &str, data: Option<&[u8]>, version: i32, cb: impl FnOnce(Result<Stat>) + Send + 'static) {
-        if let Err(e) = path_utils::validate_path(path) {
-            return cb(Err(bad_path(path, e)));
-        }
+        self.async_call(self.set_data_call(path, data, version), cb)
+    }
+
+    fn get_children2_call(&self, path: &str, watch: Option<Watcher>) -> Result<Call<(Vec<String>, Stat)>> {
+        let sp = self.validated(path)?;
+        let reg = watch.map(|w| WatchRegistration { path: path.to_owned(), watcher: w, kind: WatchKind::Child, exists: false });
+        let watching = reg.is_some();
         let p = path.to_owned();
-        let req = SetDataRequest { path: self.server_path(path), data: data.map(<[u8]>::to_vec), version };
-        self.call_async(op_code::SET_DATA, req.to_bytes(), None, Box::new(move |r| {
-            cb(check(&r, Some(&p)).and_then(|_| decode::<SetDataResponse>(&r)).map(|s| s.stat))
-        }));
+        Ok(Call::new(op_code::GET_CHILDREN2, GetChildren2Request { path: sp, watch: watching }.to_bytes(), reg, move |r, _| {
+            check(&r, Some(&p))?;
+            let rsp: GetChildren2Response = decode(&r)?;
+            Ok((rsp.children, rsp.stat))
+        }))
     }
 
     pub fn get_children2(&self, path: &str, watch: Option<Watcher>) -> Result<(Vec<String>, Stat)> {
-        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
+        self.sync_call(self.get_children2_call(path, watch))
+    }
+
+    pub fn get_children2_async(&self, path: &str, watch: Option<Watcher>, cb: impl FnOnce(Result<(Vec<String>, Stat)>) + Send + 'static) {
+        self.async_call(self.get_children2_call(path, watch), cb)
+    }
+
+    fn get_children_call(&self, path: &str, watch: Option<Watcher>) -> Result<Call<Vec<String>>> {
+        let sp = self.validated(path)?;
         let reg = watch.map(|w| WatchRegistration { path: path.to_owned(), watcher: w, kind: WatchKind::Child, exists: false });
         let watching = reg.is_some();
-        let r = self.call(op_code::GET_CHILDREN2, GetChildren2Request { path: self.server_path(path), watch: watching }.to_bytes(), reg);
-        check(&r, Some(path))?;
-        let rsp: GetChildren2Response = decode(&r)?;
-        Ok((rsp.children, rsp.stat))
+        let p = path.to_owned();
+        Ok(Call::new(op_code::GET_CHILDREN, GetChildrenRequest { path: sp, watch: watching }.to_bytes(), reg, move |r, _| {
+            check(&r, Some(&p))?;
+            Ok(decode::<GetChildrenResponse>(&r)?.children)
+        }))
     }
 
     pub fn get_children(&self, path: &str, watch: Option<Watcher>) -> Result<Vec<String>> {
-        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
-        let reg = watch.map(|w| WatchRegistration { path: path.to_owned(), watcher: w, kind: WatchKind::Child, exists: false });
-        let watching = reg.is_some();
-        let r = self.call(op_code::GET_CHILDREN, GetChildrenRequest { path: self.server_path(path), watch: watching }.to_bytes(), reg);
-        check(&r, Some(path))?;
-        Ok(decode::<GetChildrenResponse>(&r)?.children)
+        self.sync_call(self.get_children_call(path, watch))
+    }
+
+    pub fn get_children_async(&self, path: &str, watch: Option<Watcher>, cb: impl FnOnce(Result<Vec<String>>) + Send + 'static) {
+        self.async_call(self.get_children_call(path, watch), cb)
+    }
+
+    fn get_acl_call(&self, path: &str) -> Result<Call<(Vec<ACL>, Stat)>> {
+        let sp = self.validated(path)?;
+        let p = path.to_owned();
+        Ok(Call::new(op_code::GET_ACL, GetACLRequest { path: sp }.to_bytes(), None, move |r, _| {
+            check(&r, Some(&p))?;
+            let rsp: GetACLResponse = decode(&r)?;
+            Ok((rsp.acl, rsp.stat))
+        }))
     }
 
     pub fn get_acl(&self, path: &str) -> Result<(Vec<ACL>, Stat)> {
-        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
-        let r = self.call(op_code::GET_ACL, GetACLRequest { path: self.server_path(path) }.to_bytes(), None);
-        check(&r, Some(path))?;
-        let rsp: GetACLResponse = decode(&r)?;
-        Ok((rsp.acl, rsp.stat))
+        self.sync_call(self.get_acl_call(path))
     }
 
-    pub fn set_acl(&self, path: &str, acl: &[ACL], version: i32) -> Result<Stat> {
-        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
+    pub fn get_acl_async(&self, path: &str, cb: impl FnOnce(Result<(Vec<ACL>, Stat)>) + Send + 'static) {
+        self.async_call(self.get_acl_call(path), cb)
+    }
+
+    fn set_acl_call(&self, path: &str, acl: &[ACL], version: i32) -> Result<Call<Stat>> {
+        let sp = self.validated(path)?;
         if acl.is_empty() {
             return Err(KeeperError::with_path(Code::InvalidAcl, path));
         }
-        let r = self.call(op_code::SET_ACL, SetACLRequest { path: self.server_path(path), acl: acl.to_vec(), version }.to_bytes(), None);
-        check(&r, Some(path))?;
-        Ok(decode::<SetACLResponse>(&r)?.stat)
+        let p = path.to_owned();
+        Ok(Call::new(op_code::SET_ACL, SetACLRequest { path: sp, acl: acl.to_vec(), version }.to_bytes(), None, move |r, _| {
+            check(&r, Some(&p))?;
+            Ok(decode::<SetACLResponse>(&r)?.stat)
+        }))
+    }
+
+    pub fn set_acl(&self, path: &str, acl: &[ACL], version: i32) -> Result<Stat> {
+        self.sync_call(self.set_acl_call(path, acl, version))
+    }
+
+    pub fn set_acl_async(&self, path: &str, acl: &[ACL], version: i32, cb: impl FnOnce(Result<Stat>) + Send + 'static) {
+        self.async_call(self.set_acl_call(path, acl, version), cb)
+    }
+
+    fn sync_path_call(&self, path: &str) -> Result<Call<String>> {
+        let sp = self.validated(path)?;
+        let p = path.to_owned();
+        Ok(Call::new(op_code::SYNC, SyncRequest { path: sp }.to_bytes(), None, move |r, shared| {
+            check(&r, Some(&p))?;
+            Ok(shared.strip_chroot(&decode::<SyncResponse>(&r)?.path))
+        }))
     }
 
     pub fn sync(&self, path: &str) -> Result<String> {
-        path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
-        let r = self.call(op_code::SYNC, SyncRequest { path: self.server_path(path) }.to_bytes(), None);
-        check(&r, Some(path))?;
-        Ok(self.cnxn.shared.strip_chroot(&decode::<SyncResponse>(&r)?.path))
+        self.sync_call(self.sync_path_call(path))
+    }
+
+    pub fn sync_async(&self, path: &str, cb: impl FnOnce(Result<String>) + Send + 'static) {
+        self.async_call(self.sync_path_call(path), cb)
     }
 
     /// `multi`: all or nothing. On failure the error is the first failing op's code and
@@ -266,28 +375,7 @@ impl ZooKeeper {
         let read = ops.iter().all(|o| o.is_read());
         let body = MultiOperationRecord { ops }.to_bytes();
         let r = self.call(if read { op_code::MULTI_READ } else { op_code::MULTI }, body, None);
-        if r.err != 0 {
-            return Err((KeeperError::from_raw(r.err, None), Vec::new()));
-        }
-        let rsp: MultiResponse = decode(&r).map_err(|e| (e, Vec::new()))?;
-        let results: Vec<OpResult> = rsp
-            .results
-            .into_iter()
-            .map(|res| match res {
-                OpResult::Create { path } => OpResult::Create { path: self.cnxn.shared.strip_chroot(&path) },
-                OpResult::Create2 { path, stat } => OpResult::Create2 { path: self.cnxn.shared.strip_chroot(&path), stat },
-                o => o,
-            })
-            .collect();
-        if !read {
-            if let Some(err) = results.iter().find_map(|o| match o {
-                OpResult::Error { err } if *err != 0 => Some(*err),
-                _ => None,
-            }) {
-                return Err((KeeperError::from_raw(err, None), results));
-            }
-        }
-        Ok(results)
+        multi_result(&r, read, &self.cnxn.shared)
     }
 
     fn chroot_op(&self, op: Op) -> Op {
@@ -357,6 +445,67 @@ impl ZooKeeper {
         check(&r, Some(path))
     }
 
+    pub fn get_ephemerals_async(&self, prefix: &str, cb: impl FnOnce(Result<Vec<String>>) + Send + 'static) {
+        let p = prefix.to_owned();
+        let body = GetEphemeralsRequest { prefix_path: prefix.to_owned() }.to_bytes();
+        self.async_call(
+            Ok(Call::new(op_code::GET_EPHEMERALS, body, None, move |r, _| {
+                check(&r, Some(&p))?;
+                Ok(decode::<GetEphemeralsResponse>(&r)?.ephemerals)
+            })),
+            cb,
+        )
+    }
+
+    pub fn get_all_children_number_async(&self, path: &str, cb: impl FnOnce(Result<i32>) + Send + 'static) {
+        let call = self.validated(path).map(|sp| {
+            let p = path.to_owned();
+            Call::new(op_code::GET_ALL_CHILDREN_NUMBER, GetAllChildrenNumberRequest { path: sp }.to_bytes(), None, move |r, _| {
+                check(&r, Some(&p))?;
+                Ok(decode::<GetAllChildrenNumberResponse>(&r)?.total_number)
+            })
+        });
+        self.async_call(call, cb)
+    }
+
+    pub fn add_watch_async(&self, path: &str, watcher: Watcher, mode: i32, cb: impl FnOnce(Result<()>) + Send + 'static) {
+        let call = self.validated(path).map(|sp| {
+            let kind = if mode == add_watch_mode::PERSISTENT_RECURSIVE { WatchKind::PersistentRecursive } else { WatchKind::Persistent };
+            let reg = WatchRegistration { path: path.to_owned(), watcher, kind, exists: false };
+            let p = path.to_owned();
+            Call::new(op_code::ADD_WATCH, AddWatchRequest { path: sp, mode }.to_bytes(), Some(reg), move |r, _| check(&r, Some(&p)))
+        });
+        self.async_call(call, cb)
+    }
+
+    pub fn who_am_i_async(&self, cb: impl FnOnce(Result<Vec<ClientInfo>>) + Send + 'static) {
+        self.async_call(
+            Ok(Call::new(op_code::WHO_AM_I, Vec::new(), None, |r, _| Ok(decode::<WhoAmIResponse>(&r).map(|w| w.client_info).unwrap_or_default()))),
+            cb,
+        )
+    }
+
+    /// `multi` with a callback: the results, or the first error with the per-op results.
+    pub fn multi_async(
+        &self,
+        ops: Vec<Op>,
+        cb: impl FnOnce(std::result::Result<Vec<OpResult>, (KeeperError, Vec<OpResult>)>) + Send + 'static,
+    ) {
+        if ops.is_empty() {
+            return cb(Ok(Vec::new()));
+        }
+        let ops: Vec<Op> = ops.into_iter().map(|o| self.chroot_op(o)).collect();
+        let read = ops.iter().all(|o| o.is_read());
+        let body = MultiOperationRecord { ops }.to_bytes();
+        let shared = self.cnxn.shared.clone();
+        self.call_async(
+            if read { op_code::MULTI_READ } else { op_code::MULTI },
+            body,
+            None,
+            Box::new(move |r| cb(multi_result(&r, read, &shared))),
+        );
+    }
+
     /// `addAuthInfo`: sent now (when connected) and replayed on every reconnect.
     pub fn add_auth_info(&self, scheme: &str, auth: &[u8]) {
         self.cnxn.shared.auth.lock().push((scheme.to_owned(), auth.to_vec()));
@@ -367,6 +516,33 @@ impl ZooKeeper {
     pub fn who_am_i(&self) -> Result<Vec<ClientInfo>> {
         let r = self.call(op_code::WHO_AM_I, Vec::new(), None);
         Ok(decode::<WhoAmIResponse>(&r).map(|w| w.client_info).unwrap_or_default())
+    }
+
+    /// `getConfig`: getData of `/zookeeper/config`, never chrooted; a watch is
+    /// registered under that same path. Errors name `/zookeeper/config`.
+    pub fn get_config(&self, watch: Option<Watcher>) -> Result<(Option<Vec<u8>>, Stat)> {
+        const CONFIG_NODE: &str = "/zookeeper/config";
+        let reg = watch.map(|w| WatchRegistration { path: CONFIG_NODE.to_owned(), watcher: w, kind: WatchKind::Data, exists: false });
+        let watching = reg.is_some();
+        let r = self.call(op_code::GET_DATA, GetDataRequest { path: CONFIG_NODE.to_owned(), watch: watching }.to_bytes(), reg);
+        check(&r, Some(CONFIG_NODE))?;
+        let rsp: GetDataResponse = decode(&r)?;
+        Ok((rsp.data, rsp.stat))
+    }
+
+    /// `ZooKeeperAdmin.reconfigure` (opcode 16): the new config data and its Stat.
+    /// Absent lists go out as empty strings.
+    pub fn reconfig(&self, joining: Option<&str>, leaving: Option<&str>, members: Option<&str>, from_config: i64) -> Result<(Option<Vec<u8>>, Stat)> {
+        let req = ReconfigRequest {
+            joining_servers: joining.unwrap_or_default().to_owned(),
+            leaving_servers: leaving.unwrap_or_default().to_owned(),
+            new_members: members.unwrap_or_default().to_owned(),
+            cur_config_id: from_config,
+        };
+        let r = self.call(op_code::RECONFIG, req.to_bytes(), None);
+        check(&r, None)?;
+        let rsp: GetDataResponse = decode(&r)?;
+        Ok((rsp.data, rsp.stat))
     }
 
     /// `close`: closeSession, then stop both threads (a Closed event reaches watchers).
@@ -390,6 +566,32 @@ impl Drop for ZooKeeper {
             self.cnxn.shutdown();
         }
     }
+}
+
+/// Decodes a multi reply: for a write multi, the first failing op's code is the error.
+fn multi_result(r: &Reply, read: bool, shared: &Shared) -> std::result::Result<Vec<OpResult>, (KeeperError, Vec<OpResult>)> {
+    if r.err != 0 {
+        return Err((KeeperError::from_raw(r.err, None), Vec::new()));
+    }
+    let rsp: MultiResponse = decode(r).map_err(|e| (e, Vec::new()))?;
+    let results: Vec<OpResult> = rsp
+        .results
+        .into_iter()
+        .map(|res| match res {
+            OpResult::Create { path } => OpResult::Create { path: shared.strip_chroot(&path) },
+            OpResult::Create2 { path, stat } => OpResult::Create2 { path: shared.strip_chroot(&path), stat },
+            o => o,
+        })
+        .collect();
+    if !read {
+        if let Some(err) = results.iter().find_map(|o| match o {
+            OpResult::Error { err } if *err != 0 => Some(*err),
+            _ => None,
+        }) {
+            return Err((KeeperError::from_raw(err, None), results));
+        }
+    }
+    Ok(results)
 }
 
 /// Builders for multi ops (`Op.create`, `Op.delete`, ...).
