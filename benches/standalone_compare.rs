@@ -6,6 +6,8 @@
 //! ```sh
 //! cargo bench --bench standalone_compare -- [--quick] [--rounds N] [--secs S]
 //!     [--warmup S] [--nodes N] [--conns N] [--depth N] [--perf DIR]
+//! cargo bench --bench standalone_compare -- --persist [--quick] [--rounds N]
+//!     [--restart-nodes N] [--restart-sets N]
 //! ```
 //!
 //! What it does (see docs/benchmarks.md for the write-up):
@@ -13,9 +15,10 @@
 //! 1. starts three servers on free loopback ports with the same zoo.cfg:
 //!    * `apache`        — Apache 3.8.0 `ZooKeeperServerMain`, default durability
 //!      (fsync of the txn log on every commit batch),
-//!    * `apache-nosync` — the same with `forceSync=no` (no fsync: the fairer
-//!      comparison for writes, since our server does not persist yet),
-//!    * `ours`          — `zk-server` from this crate;
+//!    * `apache-nosync` — the same with `forceSync=no` (no fsync),
+//!    * `ours`          — `zk-server` from this crate (txn log + snapshots, fsync per
+//!      commit batch by default; the run checks that it wrote its start-up snapshot and
+//!      says whether the set rows compare two durable servers);
 //! 2. creates `--nodes` (default 100 000) nodes of 100 bytes under `/bench` on each
 //!    (pipelined), and reads each server's VmRSS ("idle" RSS);
 //! 3. warm-up (get and set) on each server, then `--rounds` rounds of a timed get
@@ -25,6 +28,17 @@
 //! 4. reads VmRSS again, prints the table, medians, ratios ours/Apache and a one-line
 //!    JSON summary; kills all servers (also on panic, and via PR_SET_PDEATHSIG if
 //!    this process is killed).
+//!
+//! `--persist` runs the restart benchmark instead (`persist_main`): `apache` and `ours`
+//! only; populate `--restart-nodes` (default 1 000 000) nodes of 100 bytes, wait for the
+//! snapshots this triggers (snapCount default 100 000) to finish and read their times
+//! from the logs (`Snapshotting: 0x<zxid> to <file>` + `Snapshot taken ... in <n> ms`);
+//! then `--rounds` (3; `--quick` 2) rounds, alternating the servers, of SIGTERM, wait
+//! for exit, respawn on the same dataDir and time spawn -> `ruok`=`imok` + `srvr` `Mode:
+//! standalone` + getData of the last node; then one SIGKILL round. Rounds after the
+//! first write `--restart-sets` (40 000) setData txns first, so every restart replays
+//! a known log tail. The phases (snapshot read, log replay, start-up snapshot) come from
+//! the restarted process's log. The smoke run ends with one small SIGTERM restart each.
 //!
 //! `--perf DIR` additionally records `perf record` profiles of our server during one
 //! extra get run and one extra set run (not counted in the table) and prints the top
@@ -61,6 +75,20 @@ const APACHE_CP: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper
 const APACHE_MAIN: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";
 /// JVM flags of the Apache servers (a typical production-ish setting for a 2 GB heap).
 const APACHE_JVM_FLAGS: &[&str] = &["-server", "-Xmx2g", "-XX:+UseParallelGC", "-Djava.net.preferIPv4Stack=true"];
+/// Logging of the Apache servers: warnings, plus the info lines of the snapshot and
+/// restore code (`Snapshotting: 0x.. to <file>` / `Snapshot taken in N ms`,
+/// `Reading snapshot`, `N txns loaded in M ms`, `Snapshot loaded in T ms`), timestamped.
+const APACHE_LOG_FLAGS: &[&str] = &[
+    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+    "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.ZooKeeperServer=info",
+    "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.ZKDatabase=info",
+    "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.persistence=info",
+    "-Dorg.slf4j.simpleLogger.showDateTime=true",
+    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS",
+    "-Dorg.slf4j.simpleLogger.logFile=System.out",
+];
+/// `RUST_LOG` of our server: warnings, plus the same kind of info lines as Apache's.
+const OURS_RUST_LOG: &str = "warn,zookeeper::server::zookeeper_server=info,zookeeper::server::persistence=info";
 const DATA_LEN: usize = 100;
 const LOOPBACK: &str = "127.0.0.1";
 
@@ -74,6 +102,16 @@ struct Opts {
     conns: usize,
     depth: usize,
     perf: Option<PathBuf>,
+    /// Whether this is a smoke run (`cargo test`: no `--bench`).
+    smoke: bool,
+    /// `--persist`: the restart / snapshot benchmark instead of the throughput one.
+    persist: bool,
+    /// Nodes populated before the restarts (`--restart-nodes`).
+    restart_nodes: usize,
+    /// setData txns written between restart rounds (`--restart-sets`).
+    restart_sets: usize,
+    /// Seconds of idle before reading RSS after a restart.
+    idle: f64,
 }
 
 fn parse_opts() -> Opts {
@@ -83,15 +121,33 @@ fn parse_opts() -> Opts {
     // CI; it measures nothing worth reporting.
     let smoke = !args.iter().any(|a| a == "--bench");
     let quick = smoke || args.iter().any(|a| a == "--quick");
+    let persist = args.iter().any(|a| a == "--persist");
     let mut o = Opts {
         quick,
-        rounds: if smoke { 1 } else if quick { 3 } else { 5 },
+        rounds: if smoke {
+            1
+        } else if persist {
+            if quick {
+                2
+            } else {
+                3
+            }
+        } else if quick {
+            3
+        } else {
+            5
+        },
         secs: if smoke { 1.0 } else if quick { 3.0 } else { 10.0 },
         warmup: if smoke { 0.5 } else if quick { 2.0 } else { 5.0 },
         nodes: if smoke { 2_000 } else { 100_000 },
         conns: 8,
         depth: 32,
         perf: None,
+        smoke,
+        persist,
+        restart_nodes: 1_000_000,
+        restart_sets: 40_000,
+        idle: if smoke { 0.2 } else { 2.0 },
     };
     let mut i = 0;
     while i < args.len() {
@@ -107,6 +163,8 @@ fn parse_opts() -> Opts {
             "--conns" => o.conns = val(i).parse().expect("--conns N"),
             "--depth" => o.depth = val(i).parse().expect("--depth N"),
             "--perf" => o.perf = Some(PathBuf::from(val(i))),
+            "--restart-nodes" => o.restart_nodes = val(i).parse().expect("--restart-nodes N"),
+            "--restart-sets" => o.restart_sets = val(i).parse().expect("--restart-sets N"),
             // `cargo bench` passes `--bench`; libtest-style filters are ignored too.
             _ => {
                 i += 1;
@@ -116,6 +174,7 @@ fn parse_opts() -> Opts {
         i += 2;
     }
     assert!(o.rounds >= 1 && o.conns >= 1 && o.depth >= 1 && o.nodes >= 1 && o.secs > 0.0);
+    assert!(o.restart_nodes >= 1);
     o
 }
 
@@ -127,6 +186,7 @@ extern "C" {
 }
 const PR_SET_PDEATHSIG: i32 = 1;
 const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
 const SIGKILL: i32 = 9;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -138,10 +198,14 @@ enum Kind {
 /// A server process; killed (SIGKILL) and reaped on drop, so also on panic.
 struct Server {
     name: &'static str,
+    kind: Kind,
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    cfg: PathBuf,
+    /// The log of the current process (each restart writes a new one).
     log: PathBuf,
+    spawns: usize,
 }
 
 impl Server {
@@ -150,6 +214,9 @@ impl Server {
     }
     fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
     fn log_tail(&self) -> String {
         let s = fs::read_to_string(&self.log).unwrap_or_default();
@@ -163,6 +230,36 @@ impl Server {
                 panic!("{} server exited with {st}; log tail:\n{}", self.name, self.log_tail());
             }
         }
+    }
+    /// Sends `sig` and waits for the process to exit; returns how long that took.
+    fn stop(&mut self, sig: i32) -> Duration {
+        let mut c = self.child.take().expect("running");
+        let t0 = Instant::now();
+        unsafe {
+            kill(c.id() as i32, sig);
+        }
+        let deadline = t0 + Duration::from_secs(120);
+        loop {
+            match c.try_wait() {
+                Ok(Some(_)) => return t0.elapsed(),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(1)),
+                _ => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("{} did not exit within 120 s of signal {sig}", self.name);
+                }
+            }
+        }
+    }
+    /// Starts the server again on the same zoo.cfg and dataDir, logging to a new file.
+    /// Returns the instant just before the spawn.
+    fn respawn(&mut self) -> Instant {
+        assert!(self.child.is_none(), "{} is still running", self.name);
+        self.spawns += 1;
+        self.log = self.dir.path().join(format!("server-{}.log", self.spawns));
+        let t0 = Instant::now();
+        self.child = Some(spawn_server(self.name, self.kind, &self.cfg, self.dir.path(), &self.log));
+        t0
     }
 }
 
@@ -201,8 +298,7 @@ fn server_command(kind: Kind, cfg: &Path, dir: &Path) -> Command {
             let mut c = Command::new(JAVA);
             c.args(APACHE_JVM_FLAGS)
                 .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
-                .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-                .arg("-Dorg.slf4j.simpleLogger.logFile=System.out")
+                .args(APACHE_LOG_FLAGS)
                 .arg("-cp")
                 .arg(APACHE_CP)
                 .arg(APACHE_MAIN)
@@ -211,10 +307,27 @@ fn server_command(kind: Kind, cfg: &Path, dir: &Path) -> Command {
         }
         Kind::Ours => {
             let mut c = Command::new(env!("CARGO_BIN_EXE_zk-server"));
-            c.env("RUST_LOG", "warn").arg(cfg);
+            c.env("RUST_LOG", OURS_RUST_LOG).arg(cfg);
             c
         }
     }
+}
+
+fn spawn_server(name: &str, kind: Kind, cfg: &Path, dir: &Path, log: &Path) -> Child {
+    let logf = fs::File::create(log).unwrap();
+    let mut cmd = server_command(kind, cfg, dir);
+    cmd.current_dir(dir).stdin(Stdio::null()).stdout(logf.try_clone().unwrap()).stderr(logf);
+    unsafe {
+        // Servers die with this process even if it is SIGKILLed. PDEATHSIG is tied to
+        // the forking thread: all servers are started from the main thread.
+        cmd.pre_exec(|| {
+            if prctl(PR_SET_PDEATHSIG, SIGKILL as std::ffi::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
 }
 
 fn start_server(name: &'static str, kind: Kind, extra_cfg: &str) -> Server {
@@ -227,21 +340,8 @@ fn start_server(name: &'static str, kind: Kind, extra_cfg: &str) -> Server {
         let cfg = dir.path().join("zoo.cfg");
         fs::write(&cfg, zoo_cfg(&data, port, extra_cfg)).unwrap();
         let log = dir.path().join("server.log");
-        let logf = fs::File::create(&log).unwrap();
-        let mut cmd = server_command(kind, &cfg, dir.path());
-        cmd.current_dir(dir.path()).stdin(Stdio::null()).stdout(logf.try_clone().unwrap()).stderr(logf);
-        unsafe {
-            // Servers die with this process even if it is SIGKILLed. PDEATHSIG is tied to
-            // the forking thread: all servers are started from the main thread.
-            cmd.pre_exec(|| {
-                if prctl(PR_SET_PDEATHSIG, SIGKILL as std::ffi::c_ulong) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let mut srv = Server { name, child: Some(child), port, dir, log };
+        let child = spawn_server(name, kind, &cfg, dir.path(), &log);
+        let mut srv = Server { name, kind, child: Some(child), port, dir, cfg, log, spawns: 0 };
         match wait_ready(&mut srv, Duration::from_secs(90)) {
             Ok(()) => return srv,
             Err(why) => {
@@ -654,8 +754,11 @@ fn populate(srv: &mut Server, w: &Workload, opts: &Opts) -> f64 {
     let body = CreateRequest { path: "/bench".into(), data: None, acl: ids::open_acl_unsafe(), flags: 0 }.to_bytes();
     let (h, _) = call(&mut s, 1, op_code::CREATE, &body).unwrap();
     assert_eq!(h.err, 0, "{}: create /bench failed", srv.name);
+    close_session(&mut s, 2);
     let r = run_load(srv.addr(), &w.create, opts.conns, opts.depth, None);
     assert_eq!(r.errors, 0, "{}: {} creates failed (first error {:?})", srv.name, r.errors, r.first_error);
+    // A fresh session: an idle one would expire (30 s) while a big tree is populated.
+    let mut s = connect(srv.addr()).unwrap_or_else(|e| panic!("{}: {e}", srv.name));
     // Sanity: the last node is there with its 100 bytes.
     let last = GetDataRequest { path: node_path(opts.nodes - 1), watch: false }.to_bytes();
     let (h, b) = call(&mut s, 2, op_code::GET_DATA, &last).unwrap();
@@ -727,6 +830,533 @@ fn with_perf<T>(dir: &Path, label: &str, pid: u32, f: impl FnOnce() -> T) -> T {
     r
 }
 
+// ------------------------------------------------------------ persist --
+
+/// A server's log from byte `offset` on.
+fn log_text(path: &Path, offset: usize) -> String {
+    let b = fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(&b[offset.min(b.len())..]).into_owned()
+}
+
+fn log_len(path: &Path) -> usize {
+    fs::metadata(path).map(|m| m.len() as usize).unwrap_or(0)
+}
+
+/// Milliseconds since the epoch of a log line starting `YYYY-MM-DD HH:MM:SS,mmm` (both
+/// servers' formats; only differences between lines of one log are used).
+fn log_ts_ms(line: &str) -> Option<i64> {
+    let b = line.get(0..23)?;
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { b.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + s * 1000 + ms)
+}
+
+/// The number before `suffix` at the end of `s` (`"... in 123 ms"` -> 123).
+fn number_before(s: &str, suffix: &str) -> Option<f64> {
+    let t = s.trim_end();
+    let t = t.strip_suffix(suffix).unwrap_or(t).trim_end();
+    t.rsplit(' ').next()?.parse().ok()
+}
+
+/// One snapshot seen in a server's log.
+#[derive(Clone, Debug)]
+struct SnapRecord {
+    zxid: i64,
+    file: PathBuf,
+    ms: f64,
+    bytes: u64,
+}
+
+/// Pairs each `Snapshotting: 0x<zxid> to <file>` (both servers log it when a snapshot
+/// starts) with the next `Snapshot taken ... in <n> ms` (Apache: `Snapshot taken in <n>
+/// ms`; ours: `Snapshot taken: <file> in <n> ms`).
+fn parse_snapshots(text: &str) -> Vec<SnapRecord> {
+    let mut pending: VecDeque<(i64, PathBuf)> = VecDeque::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(i) = line.find("Snapshotting: 0x") {
+            let rest = &line[i + "Snapshotting: 0x".len()..];
+            if let Some((z, f)) = rest.split_once(" to ") {
+                pending.push_back((i64::from_str_radix(z.trim(), 16).unwrap_or(-1), PathBuf::from(f.trim())));
+            }
+        } else if let Some(i) = line.find("Snapshot taken") {
+            let ms = line[i..].rsplit_once(" in ").and_then(|(_, t)| number_before(t, "ms"));
+            if let (Some(ms), Some((zxid, file))) = (ms, pending.pop_front()) {
+                let bytes = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                out.push(SnapRecord { zxid, file, ms, bytes });
+            }
+        }
+    }
+    out
+}
+
+/// Waits until every snapshot started in the log (from `offset`) has finished; returns them.
+fn wait_snapshots_settled(srv: &mut Server, offset: usize, timeout: Duration) -> Vec<SnapRecord> {
+    let t0 = Instant::now();
+    // A snapshot thread started by the last creates may not have logged yet.
+    thread::sleep(Duration::from_millis(1000));
+    loop {
+        srv.check_alive();
+        let text = log_text(&srv.log, offset);
+        let started = text.matches("Snapshotting: 0x").count();
+        let done = text.matches("Snapshot taken").count();
+        if started == done {
+            return parse_snapshots(&text);
+        }
+        assert!(t0.elapsed() < timeout, "{}: a snapshot did not finish within {timeout:?}", srv.name);
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The `srvr` fields we check: (Zxid, Node count).
+fn srvr_info(addr: SocketAddr) -> (i64, u64) {
+    let s = four_letter_word(addr, "srvr", Duration::from_secs(10)).unwrap_or_else(|e| panic!("srvr {addr}: {e}"));
+    let field = |name: &str| s.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string());
+    let zxid = field("Zxid: 0x").and_then(|v| i64::from_str_radix(&v, 16).ok()).unwrap_or(-1);
+    let nodes = field("Node count: ").and_then(|v| v.parse().ok()).unwrap_or(0);
+    (zxid, nodes)
+}
+
+/// Where the restart time went, from the timestamped log lines of the new process.
+#[derive(Clone, Debug, Default)]
+struct Phases {
+    /// Reading (and deserialising) the newest snapshot.
+    snap_read_ms: Option<f64>,
+    /// Replaying the txn log after the snapshot.
+    replay_ms: Option<f64>,
+    replayed: Option<u64>,
+    /// The snapshot taken at start-up (both servers take one after loading).
+    startup_snap_ms: Option<f64>,
+}
+
+fn parse_restart_phases(kind: Kind, text: &str) -> Phases {
+    let mut p = Phases::default();
+    let find = |needle: &str| text.lines().find(|l| l.contains(needle));
+    p.startup_snap_ms = find("Snapshot taken").and_then(|l| l.rsplit_once(" in ")).and_then(|(_, t)| number_before(t, "ms"));
+    match kind {
+        Kind::Apache => {
+            // FileTxnSnapLog: "<n> txns loaded in <m> ms" (the replay);
+            // ZKDatabase: "Snapshot loaded in <t> ms, ..." (snapshot read + replay).
+            if let Some(l) = find(" txns loaded in ") {
+                let (a, b) = l.rsplit_once(" txns loaded in ").unwrap();
+                p.replayed = a.rsplit(' ').next().and_then(|v| v.parse().ok());
+                p.replay_ms = number_before(b, "ms");
+            }
+            let total = find("Snapshot loaded in ").and_then(|l| {
+                let t = &l[l.find("Snapshot loaded in ").unwrap() + "Snapshot loaded in ".len()..];
+                t.split(' ').next()?.parse::<f64>().ok()
+            });
+            if let Some(t) = total {
+                p.snap_read_ms = Some(t - p.replay_ms.unwrap_or(0.0));
+                p.replay_ms.get_or_insert(0.0);
+                p.replayed.get_or_insert(0);
+            }
+        }
+        Kind::Ours => {
+            // "Reading snapshot <f>" .. "Snapshot loaded in <f> (highest zxid ..)" ..
+            // "<n> txns loaded from the txn logs up to zxid .." (absent when n = 0).
+            let ts = |needle: &str| find(needle).and_then(log_ts_ms);
+            let (a, b) = (ts("Reading snapshot "), ts("Snapshot loaded in "));
+            if let (Some(a), Some(b)) = (a, b) {
+                p.snap_read_ms = Some((b - a) as f64);
+                match find(" txns loaded from the txn logs") {
+                    Some(l) => {
+                        p.replay_ms = log_ts_ms(l).map(|c| (c - b) as f64);
+                        let before = &l[..l.find(" txns loaded").unwrap()];
+                        p.replayed = before.rsplit(' ').next().and_then(|v| v.parse().ok());
+                    }
+                    None => {
+                        p.replay_ms = Some(0.0);
+                        p.replayed = Some(0);
+                    }
+                }
+            }
+        }
+    }
+    p
+}
+
+/// Polls a freshly spawned server until `ruok` answers `imok`, `srvr` shows `Mode:
+/// standalone` and a session can read the last-created node; returns the time since
+/// `t0` (the spawn).
+fn wait_restarted(srv: &mut Server, t0: Instant, last_node: &str, timeout: Duration) -> Result<Duration, String> {
+    let addr = srv.addr();
+    let get = GetDataRequest { path: last_node.to_string(), watch: false }.to_bytes();
+    let mut stage = 0;
+    let mut last_err = String::new();
+    loop {
+        if let Some(c) = srv.child.as_mut() {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Err(format!("exited early with {st}"));
+            }
+        }
+        match stage {
+            0 => match four_letter_word(addr, "ruok", Duration::from_secs(2)) {
+                Ok(s) if s == "imok" => stage = 1,
+                r => last_err = format!("ruok: {r:?}"),
+            },
+            1 => match four_letter_word(addr, "srvr", Duration::from_secs(2)) {
+                Ok(s) if s.contains("\nMode: standalone") => stage = 2,
+                r => last_err = format!("srvr: {r:?}"),
+            },
+            _ => match connect(addr).and_then(|mut s| {
+                let r = call(&mut s, 1, op_code::GET_DATA, &get);
+                if matches!(&r, Ok((h, _)) if h.err == 0) {
+                    close_session(&mut s, 2);
+                }
+                r
+            }) {
+                Ok((h, b)) if h.err == 0 => {
+                    let el = t0.elapsed();
+                    let resp = GetDataResponse::from_bytes(&b).map_err(|e| e.to_string())?;
+                    if resp.data.as_deref() != Some(&payload()[..]) {
+                        return Err(format!("{last_node}: wrong data after restart"));
+                    }
+                    return Ok(el);
+                }
+                Ok((h, _)) => last_err = format!("getData {last_node}: error {}", h.err),
+                Err(e) => last_err = e,
+            },
+        }
+        if stage < 2 || !last_err.is_empty() {
+            if t0.elapsed() >= timeout {
+                return Err(format!("not ready within {timeout:?} (stage {stage}, last: {last_err})"));
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        last_err.clear();
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Restart {
+    server: &'static str,
+    round: usize,
+    signal: &'static str,
+    stop_ms: f64,
+    ready_ms: f64,
+    rss_kib: u64,
+    hwm_kib: u64,
+    phases: Phases,
+}
+
+/// Stops `srv` with `sig`, restarts it on the same dataDir, times it until it serves
+/// `last_node`, checks the node count survived, reads the idle RSS.
+fn restart_once(srv: &mut Server, sig: i32, last_node: &str, round: usize, opts: &Opts) -> Restart {
+    let (zxid_before, nodes_before) = srvr_info(srv.addr());
+    let stop = srv.stop(sig);
+    let t0 = srv.respawn();
+    let ready = wait_restarted(srv, t0, last_node, Duration::from_secs(900))
+        .unwrap_or_else(|e| panic!("{} did not come back after a restart: {e}\n{}", srv.name, srv.log_tail()));
+    thread::sleep(Duration::from_secs_f64(opts.idle));
+    srv.check_alive();
+    let (rss, hwm) = rss_kib(srv.pid());
+    let (zxid_after, nodes_after) = srvr_info(srv.addr());
+    assert_eq!(nodes_after, nodes_before, "{}: node count changed across the restart", srv.name);
+    assert!(zxid_after >= zxid_before, "{}: zxid went back from 0x{zxid_before:x} to 0x{zxid_after:x}", srv.name);
+    let phases = parse_restart_phases(srv.kind, &log_text(&srv.log, 0));
+    Restart {
+        server: srv.name,
+        round,
+        signal: if sig == SIGKILL { "KILL" } else { "TERM" },
+        stop_ms: stop.as_secs_f64() * 1000.0,
+        ready_ms: ready.as_secs_f64() * 1000.0,
+        rss_kib: rss,
+        hwm_kib: hwm,
+        phases,
+    }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".into())
+}
+
+fn print_restart_header() {
+    println!(
+        "{:<6} {:<7} {:<5} {:>9} {:>8} {:>9} {:>10} {:>9} {:>11} {:>9} {:>11} {:>11}",
+        "round", "server", "sig", "replayed", "stop ms", "ready ms", "snap read", "replay", "start snap", "other", "RSS", "VmHWM"
+    );
+}
+
+fn print_restart(r: &Restart) {
+    let known = r.phases.snap_read_ms.unwrap_or(0.0) + r.phases.replay_ms.unwrap_or(0.0) + r.phases.startup_snap_ms.unwrap_or(0.0);
+    println!(
+        "{:<6} {:<7} {:<5} {:>9} {:>8.0} {:>9.0} {:>10} {:>9} {:>11} {:>9.0} {:>11} {:>11}",
+        r.round,
+        r.server,
+        r.signal,
+        r.phases.replayed.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+        r.stop_ms,
+        r.ready_ms,
+        fmt_opt(r.phases.snap_read_ms),
+        fmt_opt(r.phases.replay_ms),
+        fmt_opt(r.phases.startup_snap_ms),
+        r.ready_ms - known,
+        fmt_kib(r.rss_kib),
+        fmt_kib(r.hwm_kib)
+    );
+}
+
+/// (count, median ms, max ms) of snapshot records.
+fn snap_stats(v: &[SnapRecord]) -> (usize, f64, f64) {
+    if v.is_empty() {
+        return (0, 0.0, 0.0);
+    }
+    let ms: Vec<f64> = v.iter().map(|r| r.ms).collect();
+    (v.len(), median(&ms), ms.iter().cloned().fold(0.0, f64::max))
+}
+
+fn persist_workload(nodes: usize, sets: usize) -> Workload {
+    let data = payload();
+    let acl = ids::open_acl_unsafe();
+    let create = (0..nodes)
+        .map(|i| {
+            request_template(
+                op_code::CREATE,
+                &CreateRequest { path: node_path(i), data: Some(data.clone()), acl: acl.clone(), flags: 0 },
+            )
+        })
+        .collect();
+    let sets = sets.min(nodes).max(1);
+    let step = nodes / sets;
+    let set = (0..sets)
+        .map(|i| request_template(op_code::SET_DATA, &SetDataRequest { path: node_path(i * step), data: Some(data.clone()), version: -1 }))
+        .collect();
+    Workload { create: Arc::new(create), get: Arc::new(Vec::new()), set: Arc::new(set) }
+}
+
+/// `--persist`: populate, snapshot times, restart times and RSS after restart.
+fn persist_main(opts: &Opts) {
+    let n = opts.restart_nodes;
+    let k = opts.restart_sets.min(n);
+    println!("standalone_compare --persist: Apache ZooKeeper 3.8.0 vs zookeeper-rs zk-server, restart from disk");
+    println!(
+        "  {n} nodes x {DATA_LEN} B, {} SIGTERM restart rounds + 1 SIGKILL round per server (alternating apache / ours),\n\
+         \x20 {k} setData txns before every restart after the first, {} conns x {} outstanding{}",
+        opts.rounds,
+        opts.conns,
+        opts.depth,
+        if opts.quick { " (--quick)" } else { "" }
+    );
+    println!("  ours:   {} (RUST_LOG={OURS_RUST_LOG}; forceSync default = yes)", env!("CARGO_BIN_EXE_zk-server"));
+    println!(
+        "  apache: {JAVA} {} {} -cp <zookeeper, zookeeper-jute, slf4j-api, slf4j-simple> {APACHE_MAIN} (forceSync default = yes)",
+        APACHE_JVM_FLAGS.join(" "),
+        APACHE_LOG_FLAGS.join(" ")
+    );
+    println!("  zoo.cfg (both): tickTime=2000 dataDir=<tmp> clientPort=<free> clientPortAddress=127.0.0.1 maxClientCnxns=0 4lw.commands.whitelist=* admin.enableServer=false (snapCount default 100000)");
+    println!("  ready = spawn -> `ruok` answers imok AND `srvr` shows Mode: standalone AND getData of the last-created node succeeds");
+
+    let t_build = Instant::now();
+    let w = persist_workload(n, k);
+    eprintln!("  built {} create and {} set requests in {:.1} s", w.create.len(), w.set.len(), t_build.elapsed().as_secs_f64());
+    let popts = Opts { nodes: n, ..opts.clone() };
+    let last_node = node_path(n - 1);
+
+    let mut apache = start_server("apache", Kind::Apache, "");
+    let mut ours = start_server("ours", Kind::Ours, "");
+    println!("  servers: apache pid {} port {}, ours pid {} port {}", apache.pid(), apache.port, ours.pid(), ours.port);
+
+    // ---- populate, one server at a time; wait for its snapshots to finish
+    struct Pop {
+        rate: f64,
+        secs: f64,
+        snaps: Vec<SnapRecord>,
+        zxid: i64,
+        rss: (u64, u64),
+        disk: (u64, u64),
+    }
+    let mut pops = Vec::new();
+    for srv in [&mut apache, &mut ours] {
+        let off = log_len(&srv.log);
+        let t0 = Instant::now();
+        let rate = populate(srv, &w, &popts);
+        let snaps = wait_snapshots_settled(srv, off, Duration::from_secs(600));
+        let secs = t0.elapsed().as_secs_f64();
+        let (zxid, nodes) = srvr_info(srv.addr());
+        assert!(nodes as usize > n, "{}: node count {nodes} after populating {n}", srv.name);
+        thread::sleep(Duration::from_secs_f64(opts.idle));
+        let rss = rss_kib(srv.pid());
+        let disk = dir_usage(&srv.data_dir());
+        if log_text(&srv.log, 0).contains("OutOfMemoryError") {
+            println!("  WARNING: {} logged an OutOfMemoryError while populating: raise -Xmx", srv.name);
+        }
+        eprintln!(
+            "  populated {:<6} {n} nodes, {rate:.0} creates/s, {} snapshots, settled after {secs:.1} s",
+            srv.name,
+            snaps.len()
+        );
+        pops.push(Pop { rate, secs, snaps, zxid, rss, disk });
+    }
+
+    // ---- restarts: round 1 right after populating (replays the tail of the population
+    // after the last snapshot), then `k` sets before each further round.
+    let mut restarts: Vec<Restart> = Vec::new();
+    let total_rounds = opts.rounds + 1; // the last one is the SIGKILL round
+    for round in 1..=total_rounds {
+        let sig = if round == total_rounds { SIGKILL } else { SIGTERM };
+        for srv in [&mut apache, &mut ours] {
+            if round > 1 {
+                let r = run_load(srv.addr(), &w.set, opts.conns, opts.depth, None);
+                assert_eq!(r.errors, 0, "{}: {} sets failed (first error {:?})", srv.name, r.errors, r.first_error);
+            }
+            let r = restart_once(srv, sig, &last_node, round, opts);
+            eprintln!(
+                "  restart round {round} ({}) {:<6}: ready in {:.0} ms, RSS {}",
+                r.signal,
+                r.server,
+                r.ready_ms,
+                fmt_kib(r.rss_kib)
+            );
+            restarts.push(r);
+        }
+    }
+
+    // ---- report
+    println!("\n== populate ({n} nodes; snapshots taken meanwhile, from each server's log) ==");
+    println!(
+        "{:<7} {:>10} {:>9} {:>6} {:>10} {:>9} {:>22} {:>12} {:>16} {:>11}",
+        "server", "creates/s", "settled s", "snaps", "median ms", "max ms", "last snap zxid / zxid", "last snap", "dataDir", "RSS idle"
+    );
+    for (srv, p) in [&apache, &ours].iter().zip(&pops) {
+        let (c, med_ms, max_ms) = snap_stats(&p.snaps);
+        let last = p.snaps.last();
+        println!(
+            "{:<7} {:>10.0} {:>9.1} {:>6} {:>10.0} {:>9.0} {:>22} {:>12} {:>16} {:>11}",
+            srv.name,
+            p.rate,
+            p.secs,
+            c,
+            med_ms,
+            max_ms,
+            last.map(|s| format!("0x{:x} / 0x{:x}", s.zxid, p.zxid)).unwrap_or_else(|| "-".into()),
+            last.map(|s| format!("{:.1} MiB", s.bytes as f64 / 1048576.0)).unwrap_or_else(|| "-".into()),
+            format!("{} / {:.0} MiB", p.disk.0, p.disk.1 as f64 / 1048576.0),
+            fmt_kib(p.rss.0)
+        );
+    }
+    for (srv, p) in [&apache, &ours].iter().zip(&pops) {
+        let list: Vec<String> = p.snaps.iter().map(|s| format!("{:.0}", s.ms)).collect();
+        println!(
+            "  {} snapshot times (ms, in order): {} (sum {:.0} ms of {:.1} s)",
+            srv.name,
+            list.join(" "),
+            p.snaps.iter().map(|r| r.ms).sum::<f64>(),
+            p.secs
+        );
+        if let Some(l) = p.snaps.last() {
+            println!("  {} last snapshot: {} ({} bytes)", srv.name, l.file.display(), l.bytes);
+        }
+    }
+
+    println!("\n== restarts (ms from spawn; phases from the new process's log; other = ready - phases) ==");
+    print_restart_header();
+    for r in &restarts {
+        print_restart(r);
+    }
+
+    let pick = |name: &str, sig: &str| -> Vec<&Restart> { restarts.iter().filter(|r| r.server == name && r.signal == sig).collect() };
+    let med_of = |v: &[&Restart], f: &dyn Fn(&Restart) -> f64| median(&v.iter().map(|r| f(r)).collect::<Vec<_>>());
+    let (ta, to) = (pick("apache", "TERM"), pick("ours", "TERM"));
+    let (ka, ko) = (pick("apache", "KILL"), pick("ours", "KILL"));
+    println!("\n== summary (medians over the {} SIGTERM rounds; ratio = ours / Apache) ==", opts.rounds);
+    println!("{:<40} {:>12} {:>12} {:>8}", "metric", "apache", "ours", "ratio");
+    let row_ms = |label: &str, a: f64, o: f64| println!("{:<40} {:>12.0} {:>12.0} {:>8.2}", label, a, o, o / a);
+    let ready = |r: &Restart| r.ready_ms;
+    row_ms("restart: spawn -> ready (ms)", med_of(&ta, &ready), med_of(&to, &ready));
+    row_ms("  snapshot read (ms)", med_of(&ta, &|r| r.phases.snap_read_ms.unwrap_or(0.0)), med_of(&to, &|r| r.phases.snap_read_ms.unwrap_or(0.0)));
+    row_ms("  log replay (ms)", med_of(&ta, &|r| r.phases.replay_ms.unwrap_or(0.0)), med_of(&to, &|r| r.phases.replay_ms.unwrap_or(0.0)));
+    row_ms("  start-up snapshot (ms)", med_of(&ta, &|r| r.phases.startup_snap_ms.unwrap_or(0.0)), med_of(&to, &|r| r.phases.startup_snap_ms.unwrap_or(0.0)));
+    row_ms("restart after SIGKILL: spawn -> ready (ms)", med_of(&ka, &ready), med_of(&ko, &ready));
+    row_ms("stop: SIGTERM -> exit (ms)", med_of(&ta, &|r| r.stop_ms), med_of(&to, &|r| r.stop_ms));
+    let rss = |r: &Restart| r.rss_kib as f64;
+    let hwm = |r: &Restart| r.hwm_kib as f64;
+    let row_kib = |label: &str, a: f64, o: f64| {
+        println!("{:<40} {:>12} {:>12} {:>8.2}", label, fmt_kib(a as u64), fmt_kib(o as u64), o / a)
+    };
+    row_kib(&format!("RSS idle after populating {n}"), pops[0].rss.0 as f64, pops[1].rss.0 as f64);
+    row_kib("RSS idle after restart", med_of(&ta, &rss), med_of(&to, &rss));
+    row_kib("peak RSS (VmHWM) of the restarted process", med_of(&ta, &hwm), med_of(&to, &hwm));
+    let (sa, so) = (snap_stats(&pops[0].snaps), snap_stats(&pops[1].snaps));
+    row_ms("snapshot during populate: median (ms)", sa.1, so.1);
+    row_ms("snapshot during populate: max (ms)", sa.2, so.2);
+    let sz = |p: &Pop| p.snaps.last().map(|s| s.bytes).unwrap_or(0) as f64;
+    println!(
+        "{:<40} {:>12} {:>12} {:>8.2}",
+        "last snapshot file size",
+        format!("{:.1} MiB", sz(&pops[0]) / 1048576.0),
+        format!("{:.1} MiB", sz(&pops[1]) / 1048576.0),
+        sz(&pops[1]) / sz(&pops[0])
+    );
+    println!("{:<40} {:>12.0} {:>12.0} {:>8.2}", "create ops/s (populate, fsync on)", pops[0].rate, pops[1].rate, pops[1].rate / pops[0].rate);
+    println!(
+        "Restart round 1 replays the population's txns after its last snapshot; later rounds replay\n\
+         the {k} sets (plus session txns) written after the previous restart's start-up snapshot.\n\
+         Both servers fsync their txn log per commit batch (forceSync default yes)."
+    );
+
+    let j_r = |v: &[&Restart]| {
+        let items: Vec<String> = v
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"round\":{},\"ready_ms\":{:.0},\"stop_ms\":{:.0},\"snap_read_ms\":{},\"replay_ms\":{},\"replayed\":{},\"startup_snap_ms\":{},\"rss_kib\":{},\"hwm_kib\":{}}}",
+                    r.round,
+                    r.ready_ms,
+                    r.stop_ms,
+                    r.phases.snap_read_ms.map(|v| format!("{v:.0}")).unwrap_or_else(|| "null".into()),
+                    r.phases.replay_ms.map(|v| format!("{v:.0}")).unwrap_or_else(|| "null".into()),
+                    r.phases.replayed.map(|v| v.to_string()).unwrap_or_else(|| "null".into()),
+                    r.phases.startup_snap_ms.map(|v| format!("{v:.0}")).unwrap_or_else(|| "null".into()),
+                    r.rss_kib,
+                    r.hwm_kib
+                )
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    };
+    let j_snaps = |p: &Pop| {
+        let (c, m, x) = snap_stats(&p.snaps);
+        format!(
+            "{{\"count\":{c},\"median_ms\":{m:.0},\"max_ms\":{x:.0},\"last_bytes\":{},\"last_zxid\":{},\"zxid\":{},\"create_per_s\":{:.0},\"rss_idle_kib\":{},\"datadir_bytes\":{}}}",
+            p.snaps.last().map(|s| s.bytes).unwrap_or(0),
+            p.snaps.last().map(|s| s.zxid).unwrap_or(-1),
+            p.zxid,
+            p.rate,
+            p.rss.0,
+            p.disk.1
+        )
+    };
+    let (ra, ro) = (med_of(&ta, &ready), med_of(&to, &ready));
+    let (rsa, rso) = (med_of(&ta, &rss), med_of(&to, &rss));
+    println!(
+        "\nJSON {{\"bench\":\"standalone_compare_persist\",\"quick\":{},\"nodes\":{n},\"sets_between\":{k},\"rounds\":{},\"fsync\":{{\"apache\":true,\"ours\":true}},\
+\"restart_ready_ms\":{{\"apache\":{ra:.0},\"ours\":{ro:.0},\"ratio\":{:.3}}},\"restart_rss_kib\":{{\"apache\":{rsa:.0},\"ours\":{rso:.0},\"ratio\":{:.3}}},\
+\"kill_restart_ready_ms\":{{\"apache\":{:.0},\"ours\":{:.0}}},\
+\"populate\":{{\"apache\":{},\"ours\":{}}},\"restarts\":{{\"apache\":{},\"ours\":{},\"apache_kill\":{},\"ours_kill\":{}}}}}",
+        opts.quick,
+        opts.rounds,
+        ro / ra,
+        rso / rsa,
+        med_of(&ka, &ready),
+        med_of(&ko, &ready),
+        j_snaps(&pops[0]),
+        j_snaps(&pops[1]),
+        j_r(&ta),
+        j_r(&to),
+        j_r(&ka),
+        j_r(&ko)
+    );
+    drop(ours);
+    drop(apache);
+}
+
 // --------------------------------------------------------------- main --
 
 /// (files, bytes) under `dir`, recursively.
@@ -758,6 +1388,10 @@ fn fmt_kib(k: u64) -> String {
 
 fn main() {
     let opts = parse_opts();
+    if opts.persist && !opts.smoke {
+        persist_main(&opts);
+        return;
+    }
     let bin = env!("CARGO_BIN_EXE_zk-server");
     println!("standalone_compare: Apache ZooKeeper 3.8.0 vs zookeeper-rs zk-server");
     println!(
@@ -771,19 +1405,14 @@ fn main() {
         opts.depth,
         if opts.quick { " (--quick)" } else { "" }
     );
-    println!("  ours:   {bin} (RUST_LOG=warn)");
+    println!("  ours:   {bin} (RUST_LOG={OURS_RUST_LOG})");
     println!(
-        "  apache: {JAVA} {} -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp <zookeeper, zookeeper-jute, slf4j-api, slf4j-simple> {APACHE_MAIN}",
-        APACHE_JVM_FLAGS.join(" ")
+        "  apache: {JAVA} {} {} -cp <zookeeper, zookeeper-jute, slf4j-api, slf4j-simple> {APACHE_MAIN}",
+        APACHE_JVM_FLAGS.join(" "),
+        APACHE_LOG_FLAGS.join(" ")
     );
     println!("  zoo.cfg (all): tickTime=2000 dataDir=<tmp> clientPort=<free> clientPortAddress=127.0.0.1 maxClientCnxns=0 4lw.commands.whitelist=* admin.enableServer=false");
     println!("  apache-nosync: the same plus forceSync=no");
-    println!(
-        "  CAVEAT: Apache fsyncs its txn log on every write batch; our server did not persist when this\n\
-         \x20         benchmark was written (no txn log, no snapshots: see the dataDir line at the end).\n\
-         \x20         `set` vs `apache` then compares a durable server with a non-durable one;\n\
-         \x20         `set` vs `apache-nosync` (forceSync=no) is the fairer row."
-    );
 
     let w = workload(opts.nodes);
 
@@ -791,6 +1420,20 @@ fn main() {
     let mut apache = start_server("apache", Kind::Apache, "");
     let mut nosync = start_server("apache-nosync", Kind::Apache, "forceSync=no\n");
     let mut ours = start_server("ours", Kind::Ours, "");
+    // Our server persists if it wrote its start-up snapshot (older builds kept nothing).
+    let ours_persists = dir_usage(&ours.data_dir()).1 > 0;
+    if ours_persists {
+        println!(
+            "  durability: `apache` and `ours` both write a txn log and snapshots and fsync the log per commit\n\
+             \x20             batch (forceSync default = yes); `apache-nosync` does not fsync"
+        );
+    } else {
+        println!(
+            "  CAVEAT: our server does not persist (its dataDir is empty after start-up): `set` vs `apache`\n\
+             \x20         compares a durable server with a non-durable one; `apache-nosync` is the fairer row"
+        );
+    }
+    let log_off = [log_len(&apache.log), log_len(&nosync.log), log_len(&ours.log)];
     println!(
         "  servers: apache pid {} port {}, apache-nosync pid {} port {}, ours pid {} port {}",
         apache.pid(),
@@ -880,12 +1523,13 @@ fn main() {
     }
 
     let (ga, go) = (med(&get_a), med(&get_o));
+    let set_label = if ours_persists { "both fsync" } else { "apache fsync, ours in memory" };
     let (sa, sn, so) = (med(&set_a), med(&set_n), med(&set_o));
     println!("\n== summary (medians of {} rounds; ratio = ours / Apache) ==", opts.rounds);
     println!("{:<34} {:>12} {:>12} {:>8} {:>22} {:>22}", "metric", "apache", "ours", "ratio", "p50/p99 apache (ms)", "p50/p99 ours (ms)");
     let lat = |v: &[RunResult]| format!("{:.2} / {:.2}", med_p(v, false) / 1000.0, med_p(v, true) / 1000.0);
     println!("{:<34} {:>12.0} {:>12.0} {:>8.2} {:>22} {:>22}", "get ops/s", ga, go, go / ga, lat(&get_a), lat(&get_o));
-    println!("{:<34} {:>12.0} {:>12.0} {:>8.2} {:>22} {:>22}", "set ops/s (apache fsync)", sa, so, so / sa, lat(&set_a), lat(&set_o));
+    println!("{:<34} {:>12.0} {:>12.0} {:>8.2} {:>22} {:>22}", format!("set ops/s ({set_label})"), sa, so, so / sa, lat(&set_a), lat(&set_o));
     println!("{:<34} {:>12.0} {:>12.0} {:>8.2} {:>22} {:>22}", "set ops/s (apache forceSync=no)", sn, so, so / sn, lat(&set_n), lat(&set_o));
     println!(
         "{:<34} {:>12.0} {:>12.0} {:>8.2}   (single run; apache-nosync {:.0})",
@@ -916,12 +1560,23 @@ fn main() {
         "",
         format!("{} / {:.0} MiB", disk[1].0, disk[1].1 as f64 / 1048576.0)
     );
-    let ours_persists = disk[2].1 > 0;
+    // Snapshots the servers took during the run (after their start-up snapshot).
+    let snaps: Vec<Vec<SnapRecord>> =
+        [&apache, &nosync, &ours].iter().zip(log_off).map(|(s, off)| parse_snapshots(&log_text(&s.log, off))).collect();
+    let sstat: Vec<(usize, f64, f64)> = snaps.iter().map(|v| snap_stats(v)).collect();
+    println!(
+        "{:<34} {:>12} {:>12} {:>8} {:>14}",
+        "snapshots in the run (n / med / max ms)",
+        format!("{} / {:.0} / {:.0}", sstat[0].0, sstat[0].1, sstat[0].2),
+        format!("{} / {:.0} / {:.0}", sstat[2].0, sstat[2].1, sstat[2].2),
+        "",
+        format!("{} / {:.0} / {:.0}", sstat[1].0, sstat[1].1, sstat[1].2)
+    );
     if ours_persists {
-        println!("NOTE: our server wrote to its dataDir: it persists now; check whether it fsyncs before trusting the caveat below.");
-    }
-    if ours_persists {
-        println!("\nCAVEAT: `apache` fsyncs every write batch (`apache-nosync` does not); ours wrote to its dataDir.");
+        println!(
+            "\nDurability: `apache` and `ours` both fsync their txn log per commit batch (forceSync default yes);\n\
+             `apache-nosync` (forceSync=no) writes its log without fsync."
+        );
     } else {
         println!(
             "\nCAVEAT: `apache` fsyncs every write batch; ours does not persist (its dataDir stayed empty):\n\
@@ -941,7 +1596,9 @@ fn main() {
 \"create\":{{\"apache\":{:.0},\"ours\":{:.0}}},\
 \"rss_idle_kib\":{{\"apache\":{},\"ours\":{},\"ratio\":{:.3}}},\
 \"rss_after_kib\":{{\"apache\":{},\"ours\":{},\"ratio\":{:.3}}},\
-\"ours_datadir_bytes\":{},\"caveat\":\"apache fsyncs its txn log; ours persisted {} bytes\"}}",
+\"ours_datadir_bytes\":{},\"ours_persists\":{},\"set_fsync_both\":{},\
+\"snapshots\":{{\"apache\":[{},{:.0},{:.0}],\"ours\":[{},{:.0},{:.0}]}},\
+\"durability\":\"{}\"}}",
         opts.quick,
         opts.rounds,
         opts.secs,
@@ -970,7 +1627,19 @@ fn main() {
         rss_after[2].0,
         rss_after[2].0 as f64 / rss_after[0].0 as f64,
         disk[2].1,
-        disk[2].1,
+        ours_persists,
+        ours_persists,
+        sstat[0].0,
+        sstat[0].1,
+        sstat[0].2,
+        sstat[2].0,
+        sstat[2].1,
+        sstat[2].2,
+        if ours_persists {
+            "apache and ours fsync their txn log per commit batch (forceSync=yes); apache-nosync does not"
+        } else {
+            "apache fsyncs its txn log; ours does not persist"
+        },
     );
     println!("\nJSON {json}");
 
@@ -981,6 +1650,22 @@ fn main() {
         with_perf(&dir, "set", pid, || timed(&mut ours, &w.set, &opts, opts.secs));
     }
 
+    // ---- smoke only: one SIGTERM restart of each server on its dataDir (the --persist
+    // path, small)
+    if opts.smoke && ours_persists {
+        let t0 = Instant::now();
+        drop(nosync);
+        let last = node_path(opts.nodes - 1);
+        println!("\n== smoke: restart on the same dataDir (SIGTERM; --persist does this with 1M nodes) ==");
+        print_restart_header();
+        for srv in [&mut apache, &mut ours] {
+            print_restart(&restart_once(srv, SIGTERM, &last, 1, &opts));
+        }
+        println!("(smoke restart part took {:.1} s)", t0.elapsed().as_secs_f64());
+        drop(ours);
+        drop(apache);
+        return;
+    }
     drop(ours);
     drop(nosync);
     drop(apache);
