@@ -10,7 +10,7 @@ use crate::common::java_hash;
 use crate::proto::data::{Stat, StatPersisted, ACL};
 use crate::proto::txn::{ErrorTxn, TxnHeader};
 use crate::proto::{event_type, ids, op_code, Code};
-use crate::server::data_node::DataNode;
+use crate::server::data_node::{DataNode, FastState};
 use crate::server::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::server::quotas::{self, StatsTrack};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
@@ -84,7 +84,7 @@ impl EphemeralSet {
 }
 
 pub struct DataTree {
-    nodes: HashMap<String, DataNode>,
+    nodes: HashMap<String, DataNode, FastState>,
     ephemerals: HashMap<i64, EphemeralSet>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
@@ -144,7 +144,7 @@ impl Default for DataTree {
 impl DataTree {
     pub fn new() -> Self {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
@@ -555,10 +555,16 @@ impl DataTree {
 
     /// `setupQuota`: rebuild the quota prefixes after loading a snapshot.
     pub fn setup_quota(&mut self) {
+        let suffix_len = quotas::LIMIT_NODE.len() + 1;
         let limits: Vec<String> = self
             .nodes
             .keys()
-            .filter(|k| k.starts_with(quotas::QUOTA_ZOOKEEPER) && k.ends_with(&format!("/{}", quotas::LIMIT_NODE)))
+            .filter(|k| {
+                k.starts_with(quotas::QUOTA_ZOOKEEPER)
+                    && k.ends_with(quotas::LIMIT_NODE)
+                    && k.len() > suffix_len
+                    && k.as_bytes()[k.len() - suffix_len] == b'/'
+            })
             .cloned()
             .collect();
         for l in limits {
@@ -814,7 +820,7 @@ impl DataTree {
 /// Raw access for the snapshot reader/writer (`server::persistence::file_snap`), which
 /// rebuilds a tree from (path, node) pairs as upstream's `DataTree.deserialize` does.
 impl DataTree {
-    pub(crate) fn nodes_mut(&mut self) -> &mut HashMap<String, DataNode> {
+    pub(crate) fn nodes_mut(&mut self) -> &mut HashMap<String, DataNode, FastState> {
         &mut self.nodes
     }
 
@@ -827,9 +833,15 @@ impl DataTree {
     /// Recomputes the approximate data size and the quota prefixes after a load.
     pub(crate) fn finish_load(&mut self) {
         self.quota_prefixes.clear();
-        self.node_data_size = self.approximate_data_size_full();
+        // One pass for both totals: this runs over every node of a loaded snapshot.
+        let (mut size, mut digest) = (0i64, 0i64);
+        for (p, n) in &self.nodes {
+            size += p.len() as i64 + n.data_len() as i64;
+            digest = digest.wrapping_add(nd(p, n));
+        }
+        self.node_data_size = size;
+        self.digest = digest;
         self.setup_quota();
-        self.digest = self.full_digest();
     }
 }
 

@@ -6,7 +6,7 @@
 //! FinalRequestProcessor runs on this thread too. The thread owns the txn log: nothing
 //! else writes it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +32,6 @@ pub struct SyncRequestProcessor {
     rand_size: i64,
     random: JavaRandom,
     log_count: i64,
-    /// A snapshot thread is running (upstream's snapThreadMutex).
-    snap_in_progress: Arc<AtomicBool>,
 }
 
 impl SyncRequestProcessor {
@@ -53,7 +51,6 @@ impl SyncRequestProcessor {
             rand_size: 0,
             random: JavaRandom::new(time::current_elapsed_time()),
             log_count: 0,
-            snap_in_progress: Arc::new(AtomicBool::new(false)),
         };
         p.reset_snapshot_stats();
         p
@@ -112,7 +109,7 @@ impl SyncRequestProcessor {
                             self.fatal(e);
                             return;
                         }
-                        self.start_snapshot();
+                        self.zks.start_snapshot_thread(false);
                     }
                 }
                 Ok(false) => {
@@ -141,7 +138,7 @@ impl SyncRequestProcessor {
         let _ = self.txn_log.close();
         // Wait briefly for a running snapshot so that shutdown leaves a complete file.
         for _ in 0..600 {
-            if !self.snap_in_progress.load(Ordering::Acquire) {
+            if !self.zks.snapshot_in_progress.load(Ordering::Acquire) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -170,25 +167,6 @@ impl SyncRequestProcessor {
             self.next.process_request(r);
         }
         Ok(())
-    }
-
-    fn start_snapshot(&self) {
-        if self.snap_in_progress.swap(true, Ordering::AcqRel) {
-            log::warn!("Too busy to snap, skipping");
-            return;
-        }
-        let zks = self.zks.clone();
-        let flag = self.snap_in_progress.clone();
-        let spawned = std::thread::Builder::new().name("Snapshot Thread".into()).spawn(move || {
-            if let Err(e) = zks.take_snapshot(false) {
-                log::error!("Unexpected exception: {e}");
-            }
-            flag.store(false, Ordering::Release);
-        });
-        if let Err(e) = spawned {
-            log::error!("Unable to start the snapshot thread: {e}");
-            self.snap_in_progress.store(false, Ordering::Release);
-        }
     }
 
     /// A txn log that cannot be written means acknowledged writes could be lost: like

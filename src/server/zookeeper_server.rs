@@ -61,6 +61,8 @@ pub struct ZooKeeperServer {
     enforce_quota: bool,
     /// Where the txn logs and snapshots live (the SyncThread owns the log writer).
     pub txn_snap_log: FileTxnSnapLog,
+    /// A snapshot thread is running; at most one at a time.
+    pub snapshot_in_progress: AtomicBool,
 }
 
 impl ZooKeeperServer {
@@ -89,6 +91,7 @@ impl ZooKeeperServer {
             start_time: time::current_wall_time(),
             threads: Mutex::new(Vec::new()),
             txn_snap_log,
+            snapshot_in_progress: AtomicBool::new(false),
             skip_acl: system_properties::get_or("zookeeper.skipACL", "no") == "yes",
             enforce_quota: system_properties::get_bool_or("zookeeper.enforceQuota", false),
             config,
@@ -107,9 +110,6 @@ impl ZooKeeperServer {
                 .name(format!("ProcessThread(sid:{} cport:{}):", zks.server_id, cport))
                 .spawn(move || prep.run(prep_rx))?,
         );
-        // "Make a clean snapshot" at start-up, as upstream's loadData does, so the dataDir
-        // always holds a snapshot covering what was loaded.
-        zks.take_snapshot(true)?;
         let sync = SyncRequestProcessor::new(zks.clone(), FinalRequestProcessor::new(zks.clone()), zks.txn_snap_log.txn_log());
         threads.push(
             thread::Builder::new()
@@ -123,6 +123,10 @@ impl ZooKeeperServer {
             }
         }))?);
         *zks.threads.lock() = threads;
+        // "Make a clean snapshot" of what was loaded, as upstream's loadData does — but on
+        // the Snapshot Thread instead of before serving: the logs already hold everything
+        // it contains, and on a large tree it would otherwise add seconds to every restart.
+        zks.start_snapshot_thread(true);
         Ok(zks)
     }
 
@@ -140,6 +144,26 @@ impl ZooKeeperServer {
             time::current_elapsed_time() - start
         );
         Ok(())
+    }
+
+    /// Starts a snapshot on a "Snapshot Thread" unless one is running ("Too busy to snap,
+    /// skipping", as upstream's snapThreadMutex).
+    pub fn start_snapshot_thread(self: &Arc<Self>, sync: bool) {
+        if self.snapshot_in_progress.swap(true, Ordering::AcqRel) {
+            log::warn!("Too busy to snap, skipping");
+            return;
+        }
+        let zks = self.clone();
+        let spawned = thread::Builder::new().name("Snapshot Thread".into()).spawn(move || {
+            if let Err(e) = zks.take_snapshot(sync) {
+                log::error!("Unexpected exception: {e}");
+            }
+            zks.snapshot_in_progress.store(false, Ordering::Release);
+        });
+        if let Err(e) = spawned {
+            log::error!("Unable to start the snapshot thread: {e}");
+            self.snapshot_in_progress.store(false, Ordering::Release);
+        }
     }
 
     pub fn session_tracker(&self) -> &SessionTrackerImpl {

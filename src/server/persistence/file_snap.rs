@@ -9,7 +9,7 @@
 //! Adler-32 of every byte before it (seal 1 included) and "/" again.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -43,14 +43,18 @@ pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64
         return 0;
     }
     let path = if path == "/" { "" } else { path };
-    let mut blob = Vec::with_capacity(60);
+    // Five longs, three ints, one long: 60 bytes, on the stack (this runs per change).
+    let mut blob = [0u8; 60];
+    let mut at = 0;
     for v in [stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime] {
-        blob.extend_from_slice(&v.to_be_bytes());
+        blob[at..at + 8].copy_from_slice(&v.to_be_bytes());
+        at += 8;
     }
     for v in [stat.version, stat.cversion, stat.aversion] {
-        blob.extend_from_slice(&v.to_be_bytes());
+        blob[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        at += 4;
     }
-    blob.extend_from_slice(&stat.ephemeral_owner.to_be_bytes());
+    blob[at..at + 8].copy_from_slice(&stat.ephemeral_owner.to_be_bytes());
     util::crc32(&[path.as_bytes(), data.unwrap_or(&[]), &blob]) as i64
 }
 
@@ -98,7 +102,8 @@ impl ZxidDigest {
     /// Whether `tree`, as of this digest's zxid, has this digest (a different digest
     /// version is not comparable and counts as a match, as upstream skips it).
     pub fn matches(&self, tree: &DataTree) -> bool {
-        self.digest_version != DIGEST_VERSION || tree_digest(tree) == self.digest
+        // The tree keeps its digest up to date; no need to rescan it.
+        self.digest_version != DIGEST_VERSION || tree.digest() == self.digest
     }
 }
 
@@ -112,12 +117,18 @@ fn sorted_children(node: &DataNode) -> Vec<&String> {
 
 /// The paths of the tree in serialization order (pre-order, children sorted, root "").
 pub fn preorder_paths(tree: &DataTree) -> Vec<String> {
+    // Children in the set's own order (as upstream writes HashSet order): sorting a
+    // million names here costs more than the rest of the walk.
     let mut out = Vec::with_capacity(tree.node_count());
     let mut stack: Vec<String> = vec![String::new()];
     while let Some(path) = stack.pop() {
         let Some(node) = tree.get_node(&path) else { continue };
-        for c in sorted_children(node).into_iter().rev() {
-            stack.push(format!("{path}/{c}"));
+        for c in node.children.iter() {
+            let mut p = String::with_capacity(path.len() + 1 + c.len());
+            p.push_str(&path);
+            p.push('/');
+            p.push_str(c);
+            stack.push(p);
         }
         out.push(path);
     }
@@ -234,6 +245,8 @@ pub fn deserialize_tree(inp: &mut InputArchive<'_>) -> io::Result<DataTree> {
         cache.insert(id, acls);
     }
     tree.nodes_mut().clear();
+    // Roughly one node per 80 bytes of snapshot: size the map once instead of rehashing.
+    tree.nodes_mut().reserve(inp.remaining() / 80);
     {
         let (eph, containers, ttls) = tree.node_indexes_mut();
         eph.clear();
@@ -277,18 +290,19 @@ pub fn deserialize_tree(inp: &mut InputArchive<'_>) -> io::Result<DataTree> {
                         )))
                     }
                 }
-                nodes.insert(path.clone(), node);
-                let (eph, containers, ttls) = tree.node_indexes_mut();
-                match ephemeral_type::get(owner) {
-                    EphemeralType::Container => {
-                        containers.insert(path);
+                if owner != 0 {
+                    let (eph, containers, ttls) = tree.node_indexes_mut();
+                    match ephemeral_type::get(owner) {
+                        EphemeralType::Container => {
+                            containers.insert(path.clone());
+                        }
+                        EphemeralType::Ttl => {
+                            ttls.insert(path.clone());
+                        }
+                        _ => eph.entry(owner).or_default().insert(&path),
                     }
-                    EphemeralType::Ttl => {
-                        ttls.insert(path);
-                    }
-                    _ if owner != 0 => eph.entry(owner).or_default().insert(&path),
-                    _ => {}
                 }
+                tree.nodes_mut().insert(path, node);
             }
         }
     }
@@ -491,34 +505,27 @@ impl FileSnap {
         self.write_file(&bytes, file, fsync)
     }
 
+    /// Writes `<file>.tmp`, fsyncs it when asked, and renames it into place: a crash
+    /// or a second writer never leaves a half-written file under a snapshot's name
+    /// (a same-zxid snapshot simply replaces the old one atomically).
     fn write_file(&self, bytes: &[u8], file: &Path, fsync: bool) -> io::Result<()> {
         let ctx = |e: io::Error| io::Error::new(e.kind(), format!("writing snapshot {}: {e}", file.display()));
-        if fsync {
-            let mut tmp_name = file.as_os_str().to_owned();
-            tmp_name.push(".tmp");
-            let tmp = PathBuf::from(tmp_name);
-            let res = (|| {
-                let mut f = File::create(&tmp)?;
-                f.write_all(bytes)?;
+        let mut tmp_name = file.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
+        let res = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            if fsync {
                 f.sync_all()?;
-                drop(f);
-                std::fs::rename(&tmp, file)
-            })();
-            if res.is_err() {
-                let _ = std::fs::remove_file(&tmp);
             }
-            res.map_err(ctx)
-        } else {
-            let res = (|| {
-                let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(file)?;
-                f.write_all(bytes)
-            })();
-            if res.is_err() {
-                // FileTxnSnapLog.save: do not leave an empty/partial file behind.
-                let _ = std::fs::remove_file(file);
-            }
-            res.map_err(ctx)
+            drop(f);
+            std::fs::rename(&tmp, file)
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
+        res.map_err(ctx)
     }
 
     /// A fuzzy snapshot of a live tree, as upstream takes them: the file is named after

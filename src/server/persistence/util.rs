@@ -140,25 +140,11 @@ pub fn adler32(bytes: &[u8]) -> i64 {
 
 /// CRC-32 (IEEE, as `java.util.zip.CRC32`), used by the tree digest.
 pub fn crc32(chunks: &[&[u8]]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            }
-            *slot = c;
-        }
-        t
-    });
-    let mut crc = 0xFFFF_FFFFu32;
-    for chunk in chunks {
-        for &b in *chunk {
-            crc = table[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
-        }
+    let mut h = crc32fast::Hasher::new();
+    for c in chunks {
+        h.update(c);
     }
-    !crc
+    h.finalize()
 }
 
 // ------------------------------------------------------------- entries --
