@@ -509,13 +509,19 @@ impl FileSnap {
     /// or a second writer never leaves a half-written file under a snapshot's name
     /// (a same-zxid snapshot simply replaces the old one atomically).
     fn write_file(&self, bytes: &[u8], file: &Path, fsync: bool) -> io::Result<()> {
+        self.write_chunks(&[bytes], file, fsync)
+    }
+
+    fn write_chunks(&self, chunks: &[&[u8]], file: &Path, fsync: bool) -> io::Result<()> {
         let ctx = |e: io::Error| io::Error::new(e.kind(), format!("writing snapshot {}: {e}", file.display()));
         let mut tmp_name = file.as_os_str().to_owned();
         tmp_name.push(".tmp");
         let tmp = PathBuf::from(tmp_name);
         let res = (|| {
             let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
+            for c in chunks {
+                f.write_all(c)?;
+            }
             if fsync {
                 f.sync_all()?;
             }
@@ -573,7 +579,7 @@ impl FileSnap {
             }
             (m, t.last_processed_zxid, t.digest())
         };
-        let mut out = OutputArchive::with_buffer(Vec::with_capacity(nodes.len() + 4096));
+        let mut out = OutputArchive::with_buffer(Vec::with_capacity(64 * 1024));
         FileHeader { magic: SNAP_MAGIC, version: FILE_FORMAT_VERSION, dbid: SNAP_DBID }.serialize(&mut out);
         let mut s: Vec<(&i64, &i32)> = sessions.iter().collect();
         s.sort();
@@ -592,15 +598,23 @@ impl FileSnap {
                 a.serialize(&mut out);
             }
         }
-        out.write_raw(nodes.as_slice());
-        drop(nodes);
-        seal(&mut out);
+        // The head (header, sessions, ACLs) and the node bytes go to the file as they are,
+        // with the seals' Adler-32 carried across them: no third copy of the tree in memory.
+        let mut adler = adler2::Adler32::new();
+        adler.write_slice(out.as_slice());
+        adler.write_slice(nodes.as_slice());
+        let mut tail = OutputArchive::new();
+        tail.write_long(adler.checksum() as i64);
+        tail.write_string("/");
         if util::digest_enabled() {
             let zxid = zxid_end.max(0);
-            ZxidDigest { zxid, digest_version: DIGEST_VERSION, digest: if zxid == 0 { 0 } else { digest_end } }.serialize(&mut out);
-            seal(&mut out);
+            ZxidDigest { zxid, digest_version: DIGEST_VERSION, digest: if zxid == 0 { 0 } else { digest_end } }.serialize(&mut tail);
+            adler.write_slice(tail.as_slice());
+            let sum = adler.checksum() as i64;
+            tail.write_long(sum);
+            tail.write_string("/");
         }
-        self.write_file(out.as_slice(), &path, fsync)?;
+        self.write_chunks(&[out.as_slice(), nodes.as_slice(), tail.as_slice()], &path, fsync)?;
         Ok(path)
     }
 
