@@ -4,6 +4,7 @@
 //! (the records of zookeeper.jute and ZooDefs), `server` (org.apache.zookeeper.server and
 //! its subpackages), `client` and `cli`.
 
+pub mod cli;
 pub mod client;
 pub mod common;
 pub mod jute;

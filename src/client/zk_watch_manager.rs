@@ -134,6 +134,60 @@ impl ZKWatchManager {
         out
     }
 
+    /// Whether `path` has a watcher of any of the given kinds.
+    pub fn contains(&self, path: &str, kinds: &[WatchKind]) -> bool {
+        let m = self.maps.lock();
+        kinds.iter().any(|k| {
+            let map = match k {
+                WatchKind::Data => &m.data,
+                WatchKind::Exist => &m.exist,
+                WatchKind::Child => &m.child,
+                WatchKind::Persistent => &m.persistent,
+                WatchKind::PersistentRecursive => &m.persistent_recursive,
+            };
+            map.get(path).is_some_and(|v| !v.is_empty())
+        })
+    }
+
+    /// Removes the watchers of `path` of the given kinds and returns them, grouped by
+    /// the event type they are told with (child, data+exist, persistent), each watcher
+    /// once per group.
+    pub fn take(&self, path: &str, kinds: &[WatchKind]) -> Vec<(WatchKind, Vec<Watcher>)> {
+        let mut m = self.maps.lock();
+        let mut groups: Vec<(WatchKind, Vec<Watcher>)> = Vec::new();
+        for k in [WatchKind::Child, WatchKind::Data, WatchKind::Exist, WatchKind::Persistent, WatchKind::PersistentRecursive] {
+            if !kinds.contains(&k) {
+                continue;
+            }
+            let map = match k {
+                WatchKind::Data => &mut m.data,
+                WatchKind::Exist => &mut m.exist,
+                WatchKind::Child => &mut m.child,
+                WatchKind::Persistent => &mut m.persistent,
+                WatchKind::PersistentRecursive => &mut m.persistent_recursive,
+            };
+            let Some(ws) = map.remove(path) else { continue };
+            let group_kind = match k {
+                WatchKind::Exist => WatchKind::Data,
+                WatchKind::PersistentRecursive => WatchKind::Persistent,
+                other => other,
+            };
+            let idx = match groups.iter().position(|(g, _)| *g == group_kind) {
+                Some(i) => i,
+                None => {
+                    groups.push((group_kind, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            for w in ws {
+                if !groups[idx].1.iter().any(|x| Arc::ptr_eq(x, &w)) {
+                    groups[idx].1.push(w);
+                }
+            }
+        }
+        groups
+    }
+
     /// Removes watchers of `path` of the given kinds; returns whether any was there.
     pub fn remove(&self, path: &str, kinds: &[WatchKind]) -> bool {
         let mut m = self.maps.lock();

@@ -434,13 +434,35 @@ impl ZooKeeper {
     pub fn remove_all_watches(&self, path: &str, watcher_type: i32, local: bool) -> Result<()> {
         path_utils::validate_path(path).map_err(|e| bad_path(path, e))?;
         let r = self.call(op_code::REMOVE_WATCHES, RemoveWatchesRequest { path: self.server_path(path), r#type: watcher_type }.to_bytes(), None);
+        // ZKWatchManager.removeWatcher, run on the reply: the path must have a local
+        // watcher of the type (persistent ones count for Children and Data) ...
+        let (present, kinds): (&[WatchKind], &[WatchKind]) = match watcher_type {
+            1 => (&[WatchKind::Child, WatchKind::Persistent, WatchKind::PersistentRecursive], &[WatchKind::Child]),
+            2 => (&[WatchKind::Data, WatchKind::Exist, WatchKind::Persistent, WatchKind::PersistentRecursive], &[WatchKind::Data, WatchKind::Exist]),
+            _ => (
+                &[WatchKind::Data, WatchKind::Exist, WatchKind::Child, WatchKind::Persistent, WatchKind::PersistentRecursive],
+                &[WatchKind::Data, WatchKind::Exist, WatchKind::Child, WatchKind::Persistent, WatchKind::PersistentRecursive],
+            ),
+        };
+        if !self.watch_manager.contains(path, present) {
+            return Err(KeeperError::with_path(Code::NoWatcher, path));
+        }
         if r.err == 0 || local {
-            let kinds: &[WatchKind] = match watcher_type {
-                1 => &[WatchKind::Child],
-                2 => &[WatchKind::Data, WatchKind::Exist],
-                _ => &[WatchKind::Data, WatchKind::Exist, WatchKind::Child, WatchKind::Persistent, WatchKind::PersistentRecursive],
-            };
-            self.watch_manager.remove(path, kinds);
+            // ... and only watchers of exactly that type are removed; the removed
+            // watchers are told (Child/Data/PersistentWatchRemoved for the path).
+            let removed = self.watch_manager.take(path, kinds);
+            if removed.is_empty() && r.err == 0 {
+                return Err(KeeperError::with_path(Code::NoWatcher, path));
+            }
+            for (kind, watchers) in removed {
+                let event_type = match kind {
+                    WatchKind::Child => crate::proto::event_type::CHILD_WATCH_REMOVED,
+                    WatchKind::Data | WatchKind::Exist => crate::proto::event_type::DATA_WATCH_REMOVED,
+                    WatchKind::Persistent | WatchKind::PersistentRecursive => crate::proto::event_type::PERSISTENT_WATCH_REMOVED,
+                };
+                let ev = super::WatchedEvent { event_type, state: crate::proto::keeper_state::SYNC_CONNECTED, path: Some(path.to_owned()) };
+                self.cnxn.shared.events.queue_event(ev, watchers);
+            }
         }
         check(&r, Some(path))
     }
@@ -548,6 +570,9 @@ impl ZooKeeper {
     /// `close`: closeSession, then stop both threads (a Closed event reaches watchers).
     pub fn close(&self) {
         if self.state().is_alive() {
+            // As upstream's queuePacket does for closeSession: from now on a dropped
+            // connection is the expected end, not a Disconnected to reconnect from.
+            self.cnxn.shared.closing.store(true, std::sync::atomic::Ordering::Release);
             let r = self.cnxn.submit(op_code::CLOSE_SESSION, Vec::new(), None, Some(Duration::from_millis(self.session_timeout().max(1000) as u64)));
             if r.err != 0 {
                 log::debug!("closeSession answered {}", r.err);

@@ -25,7 +25,9 @@ pub struct EventQueue {
 impl EventQueue {
     pub fn new() -> (EventQueue, Receiver<EventItem>) {
         let (tx, rx) = unbounded();
-        (EventQueue { tx, last_state: AtomicI32::new(i32::MIN) }, rx)
+        // Upstream's EventThread starts out in Disconnected: failed attempts before the
+        // first connection report nothing.
+        (EventQueue { tx, last_state: AtomicI32::new(crate::proto::keeper_state::DISCONNECTED) }, rx)
     }
 
     pub fn queue_event(&self, ev: WatchedEvent, watchers: Vec<Watcher>) {

@@ -1,0 +1,23 @@
+//! `sync path` (`SyncCommand`).
+
+use super::command_line::{self, Options};
+use super::{CliError, CliResult, Ctx};
+
+pub const NAME: &str = "sync";
+pub const OPTION_STR: &str = "path";
+
+const OPTIONS: Options = Options::new(&[]);
+
+pub fn run(ctx: &Ctx, args: &[String]) -> CliResult<bool> {
+    let cl = command_line::parse(&OPTIONS, args).map_err(CliError::new)?;
+    if cl.args.len() < 2 {
+        return Err(CliError::new(format!("{NAME} {OPTION_STR}")));
+    }
+    let path = &cl.args[1];
+    super::validate_path(path)?;
+    match ctx.zk.sync(path) {
+        Ok(_) => super::out("Sync is OK"),
+        Err(e) => super::out(&format!("Sync has failed. rc={}", e.code.int())),
+    }
+    Ok(false)
+}
