@@ -113,6 +113,21 @@ fn scenario(srv: &mut TestServer) -> Vec<String> {
     out.push(format!("async: {} done, in order and ok: {in_order}", o.len()));
     drop(o);
 
+    // A watch event caused by a write is delivered before that write's callback (the
+    // server sends the notification first; the EventThread keeps the order).
+    zk.create("/o", None, &open, CreateMode::Persistent).expect("create /o");
+    let seq = Arc::new(Mutex::new(Vec::new()));
+    let s1 = seq.clone();
+    let ow: Watcher = Arc::new(move |e: &WatchedEvent| s1.lock().unwrap().push(format!("watch {}", e.path.as_deref().unwrap_or(""))));
+    zk.get_data("/o", Some(ow)).expect("watch /o");
+    let s2 = seq.clone();
+    zk.set_data_async("/o", Some(b"x"), -1, move |r| s2.lock().unwrap().push(format!("callback {}", r.is_ok())));
+    let end = Instant::now() + Duration::from_secs(10);
+    while seq.lock().unwrap().len() < 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    out.push(format!("event/callback order: {:?}", seq.lock().unwrap()));
+
     // Chroot: a second handle rooted at /a.
     let zk2 = ZooKeeper::connect(&format!("{}/a", srv.connect_string()), 30000, None).expect("connect chroot");
     wait_connected(&zk2);
@@ -161,6 +176,7 @@ fn client_against_apache_and_ours() {
         "recursive events: [\"WatchedEvent state:SyncConnected type:NodeDataChanged path:/a\", \"WatchedEvent state:SyncConnected type:NodeDataChanged path:/a\", \"WatchedEvent state:SyncConnected type:NodeCreated path:/a/c\"]",
         "multi fail: KeeperErrorCode = NodeExists [0, -110, -2]",
         "async: 2000 done, in order and ok: true",
+        "event/callback order: [\"watch /o\", \"callback true\"]",
         "same session after restart: true",
         // State changes go to every registered watcher too (ZKWatchManager.materialize).
         "watch across restart: [\"WatchedEvent state:Disconnected type:None path:null\", \"WatchedEvent state:SyncConnected type:None path:null\", \"WatchedEvent state:SyncConnected type:NodeDataChanged path:/a/c\"]",

@@ -109,6 +109,10 @@ impl SyncRequestProcessor {
                             self.fatal(e);
                             return;
                         }
+                        // ZKDatabase.rollLog/resetTxnCount: the size budget starts over with
+                        // the new log (otherwise preallocated old files would trigger a
+                        // roll and a snapshot on every following txn).
+                        self.txn_log.set_total_log_size(0);
                         self.zks.start_snapshot_thread(false);
                     }
                 }

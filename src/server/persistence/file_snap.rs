@@ -359,6 +359,14 @@ pub fn read_snapshot_file(path: &Path) -> io::Result<LoadedSnapshot> {
             hdr.magic
         ))));
     }
+    // Upstream does not look at the version; a file of another format version was
+    // written by something else, and reading it as version 2 could load garbage.
+    if hdr.version != FILE_FORMAT_VERSION {
+        return Err(ctx(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("unsupported snapshot format version {} (this server reads version {FILE_FORMAT_VERSION})", hdr.version),
+        )));
+    }
     let (mut tree, sessions) = deserialize_snapshot_body(&mut inp).map_err(ctx)?;
     check_seal(&bytes, &mut inp).map_err(ctx)?;
     let mut trailer = None;
@@ -487,6 +495,11 @@ impl FileSnap {
             log::info!("Reading snapshot {}", f.display());
             match read_snapshot_file(f) {
                 Ok(s) => return Ok(Some(s)),
+                // A corrupt file is skipped for an older one; one from an unknown
+                // format version means the dataDir is not ours to read: stop.
+                Err(e) if e.kind() == io::ErrorKind::Unsupported && !e.to_string().contains(".gz") && !e.to_string().contains("compressed") => {
+                    return Err(e)
+                }
                 Err(e) => log::warn!("problem reading snap file {}: {e}", f.display()),
             }
         }

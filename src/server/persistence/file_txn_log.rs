@@ -153,11 +153,9 @@ impl FileTxnLog {
 
     /// `getCurrentLogSize`: length of the current file (preallocation included).
     pub fn current_log_size(&self) -> u64 {
-        self.current
-            .as_ref()
-            .and_then(|c| std::fs::metadata(&c.path).ok())
-            .map(|m| m.len())
-            .unwrap_or(0)
+        // Bytes of records written, not the preallocated file length (and no stat() per
+        // txn: the sync processor asks on every append).
+        self.current.as_ref().map(|c| c.flushed + c.buf.len() as u64).unwrap_or(0)
     }
 
     pub fn set_total_log_size(&mut self, size: u64) {
@@ -240,7 +238,7 @@ impl FileTxnLog {
     pub fn roll_log(&mut self) -> io::Result<()> {
         if let Some(mut cur) = self.current.take() {
             cur.flush()?;
-            self.prev_logs_running_total += std::fs::metadata(&cur.path).map(|m| m.len()).unwrap_or(0);
+            self.prev_logs_running_total += cur.flushed;
         }
         Ok(())
     }
@@ -497,6 +495,15 @@ impl OpenLog {
         if magic != TXNLOG_MAGIC {
             return Err(invalid(format!(
                 "Transaction log: {} has invalid magic number {magic} != {TXNLOG_MAGIC}",
+                path.display()
+            )));
+        }
+        // Stricter than upstream, which ignores the version: records of another format
+        // must not be replayed as version 2.
+        let version = i32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        if version != FILE_FORMAT_VERSION {
+            return Err(invalid(format!(
+                "Transaction log: {} has unsupported format version {version} (this server reads version {FILE_FORMAT_VERSION})",
                 path.display()
             )));
         }

@@ -6,6 +6,7 @@
 //! * [`file_txn_log`]: the write-ahead log writer and its reader/iterator.
 //! * [`file_snap`]: snapshot writer and reader (with the seals and the digest trailer).
 
+pub mod epoch_file;
 pub mod file_snap;
 pub mod file_txn_log;
 pub mod file_txn_snap_log;
