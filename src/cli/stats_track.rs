@@ -2,24 +2,10 @@
 
 use std::collections::BTreeMap;
 
-pub const PROC_ZOOKEEPER: &str = "/zookeeper";
-pub const QUOTA_ZOOKEEPER: &str = "/zookeeper/quota";
-pub const LIMIT_NODE: &str = "zookeeper_limits";
-pub const STAT_NODE: &str = "zookeeper_stats";
+// The quota layout is the server's: one definition of the paths.
+pub use crate::server::quotas::{limit_path, quota_path, stat_path, LIMIT_NODE, PROC_ZOOKEEPER, QUOTA_ZOOKEEPER, STAT_NODE};
 
-pub fn quota_path(path: &str) -> String {
-    format!("{QUOTA_ZOOKEEPER}{path}")
-}
-
-pub fn limit_path(path: &str) -> String {
-    format!("{QUOTA_ZOOKEEPER}{path}/{LIMIT_NODE}")
-}
-
-pub fn stat_path(path: &str) -> String {
-    format!("{QUOTA_ZOOKEEPER}{path}/{STAT_NODE}")
-}
-
-/// `Quotas.trimQuotaPath`.
+/// `Quotas.trimQuotaPath` as the shell uses it (`substring(len)`: shorter paths give "").
 pub fn trim_quota_path(p: &str) -> &str {
     p.get(QUOTA_ZOOKEEPER.len()..).unwrap_or("")
 }
