@@ -16,7 +16,6 @@ use zookeeper::client::{States, WatchedEvent, Watcher, ZooKeeper};
 use zookeeper::proto::{ids, CreateMode, Code};
 
 struct Node {
-    id: usize,
     client_port: u16,
     child: Option<Child>,
     cfg: std::path::PathBuf,
@@ -54,7 +53,7 @@ impl Ensemble {
                 ),
             )
             .expect("zoo.cfg");
-            nodes.push(Node { id: i + 1, client_port: *c, child: None, cfg, log: nd.join("log") });
+            nodes.push(Node { client_port: *c, child: None, cfg, log: nd.join("log") });
         }
         let mut e = Ensemble { _dir: dir, nodes };
         for i in 0..n {
