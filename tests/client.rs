@@ -41,6 +41,8 @@ fn scenario(srv: &mut TestServer) -> Vec<String> {
     let (default_w, default_log) = recorder();
     let zk = ZooKeeper::connect(&srv.connect_string(), 30000, Some(default_w)).expect("connect");
     wait_connected(&zk);
+    // The state flips before the EventThread has delivered SyncConnected: wait for it.
+    wait_for(&default_log, 1);
     out.push(format!("default: {:?}", default_log.lock().unwrap()));
     out.push(format!("create /a: {:?}", zk.create("/a", Some(b"1"), &open, CreateMode::Persistent)));
     out.push(format!("create /a again: {}", zk.create("/a", None, &open, CreateMode::Persistent).unwrap_err()));

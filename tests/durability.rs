@@ -180,11 +180,16 @@ fn log_has_no_load_problems(what: &str, log: &str) {
         "Exception",
         "ERROR",
     ];
-    // A client closing its socket is logged with an EndOfStreamException: harmless.
+    // A client closing its socket is logged with an EndOfStreamException: harmless. So
+    // is 3.8.0's known NPE when a four-letter word (the harness's readiness probe) hits
+    // the server while it is still loading: "Error closing a command socket" followed
+    // by a NullPointerException about zkDb being null.
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| bad.iter().any(|b| l.contains(b)))
         .filter(|l| !l.contains("EndOfStreamException"))
+        .filter(|l| !l.contains("Error closing a command socket"))
+        .filter(|l| !(l.contains("NullPointerException") && l.contains("zkDb\" is null")))
         .collect();
     assert!(lines.is_empty(), "{what}: suspicious log lines:\n{}", lines.join("\n"));
 }
