@@ -831,14 +831,12 @@ impl DataTree {
     }
 
     /// Recomputes the approximate data size and the quota prefixes after a load.
-    pub(crate) fn finish_load(&mut self) {
+    /// Ends a snapshot load; the loader summed the approximate data size and the digest
+    /// of the nodes it inserted.
+    pub(crate) fn finish_load(&mut self, size: i64, digest: i64) {
         self.quota_prefixes.clear();
-        // One pass for both totals: this runs over every node of a loaded snapshot.
-        let (mut size, mut digest) = (0i64, 0i64);
-        for (p, n) in &self.nodes {
-            size += p.len() as i64 + n.data_len() as i64;
-            digest = digest.wrapping_add(nd(p, n));
-        }
+        debug_assert_eq!(digest, self.full_digest());
+        debug_assert_eq!(size, self.approximate_data_size_full());
         self.node_data_size = size;
         self.digest = digest;
         self.setup_quota();

@@ -71,14 +71,20 @@ impl ReferenceCountedAclCache {
     }
 
     pub fn add_usage(&mut self, id: i64) {
-        if id == OPEN_UNSAFE_ACL_ID {
+        self.add_usages(id, 1);
+    }
+
+    /// `count` uses of `id` at once: a snapshot load counts runs of nodes with the same
+    /// ACL. An unknown id is logged once per run rather than once per node.
+    pub fn add_usages(&mut self, id: i64, count: i64) {
+        if id == OPEN_UNSAFE_ACL_ID || count == 0 {
             return;
         }
         if !self.long_key_map.contains_key(&id) {
             log::info!("Ignoring acl {id} as it does not exist in the cache");
             return;
         }
-        *self.reference_counter.entry(id).or_insert(0) += 1;
+        *self.reference_counter.entry(id).or_insert(0) += count;
     }
 
     pub fn remove_usage(&mut self, id: i64) {

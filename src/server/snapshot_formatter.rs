@@ -19,6 +19,7 @@ use crate::proto::data::{StatPersisted, ACL};
 use crate::server::command::java_date;
 use crate::server::data_tree::DataTree;
 use crate::server::persistence::file_snap::{deserialize_tree, SNAP_MAGIC};
+use crate::server::persistence::snap_stream::SnapStream;
 use crate::server::persistence::util::{self, StreamMode, SNAPSHOT_FILE_PREFIX};
 
 fn invalid(msg: String) -> io::Error {
@@ -60,7 +61,8 @@ pub fn load(path: &Path) -> io::Result<FormattedSnapshot> {
         sessions.push((id, to));
     }
     let tree_start = inp.position();
-    let tree = deserialize_tree(&mut inp)?;
+    let mut stream = SnapStream::starting_at(&bytes[tree_start..], tree_start as u64);
+    let tree = deserialize_tree(&mut stream, (bytes.len() - tree_start) as u64)?;
     // Second pass over the tree section for the order of the node records.
     let mut scan = InputArchive::new(&bytes[tree_start..]);
     let n = scan.read_int().map_err(|e| at(&scan, e))?;

@@ -8,9 +8,10 @@
 //! trailer follows: long zxid, int digestVersion, long digest, and seal 2 = long
 //! Adler-32 of every byte before it (seal 1 included) and "/" again.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::jute::{InputArchive, JuteError, OutputArchive, Record};
@@ -21,6 +22,7 @@ use crate::server::data_tree::DataTree;
 use crate::server::ephemeral_type::{self, EphemeralType};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
 
+use super::snap_stream::{SnapReadError, SnapStream, SnapStreamError};
 use super::util::{self, StreamMode, DIGEST_VERSION, FILE_FORMAT_VERSION, SNAPSHOT_FILE_PREFIX};
 
 /// `FileSnap.SNAP_MAGIC`: "ZKSN" as a big-endian int.
@@ -115,26 +117,6 @@ fn sorted_children(node: &DataNode) -> Vec<&String> {
     c
 }
 
-/// The paths of the tree in serialization order (pre-order, children sorted, root "").
-pub fn preorder_paths(tree: &DataTree) -> Vec<String> {
-    // Children in the set's own order (as upstream writes HashSet order): sorting a
-    // million names here costs more than the rest of the walk.
-    let mut out = Vec::with_capacity(tree.node_count());
-    let mut stack: Vec<String> = vec![String::new()];
-    while let Some(path) = stack.pop() {
-        let Some(node) = tree.get_node(&path) else { continue };
-        for c in node.children.iter() {
-            let mut p = String::with_capacity(path.len() + 1 + c.len());
-            p.push_str(&path);
-            p.push('/');
-            p.push_str(c);
-            stack.push(p);
-        }
-        out.push(path);
-    }
-    out
-}
-
 /// `DataTree.serialize`: ACL cache, nodes in pre-order (children sorted by name), "/".
 pub fn serialize_tree(tree: &DataTree, out: &mut OutputArchive) {
     let mut ids: Vec<(&i64, &Vec<ACL>)> = tree.acl_cache.long_key_map.iter().collect();
@@ -213,83 +195,205 @@ pub fn snapshot_bytes(tree: &DataTree, sessions: &HashMap<i64, i32>, dbid: i64, 
 
 // ------------------------------------------------------------- reading --
 
-/// `SerializeUtils.deserializeSnapshot` over an archive: sessions, then the tree
-/// (`DataTree.deserialize`). The tree's last_processed_zxid is left at 0.
-pub fn deserialize_snapshot_body(inp: &mut InputArchive<'_>) -> io::Result<(DataTree, HashMap<i64, i32>)> {
-    let at = |inp: &InputArchive<'_>, e: JuteError| invalid(format!("{e} at offset {}", inp.position()));
-    let mut sessions = HashMap::new();
-    let count = inp.read_int().map_err(|e| at(inp, e))?;
+/// `SerializeUtils.deserializeSnapshot`: sessions, then the tree (`DataTree.deserialize`).
+/// The tree's last_processed_zxid is left at 0.
+pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>) -> io::Result<(DataTree, HashMap<i64, i32>)> {
+    let count = inp.decode(|a| a.read_int())?;
+    let mut sessions = HashMap::with_capacity((count.max(0) as usize).min(1 << 20));
     for _ in 0..count.max(0) {
-        let id = inp.read_long().map_err(|e| at(inp, e))?;
-        let to = inp.read_int().map_err(|e| at(inp, e))?;
+        let (id, to) = inp.decode(|a| Ok((a.read_long()?, a.read_int()?)))?;
         sessions.insert(id, to);
     }
-    let tree = deserialize_tree(inp)?;
+    let tree = deserialize_tree(inp, 0)?;
     Ok((tree, sessions))
 }
 
+/// One node record as decoded from the file, with the pieces the tree builder would
+/// otherwise have to compute on its own thread.
+struct DecodedNode {
+    path: String,
+    /// The last path component (empty for the root, which is written as "").
+    child: String,
+    is_root: bool,
+    node: DataNode,
+    digest: i64,
+    /// File offset of the record, for error messages.
+    at: u64,
+}
+
+/// Nodes per hand-over from the reader thread to the builder: enough to make the
+/// channel cost vanish, small enough to keep both threads busy from the start.
+const NODE_BATCH: usize = 1024;
+
 /// `DataTree.deserialize`: rebuilds nodes, children, ephemeral/container/TTL indexes,
-/// ACL reference counts (dropping unused entries) and quota bookkeeping.
-pub fn deserialize_tree(inp: &mut InputArchive<'_>) -> io::Result<DataTree> {
-    let at = |inp: &InputArchive<'_>, e: JuteError| invalid(format!("{e} at offset {}", inp.position()));
+/// ACL reference counts (dropping unused entries) and quota bookkeeping. `size_hint`
+/// (the bytes left in the file, 0 if unknown) presizes the node map.
+///
+/// The node records are decoded on a "SnapshotReader" thread (file reads, the string
+/// and buffer allocations, the per-node digest) while this thread inserts them into the
+/// tree: on a restart with a large tree those are the two halves of the work, and a
+/// restart has nothing else to do with the second core. Upstream does both on one thread.
+pub fn deserialize_tree<R: Read + Send>(inp: &mut SnapStream<R>, size_hint: u64) -> io::Result<DataTree> {
     let mut tree = DataTree::new();
     let mut cache = ReferenceCountedAclCache::new();
-    let n = inp.read_int().map_err(|e| at(inp, e))?;
+    let n = inp.decode(|a| a.read_int())?;
     for _ in 0..n.max(0) {
-        let id = inp.read_long().map_err(|e| at(inp, e))?;
-        let len = inp.read_vector_len().map_err(|e| at(inp, e))?;
-        let mut acls = Vec::with_capacity(len.min(1024));
-        for _ in 0..len {
-            acls.push(ACL::deserialize(inp).map_err(|e| at(inp, e))?);
-        }
+        let (id, acls) = inp.decode(|a| {
+            let id = a.read_long()?;
+            let len = a.read_vector_len()?;
+            let mut acls = Vec::with_capacity(len.min(1024));
+            for _ in 0..len {
+                acls.push(ACL::deserialize(a)?);
+            }
+            Ok((id, acls))
+        })?;
         cache.insert(id, acls);
     }
     tree.nodes_mut().clear();
-    // Roughly one node per 80 bytes of snapshot: size the map once instead of rehashing.
-    tree.nodes_mut().reserve(inp.remaining() / 80);
+    // A node with 100 bytes of data takes ~190 bytes in the file; presize for that. An
+    // under-estimate costs one rehash, an over-estimate a table twice the size for good.
+    tree.nodes_mut().reserve((size_hint / 192).min(1 << 26) as usize);
     {
         let (eph, containers, ttls) = tree.node_indexes_mut();
         eph.clear();
         containers.clear();
         ttls.clear();
     }
-    let mut have_root = false;
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<DecodedNode>>(16);
+    let (built, decoded) = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("SnapshotReader".into())
+            .spawn_scoped(scope, move || decode_nodes(inp, tx));
+        let reader = match reader {
+            Ok(r) => r,
+            Err(e) => return (Err(e), Ok(())),
+        };
+        let built = build_nodes(&mut tree, &mut cache, &rx);
+        // Unblocks the reader if the builder stopped early.
+        drop(rx);
+        let decoded = reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the snapshot reader thread panicked")));
+        (built, decoded)
+    });
+    // A decoding error explains a builder that saw the stream end early.
+    decoded?;
+    let (size, digest, have_root) = built?;
+    if !have_root {
+        return Err(invalid("snapshot has no root node".into()));
+    }
+    cache.purge_unused();
+    tree.acl_cache = cache;
+    tree.finish_load(size, digest);
+    Ok(tree)
+}
+
+/// The reader half: node records up to the "/" that ends them.
+fn decode_nodes<R: Read>(inp: &mut SnapStream<R>, tx: crossbeam_channel::Sender<Vec<DecodedNode>>) -> io::Result<()> {
+    let mut batch = Vec::with_capacity(NODE_BATCH);
     loop {
-        let path_at = inp.position();
-        let path = inp.read_string().map_err(|e| at(inp, e))?;
+        let at = inp.position();
+        let path = inp.decode(|a| a.read_string())?;
         if path == "/" {
             break;
         }
-        let data = inp.read_buffer().map_err(|e| at(inp, e))?;
-        let acl = inp.read_long().map_err(|e| at(inp, e))?;
-        let stat = StatPersisted::deserialize(inp).map_err(|e| at(inp, e))?;
-        cache.add_usage(acl);
-        let node = DataNode::new(data, acl, stat);
-        match path.rfind('/') {
-            None => {
-                // The root (written as ""); stored under "/".
-                have_root = true;
-                let old = tree.nodes_mut().insert("/".to_owned(), node);
-                if let (Some(old), Some(new)) = (old, tree.nodes_mut().get_mut("/")) {
-                    new.children = old.children;
-                }
+        let (data, acl, stat) = inp.decode(|a| Ok((a.read_buffer()?, a.read_long()?, StatPersisted::deserialize(a)?)))?;
+        let digest = node_digest(&path, data.as_deref(), &stat);
+        let (child, is_root) = match path.rfind('/') {
+            Some(i) => (path[i + 1..].to_owned(), false),
+            None => (String::new(), true),
+        };
+        batch.push(DecodedNode { path, child, is_root, node: DataNode::new(data, acl, stat), digest, at });
+        if batch.len() == NODE_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(NODE_BATCH));
+            if tx.send(full).is_err() {
+                // The builder gave up; its error is the one to report.
+                return Ok(());
             }
-            Some(i) => {
-                let parent_path = if i == 0 { "/" } else { &path[..i] };
-                let child = path[i + 1..].to_owned();
-                let owner = node.stat.ephemeral_owner;
-                let nodes = tree.nodes_mut();
-                match nodes.get_mut(parent_path) {
-                    Some(parent) => {
-                        parent.children.insert(child);
-                    }
-                    None => {
-                        return Err(invalid(format!(
-                            "Invalid Datatree, unable to find parent {} of path {path} (offset {path_at})",
-                            &path[..i]
-                        )))
-                    }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+    Ok(())
+}
+
+/// Children waiting to be added to one parent: in pre-order, runs of siblings share a
+/// parent, so the parent is looked up once per run instead of once per node.
+struct PendingChildren {
+    parent: String,
+    /// The first child's file offset, for the error if the parent is missing; None
+    /// when nothing is pending.
+    first: Option<u64>,
+    children: Vec<String>,
+}
+
+impl PendingChildren {
+    fn flush(&mut self, tree: &mut DataTree) -> io::Result<()> {
+        let Some(at) = self.first.take() else { return Ok(()) };
+        let key = if self.parent.is_empty() { "/" } else { self.parent.as_str() };
+        match tree.nodes_mut().get_mut(key) {
+            Some(parent) => {
+                parent.children.reserve(self.children.len());
+                parent.children.extend(self.children.drain(..));
+                Ok(())
+            }
+            None => Err(invalid(format!(
+                "Invalid Datatree, unable to find parent {} of path {}/{} (offset {at})",
+                self.parent,
+                self.parent,
+                self.children.first().map_or("", |c| c.as_str())
+            ))),
+        }
+    }
+}
+
+/// The builder half: inserts the decoded nodes in file (pre-)order. Returns the
+/// approximate data size, the tree digest and whether a root was seen.
+fn build_nodes(
+    tree: &mut DataTree,
+    cache: &mut ReferenceCountedAclCache,
+    rx: &crossbeam_channel::Receiver<Vec<DecodedNode>>,
+) -> io::Result<(i64, i64, bool)> {
+    // The totals are summed here, from what the reader computed while each node was in
+    // cache, rather than in a second pass over the map.
+    let (mut size, mut digest) = (0i64, 0i64);
+    let mut have_root = false;
+    let mut pending = PendingChildren { parent: String::new(), first: None, children: Vec::new() };
+    // ACL reference counts, counted in runs of nodes with the same ACL.
+    let (mut acl_run, mut acl_count) = (0i64, 0i64);
+    for batch in rx.iter() {
+        for d in batch {
+            if d.node.acl != acl_run {
+                cache.add_usages(acl_run, acl_count);
+                (acl_run, acl_count) = (d.node.acl, 0);
+            }
+            acl_count += 1;
+            let data_len = d.node.data_len() as i64;
+            let old = if d.is_root {
+                pending.flush(tree)?;
+                have_root = true;
+                size += 1;
+                let mut old = tree.nodes_mut().insert("/".to_owned(), d.node);
+                if let (Some(old), Some(new)) = (old.as_mut(), tree.nodes_mut().get_mut("/")) {
+                    new.children = std::mem::take(&mut old.children);
                 }
+                old.map(|o| ("/".to_owned(), o))
+            } else {
+                let path = d.path;
+                let parent_len = path.len() - d.child.len() - 1;
+                // A new parent, or this node is the pending parent itself (written twice,
+                // in a damaged file): the pending children go in first, as they came first.
+                if pending.first.is_some() && (pending.parent != path[..parent_len] || pending.parent == path) {
+                    pending.flush(tree)?;
+                }
+                if pending.first.is_none() {
+                    pending.parent.clear();
+                    pending.parent.push_str(&path[..parent_len]);
+                    pending.first = Some(d.at);
+                }
+                pending.children.push(d.child);
+                let owner = d.node.stat.ephemeral_owner;
                 if owner != 0 {
                     let (eph, containers, ttls) = tree.node_indexes_mut();
                     match ephemeral_type::get(owner) {
@@ -302,17 +406,31 @@ pub fn deserialize_tree(inp: &mut InputArchive<'_>) -> io::Result<DataTree> {
                         _ => eph.entry(owner).or_default().insert(&path),
                     }
                 }
-                tree.nodes_mut().insert(path, node);
+                size += path.len() as i64;
+                match tree.nodes_mut().entry(path) {
+                    Entry::Vacant(v) => {
+                        v.insert(d.node);
+                        None
+                    }
+                    Entry::Occupied(mut o) => {
+                        let key = o.key().clone();
+                        Some((key, o.insert(d.node)))
+                    }
+                }
+            };
+            size += data_len;
+            digest = digest.wrapping_add(d.digest);
+            // A path written twice (only in a damaged file) replaces the earlier node;
+            // keep the totals those of the map.
+            if let Some((key, o)) = old {
+                size -= key.len() as i64 + o.data_len() as i64;
+                digest = digest.wrapping_sub(node_digest(&key, o.data.as_deref(), &o.stat));
             }
         }
     }
-    if !have_root {
-        return Err(invalid("snapshot has no root node".into()));
-    }
-    cache.purge_unused();
-    tree.acl_cache = cache;
-    tree.finish_load();
-    Ok(tree)
+    pending.flush(tree)?;
+    cache.add_usages(acl_run, acl_count);
+    Ok((size, digest, have_root))
 }
 
 /// A snapshot read from disk.
@@ -348,11 +466,11 @@ pub fn read_snapshot_file(path: &Path) -> io::Result<LoadedSnapshot> {
         ));
     }
     let ctx = |e: io::Error| io::Error::new(e.kind(), format!("snapshot {}: {e}", path.display()));
-    let bytes = std::fs::read(path).map_err(ctx)?;
+    let file = File::open(path).map_err(ctx)?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let zxid = util::get_zxid_from_name(&name, SNAPSHOT_FILE_PREFIX);
-    let mut inp = InputArchive::new(&bytes);
-    let jerr = |inp: &InputArchive<'_>, e: JuteError| ctx(invalid(format!("{e} at offset {}", inp.position())));
-    let hdr = FileHeader::deserialize(&mut inp).map_err(|e| jerr(&inp, e))?;
+    let mut inp = SnapStream::new(file);
+    let hdr = inp.decode(FileHeader::deserialize).map_err(|e| ctx(e.into()))?;
     if hdr.magic != SNAP_MAGIC {
         return Err(ctx(invalid(format!(
             "mismatching magic headers {} !=  {SNAP_MAGIC}",
@@ -367,20 +485,28 @@ pub fn read_snapshot_file(path: &Path) -> io::Result<LoadedSnapshot> {
             format!("unsupported snapshot format version {} (this server reads version {FILE_FORMAT_VERSION})", hdr.version),
         )));
     }
-    let (mut tree, sessions) = deserialize_snapshot_body(&mut inp).map_err(ctx)?;
-    check_seal(&bytes, &mut inp).map_err(ctx)?;
+    let count = inp.decode(|a| a.read_int()).map_err(|e| ctx(e.into()))?;
+    let mut sessions = HashMap::with_capacity((count.max(0) as usize).min(1 << 20));
+    for _ in 0..count.max(0) {
+        let (id, to) = inp.decode(|a| Ok((a.read_long()?, a.read_int()?))).map_err(|e| ctx(e.into()))?;
+        sessions.insert(id, to);
+    }
+    let rest = file_len.saturating_sub(inp.position());
+    let mut tree = deserialize_tree(&mut inp, rest).map_err(ctx)?;
+    check_seal(&mut inp).map_err(ctx)?;
     let mut trailer = None;
     if util::digest_enabled() {
         let mark = inp.position();
-        match ZxidDigest::deserialize(&mut inp) {
+        match inp.decode(ZxidDigest::deserialize) {
             Ok(d) => {
                 trailer = Some(d);
-                check_seal(&bytes, &mut inp).map_err(ctx)?;
+                check_seal(&mut inp).map_err(ctx)?;
             }
-            Err(JuteError::Eof { .. }) => {
+            Err(SnapReadError::Decode(SnapStreamError { error: JuteError::Eof { .. }, .. })) => {
                 log::warn!("Got EOF exception while reading the digest, likely due to the reading an older snapshot.");
             }
-            Err(e) => return Err(ctx(invalid(format!("{e} at offset {mark}")))),
+            Err(SnapReadError::Decode(e)) => return Err(ctx(invalid(format!("{} at offset {mark}", e.error)))),
+            Err(SnapReadError::Io(e)) => return Err(ctx(e)),
         }
     }
     tree.last_processed_zxid = zxid;
@@ -411,14 +537,13 @@ pub fn read_snapshot_file(path: &Path) -> io::Result<LoadedSnapshot> {
 
 /// `SnapStream.checkSealIntegrity`: the long at the cursor must be the Adler-32 of all
 /// bytes before it; a "/" string follows.
-fn check_seal(bytes: &[u8], inp: &mut InputArchive<'_>) -> io::Result<()> {
+fn check_seal<R: Read>(inp: &mut SnapStream<R>) -> io::Result<()> {
     let at = inp.position();
-    let want = util::adler32(&bytes[..at]);
-    let val = inp
-        .read_long()
-        .map_err(|e| invalid(format!("{e} reading the seal at offset {at}")))?;
-    inp.read_string()
-        .map_err(|e| invalid(format!("{e} reading the seal at offset {at}")))?;
+    let want = inp.checksum();
+    let (val, _) = inp.decode(|a| Ok((a.read_long()?, a.read_string()?))).map_err(|e| match e {
+        SnapReadError::Decode(d) => invalid(format!("{} reading the seal at offset {at}", d.error)),
+        SnapReadError::Io(e) => e,
+    })?;
     if val != want {
         return Err(invalid(format!("CRC corruption (seal at offset {at})")));
     }
@@ -559,26 +684,71 @@ impl FileSnap {
         sessions: &HashMap<i64, i32>,
         fsync: bool,
     ) -> io::Result<PathBuf> {
-        const CHUNK: usize = 4096;
-        let (zxid0, paths) = {
-            let t = tree.read();
-            (t.last_processed_zxid, preorder_paths(&t))
-        };
+        // Nodes (and copied child names) per hold of the tree's read lock: writers wait
+        // at most one such slice, never the whole walk.
+        const BUDGET: usize = 4096;
+        let zxid0 = tree.read().last_processed_zxid;
         let path = self.snap_dir.join(util::make_snapshot_name(zxid0));
         log::info!("Snapshotting: 0x{zxid0:x} to {}", path.display());
-        let mut nodes = OutputArchive::with_buffer(Vec::with_capacity(paths.len() * 96 + 64));
+        let mut nodes = OutputArchive::with_buffer(Vec::with_capacity(tree.read().node_count() * 96 + 64));
         let mut acls_seen: HashMap<i64, Vec<ACL>> = HashMap::new();
-        for chunk in paths.chunks(CHUNK) {
+        // Pre-order walk with an explicit stack, like `DataTree.serializeNode`: each frame
+        // is a visited node's path and a copy of its child names (upstream, too, reads a
+        // node's children once and then descends, so a concurrent change is either in or
+        // out, which the replay from zxid0 + 1 makes right).
+        // Child names are copied into one '/'-separated string (a name cannot hold a
+        // '/'): a node with a million children is copied without a million allocations.
+        struct Frame {
+            prefix: String,
+            children: String,
+            next: usize,
+        }
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut next_path: Option<String> = Some(String::new());
+        loop {
             let t = tree.read();
-            for p in chunk {
-                let Some(node) = t.get_node(p) else { continue };
-                nodes.write_string(p);
+            let mut budget = BUDGET;
+            while budget > 0 {
+                let p = match next_path.take() {
+                    Some(p) => p,
+                    None => {
+                        let Some(top) = stack.last_mut() else { break };
+                        if top.next >= top.children.len() {
+                            stack.pop();
+                            continue;
+                        }
+                        let rest = &top.children[top.next..];
+                        let c = rest.split('/').next().unwrap_or(rest);
+                        top.next += c.len() + 1;
+                        let mut p = String::with_capacity(top.prefix.len() + 1 + c.len());
+                        p.push_str(&top.prefix);
+                        p.push('/');
+                        p.push_str(c);
+                        p
+                    }
+                };
+                budget -= 1;
+                // Deleted since its parent was read: left out, as upstream does.
+                let Some(node) = t.get_node(&p) else { continue };
+                nodes.write_string(&p);
                 nodes.write_buffer(node.data.as_deref());
                 nodes.write_long(node.acl);
                 node.stat.serialize(&mut nodes);
                 if !acls_seen.contains_key(&node.acl) && t.acl_cache.long_key_map.contains_key(&node.acl) {
                     acls_seen.insert(node.acl, t.acl_cache.acl_ref(node.acl).to_vec());
                 }
+                if !node.children.is_empty() {
+                    budget = budget.saturating_sub(node.children.len() / 64);
+                    let mut children = String::with_capacity(node.children.len() * 16);
+                    for c in node.children.iter() {
+                        children.push_str(c);
+                        children.push('/');
+                    }
+                    stack.push(Frame { prefix: p, children, next: 0 });
+                }
+            }
+            if stack.is_empty() && next_path.is_none() {
+                break;
             }
         }
         nodes.write_string("/");
@@ -732,5 +902,92 @@ mod tests {
             .contains("snapshot.9"));
         let l = snap.deserialize().unwrap().unwrap();
         assert_eq!(l.zxid, 4);
+    }
+
+    fn rows(tree: &DataTree) -> Vec<(String, Option<Vec<u8>>, StatPersisted, Vec<ACL>, Vec<String>)> {
+        let mut out: Vec<_> = tree
+            .nodes()
+            .map(|(p, n)| {
+                let mut c: Vec<String> = n.children.iter().cloned().collect();
+                c.sort();
+                (p.clone(), n.data.clone(), n.stat.clone(), tree.acl_of(n), c)
+            })
+            .collect();
+        out.sort_by(|x, y| x.0.cmp(&y.0));
+        out
+    }
+
+    /// A fuzzy snapshot taken while another thread keeps changing the tree, loaded and
+    /// followed by the replay of every txn after its zxid, gives the final tree: the
+    /// contract of `save_fuzzy`. The tree is wide (a node with more children than one
+    /// lock slice) and deep, so the walk crosses many lock releases mid-frame.
+    #[test]
+    fn fuzzy_snapshot_plus_replay_equals_final_tree() {
+        use crate::proto::txn::{DeleteTxn, SetDataTxn};
+        let dir = tempfile::tempdir().unwrap();
+        let open = crate::proto::ids::open_acl_unsafe();
+        let creator = |zxid: i64, path: String| {
+            (
+                TxnHeader { client_id: 0x5, cxid: 0, zxid, time: zxid, r#type: op_code::CREATE },
+                TxnRecord::Create(CreateTxn { path, data: Some(vec![zxid as u8; 10]), acl: open.clone(), ephemeral: false, parent_c_version: -1 }),
+            )
+        };
+        let mut txns = Vec::new();
+        let mut z = 0;
+        txns.push(creator({ z += 1; z }, "/wide".into()));
+        for i in 0..10_000 {
+            txns.push(creator({ z += 1; z }, format!("/wide/n{i}")));
+        }
+        let mut deep = String::new();
+        for i in 0..300 {
+            deep.push_str(&format!("/d{i}"));
+            txns.push(creator({ z += 1; z }, deep.clone()));
+        }
+        let base = z as usize;
+        // Changes made while the snapshot runs: creates, sets, deletes over both shapes.
+        for i in 0..6_000 {
+            z += 1;
+            let (hdr, txn) = match i % 3 {
+                0 => creator(z, format!("/wide/m{i}")),
+                1 => (
+                    TxnHeader { client_id: 0x5, cxid: 0, zxid: z, time: z, r#type: op_code::SET_DATA },
+                    TxnRecord::SetData(SetDataTxn { path: format!("/wide/n{i}"), data: Some(vec![7; 20]), version: 1 }),
+                ),
+                _ => (
+                    TxnHeader { client_id: 0x5, cxid: 0, zxid: z, time: z, r#type: op_code::DELETE },
+                    TxnRecord::Delete(DeleteTxn { path: format!("/wide/n{i}") }),
+                ),
+            };
+            txns.push((hdr, txn));
+        }
+        let tree = parking_lot::RwLock::new(DataTree::new());
+        for (h, t) in &txns[..base] {
+            let mut g = tree.write();
+            assert_eq!(g.process_txn(h, Some(t)).err, 0);
+            g.last_processed_zxid = h.zxid;
+        }
+        let snap = FileSnap::new(dir.path());
+        let file = std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                for (h, t) in &txns[base..] {
+                    let mut g = tree.write();
+                    g.process_txn(h, Some(t));
+                    g.last_processed_zxid = h.zxid;
+                    drop(g);
+                    std::thread::yield_now();
+                }
+            });
+            let f = snap.save_fuzzy(&tree, &HashMap::new(), false).unwrap();
+            writer.join().unwrap();
+            f
+        });
+        let mut loaded = read_snapshot_file(&file).unwrap();
+        for (h, t) in txns.iter().filter(|(h, _)| h.zxid > loaded.zxid) {
+            loaded.tree.process_txn(h, Some(t));
+        }
+        let fin = tree.read();
+        assert_eq!(rows(&loaded.tree), rows(&fin));
+        assert_eq!(loaded.tree.digest(), fin.digest());
+        assert_eq!(loaded.tree.digest(), tree_digest(&fin));
     }
 }

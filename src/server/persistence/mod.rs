@@ -10,6 +10,7 @@ pub mod epoch_file;
 pub mod file_snap;
 pub mod file_txn_log;
 pub mod file_txn_snap_log;
+pub mod snap_stream;
 pub mod txn_log_toolkit;
 pub mod util;
 
