@@ -35,8 +35,13 @@ impl StaticHostProvider {
         if self.current_index as usize >= self.servers.len() {
             self.current_index = 0;
         }
-        let needs_sleep = self.current_index == self.last_index || (self.last_index == -1 && self.current_index == 0);
-        if needs_sleep && !spin_delay.is_zero() && self.servers.len() > 0 {
+        // As StaticHostProvider.next: sleep once a whole cycle of servers has failed
+        // since the last successful connection, but never before the very first attempt.
+        let needs_sleep = self.current_index == self.last_index && !spin_delay.is_zero();
+        if self.last_index == -1 {
+            self.last_index = 0;
+        }
+        if needs_sleep {
             std::thread::sleep(spin_delay);
         }
         let (host, port) = &self.servers[self.current_index as usize];
@@ -51,5 +56,44 @@ impl StaticHostProvider {
 
     pub fn on_connected(&mut self) {
         self.last_index = self.current_index;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Upstream sleeps only after a full cycle has failed, never before the first
+    /// attempt (a new session used to wait a whole spin delay before connecting).
+    #[test]
+    fn sleeps_after_a_failed_cycle_not_before_the_first_attempt() {
+        let spin = Duration::from_millis(300);
+        let mut one = StaticHostProvider::new(vec![("127.0.0.1".into(), 2181)]);
+        let t = Instant::now();
+        assert!(one.next(spin).is_some());
+        assert!(t.elapsed() < spin, "first attempt slept");
+        let t = Instant::now();
+        one.next(spin);
+        assert!(t.elapsed() >= spin, "second attempt at the only server did not sleep");
+
+        let mut three = StaticHostProvider::new(vec![
+            ("127.0.0.1".into(), 2181),
+            ("127.0.0.1".into(), 2182),
+            ("127.0.0.1".into(), 2183),
+        ]);
+        let t = Instant::now();
+        for _ in 0..3 {
+            three.next(spin);
+        }
+        assert!(t.elapsed() < spin, "slept within the first cycle");
+        let t = Instant::now();
+        three.next(spin);
+        assert!(t.elapsed() >= spin, "no sleep after a whole failed cycle");
+        // A successful connection resets the cycle: the next server is tried at once.
+        three.on_connected();
+        let t = Instant::now();
+        three.next(spin);
+        assert!(t.elapsed() < spin, "slept right after a connection");
     }
 }
