@@ -2,8 +2,9 @@
 //!
 //! The module tree follows upstream's packages: `jute` (org.apache.jute), `proto`
 //! (the records of zookeeper.jute and ZooDefs), `server` (org.apache.zookeeper.server and
-//! its subpackages), `client` and `cli`.
+//! its subpackages), `client` and `cli`; `bench` is the `zk-bench` load generator.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod common;

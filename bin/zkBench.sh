@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+#
+# zkBench.sh — build and run zk-bench, the zookeeper-rs benchmark tool.
+#
+# Usage: zkBench.sh {compare|run} [zk-bench options...]
+#
+#   compare   start Apache ZooKeeper 3.8 (the Debian packages' jars) and our
+#             zk-server with the same zoo.cfg and compare them side by side:
+#             start-up, create/set/get/delete/mixed/multi/watch/churn, RSS and
+#             restart time; tables, ratios ours/Apache and one JSON line.
+#             `--smoke` is a quick check (well under a minute), not a measurement.
+#   run       one workload against a running server, e.g.
+#             zkBench.sh run --server 127.0.0.1:2181 --workload get
+#
+#   zkBench.sh compare --help / zkBench.sh run --help list the options;
+#   docs/benchmarks.md describes the method.
+#
+# Both subcommands first build zk-server and zk-bench in the checkout
+# (`cargo build --release --bin zk-server --bin zk-bench`; a no-op when they
+# are up to date), then exec zk-bench. zk-bench compare runs the zk-server
+# next to it.
+#
+# Environment:
+#   ZKBENCH_PROFILE   release (default) or debug: which build to make and run
+#                     (debug: `cargo build` without --release, target/debug)
+#   CARGO_TARGET_DIR, CARGO_BUILD_JOBS
+#                     as for cargo
+#   RUST_LOG          zk-bench's own log (default: warnings)
+
+ZOOBIN="${BASH_SOURCE-$0}"
+ZOOBINDIR="$(cd "$(dirname "$ZOOBIN")" && pwd)"
+# shellcheck source=zkEnv.sh
+. "$ZOOBINDIR/zkEnv.sh"
+
+usage() {
+    echo "Usage: $0 {compare|run} [zk-bench options...]" >&2
+    echo "       $0 compare --help | $0 run --help    (options)" >&2
+    exit 1
+}
+
+die() {
+    echo "zkBench.sh: $*" >&2
+    exit 1
+}
+
+[ $# -ge 1 ] || usage
+ZK_SUBCMD=$1
+shift
+case $ZK_SUBCMD in
+    compare|run) ;;
+    *) usage ;;
+esac
+
+case ${ZKBENCH_PROFILE:-release} in
+    release) zk_build_args=(--release); zk_profile_dir=release ;;
+    debug|dev) zk_build_args=(); zk_profile_dir=debug ;;
+    *) die "ZKBENCH_PROFILE must be release or debug, not '${ZKBENCH_PROFILE}'" ;;
+esac
+
+command -v cargo >/dev/null 2>&1 || die "cargo is not on PATH (needed to build zk-server and zk-bench)"
+echo "zkBench.sh: cargo build ${zk_build_args[*]} --bin zk-server --bin zk-bench" >&2
+(cd "$ZOOKEEPER_PREFIX" && cargo build "${zk_build_args[@]}" --bin zk-server --bin zk-bench) >&2 ||
+    die "cargo build ${zk_build_args[*]} --bin zk-server --bin zk-bench failed"
+
+bin="$ZK_TARGET_DIR/$zk_profile_dir/zk-bench"
+[ -x "$bin" ] || die "build finished but $bin is missing"
+
+exec "$bin" "$ZK_SUBCMD" "$@"

@@ -1,0 +1,195 @@
+//! `zk-bench`: load generator and Apache-vs-ours comparison (logic in `zookeeper::bench`).
+//!
+//! `zk-bench run --workload get [--server 127.0.0.1:2181] ...` runs one workload against
+//! a running server; `zk-bench compare [--smoke] ...` starts Apache ZooKeeper 3.8 and our
+//! zk-server and compares them (see docs/benchmarks.md).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use zookeeper::bench::compare::{compare, CompareConfig};
+use zookeeper::bench::servers::{ServerPrograms, DEFAULT_APACHE_JARS_DIR, DEFAULT_JAVA};
+use zookeeper::bench::{run, RunConfig, Workload};
+use zookeeper::system_properties;
+
+#[derive(Parser)]
+#[command(name = "zk-bench", version, about = "ZooKeeper load generator; compares zookeeper-rs with Apache ZooKeeper 3.8")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one workload against a running server; prints a summary and one JSON line.
+    Run(RunArgs),
+    /// Start Apache ZooKeeper 3.8 and our zk-server and compare them side by side.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Connect string of the server.
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    server: String,
+    #[arg(long, value_enum)]
+    workload: Workload,
+    /// Sessions issuing requests (one thread each).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Async requests in flight per client.
+    #[arg(long, default_value_t = 32)]
+    outstanding: usize,
+    /// Bytes of data per create / setData.
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of warm-up before the measured window (same workload, discarded).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Key space of set / get / mixed / multi (pre-created, not timed).
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Share of getData in the mixed workload.
+    #[arg(long, default_value_t = 0.9)]
+    read_ratio: f64,
+    /// Watcher sessions of the watch workload.
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// setData ops per multi.
+    #[arg(long, default_value_t = 4)]
+    multi_ops: usize,
+    /// Parent znode of everything the run creates (removed at the end).
+    #[arg(long, default_value = "/zkbench")]
+    root: String,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// One short round per workload with small node counts (well under a minute);
+    /// checks that everything works, measures nothing worth reporting.
+    #[arg(long)]
+    smoke: bool,
+    /// Rounds per measurement (at least 3 unless --smoke) [default: 3; smoke 1]
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Seconds measured per workload, round and server [default: 10; smoke 1]
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seconds of warm-up before each measured window [default: 2; smoke 0.3]
+    #[arg(long)]
+    warmup: Option<f64>,
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    #[arg(long, default_value_t = 32)]
+    outstanding: usize,
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Key space of set / get / mixed / multi [default: 1000; smoke 200]
+    #[arg(long)]
+    nodes: Option<usize>,
+    #[arg(long, default_value_t = 0.9)]
+    read_ratio: f64,
+    /// Watcher sessions of the watch workload [default: 100; smoke 20]
+    #[arg(long)]
+    watchers: Option<usize>,
+    #[arg(long, default_value_t = 4)]
+    multi_ops: usize,
+    /// Nodes (100 B) in the tree for the restart measurement [default: 100000; smoke 2000]
+    #[arg(long)]
+    restart_nodes: Option<usize>,
+    /// Only these workloads (comma-separated) [default: all]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workloads: Vec<Workload>,
+    /// Our server binary [default: zk-server next to this zk-bench]
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Keep the servers' directories (zoo.cfg, dataDir, logs) in the temp dir afterwards
+    /// (they are always kept when the comparison fails).
+    #[arg(long)]
+    keep: bool,
+    /// Java for the Apache server.
+    #[arg(long, default_value = DEFAULT_JAVA)]
+    java: PathBuf,
+    /// Directory with zookeeper.jar, zookeeper-jute.jar, slf4j-api.jar, slf4j-simple.jar.
+    #[arg(long, default_value = DEFAULT_APACHE_JARS_DIR)]
+    apache_jars: PathBuf,
+}
+
+fn secs(name: &str, v: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v).map_err(|_| format!("--{name} must be a non-negative number of seconds, not {v}"))
+}
+
+fn run_cmd(a: RunArgs) -> Result<(), String> {
+    let cfg = RunConfig {
+        server: a.server,
+        workload: a.workload,
+        clients: a.clients,
+        outstanding: a.outstanding,
+        payload: a.payload,
+        duration: secs("duration", a.duration)?,
+        warmup: secs("warmup", a.warmup)?,
+        nodes: a.nodes,
+        read_ratio: a.read_ratio,
+        watchers: a.watchers,
+        multi_ops: a.multi_ops,
+        root: a.root,
+    };
+    let r = run(&cfg)?;
+    print!("{}", r.summary());
+    println!("{}", r.json());
+    Ok(())
+}
+
+fn compare_cmd(a: CompareArgs) -> Result<(), String> {
+    let smoke = a.smoke;
+    let pick = |v: Option<f64>, full: f64, quick: f64| v.unwrap_or(if smoke { quick } else { full });
+    let ours = match a.server_bin {
+        Some(p) => p,
+        None => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find zk-bench's own path (pass --server-bin): {e}"))?;
+            exe.with_file_name("zk-server")
+        }
+    };
+    let cfg = CompareConfig {
+        programs: ServerPrograms { java: a.java, apache_jars_dir: a.apache_jars, ours },
+        rounds: a.rounds.unwrap_or(if smoke { 1 } else { 3 }),
+        smoke,
+        duration: secs("duration", pick(a.duration, 10.0, 1.0))?,
+        warmup: secs("warmup", pick(a.warmup, 2.0, 0.3))?,
+        clients: a.clients,
+        outstanding: a.outstanding,
+        payload: a.payload,
+        nodes: a.nodes.unwrap_or(if smoke { 200 } else { 1000 }),
+        read_ratio: a.read_ratio,
+        watchers: a.watchers.unwrap_or(if smoke { 20 } else { 100 }),
+        multi_ops: a.multi_ops,
+        restart_nodes: a.restart_nodes.unwrap_or(if smoke { 2000 } else { 100_000 }),
+        workloads: if a.workloads.is_empty() { Workload::ALL.to_vec() } else { a.workloads },
+        keep_dir: a.keep,
+    };
+    compare(&cfg)
+}
+
+fn main() {
+    // The client's reconnect warnings would flood the output when a server goes away;
+    // failed requests are counted and reported anyway.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,zookeeper::client=error")).init();
+    // Without a request timeout a synchronous call (setup, cleanup, the watch writer)
+    // waits forever for a server that died; 30 s is far above any healthy reply.
+    if system_properties::get("zookeeper.request.timeout").is_none() {
+        system_properties::set("zookeeper.request.timeout", "30000");
+    }
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Run(a) => run_cmd(a),
+        Cmd::Compare(a) => compare_cmd(a),
+    };
+    if let Err(e) = r {
+        eprintln!("zk-bench: {e}");
+        std::process::exit(1);
+    }
+}
