@@ -3,4 +3,5 @@
 pub mod path_utils;
 pub mod java_hash;
 pub mod java_random;
+pub mod memory;
 pub mod time;

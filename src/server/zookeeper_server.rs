@@ -158,6 +158,9 @@ impl ZooKeeperServer {
             if let Err(e) = zks.take_snapshot(sync) {
                 log::error!("Unexpected exception: {e}");
             }
+            // The snapshot's own buffers were just freed, and a snapshot follows every
+            // snapCount/2 txns: a regular point to hand freed memory back.
+            crate::common::memory::release_free_memory();
             zks.snapshot_in_progress.store(false, Ordering::Release);
         });
         if let Err(e) = spawned {
