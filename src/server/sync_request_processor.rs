@@ -167,9 +167,7 @@ impl SyncRequestProcessor {
         self.txn_log.commit()?;
         let elapsed = time::current_elapsed_time() - start;
         self.zks.stats.record_sync(elapsed, to_flush.len());
-        for r in to_flush.drain(..) {
-            self.next.process_request(r);
-        }
+        self.next.process_batch(to_flush);
         Ok(())
     }
 

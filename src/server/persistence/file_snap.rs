@@ -705,8 +705,10 @@ impl FileSnap {
         }
         let mut stack: Vec<Frame> = Vec::new();
         let mut next_path: Option<String> = Some(String::new());
+        let (mut slices, mut longest) = (0usize, std::time::Duration::ZERO);
         loop {
             let t = tree.read();
+            let held = std::time::Instant::now();
             let mut budget = BUDGET;
             while budget > 0 {
                 let p = match next_path.take() {
@@ -747,10 +749,14 @@ impl FileSnap {
                     stack.push(Frame { prefix: p, children, next: 0 });
                 }
             }
+            drop(t);
+            slices += 1;
+            longest = longest.max(held.elapsed());
             if stack.is_empty() && next_path.is_none() {
                 break;
             }
         }
+        log::debug!("Snapshot walk: {slices} read-lock slices, the longest {} us", longest.as_micros());
         nodes.write_string("/");
         let (acls, zxid_end, digest_end) = {
             let t = tree.read();
