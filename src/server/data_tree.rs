@@ -114,6 +114,49 @@ fn key(path: &str) -> &str {
     }
 }
 
+/// Hash tables never shrink on removal, and the node map holds each node inline (~150
+/// bytes a slot): after a mass delete it would keep its high-water size, and the RSS
+/// with it, for good (upstream's tables hold 8-byte references). A table is halved
+/// once it is three-quarters empty, so the rehash cost stays proportional to the
+/// deletes that caused it.
+fn shrink_if_sparse<T: SlotTable>(t: &mut T) {
+    const MIN_CAPACITY: usize = 1 << 12;
+    let (len, cap) = (t.len(), t.capacity());
+    if cap > MIN_CAPACITY && len * 4 < cap {
+        t.shrink_to(len * 2);
+    }
+}
+
+trait SlotTable {
+    fn len(&self) -> usize;
+    fn capacity(&self) -> usize;
+    fn shrink_to(&mut self, min: usize);
+}
+
+impl<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher> SlotTable for HashMap<K, V, S> {
+    fn len(&self) -> usize {
+        HashMap::len(self)
+    }
+    fn capacity(&self) -> usize {
+        HashMap::capacity(self)
+    }
+    fn shrink_to(&mut self, min: usize) {
+        HashMap::shrink_to(self, min)
+    }
+}
+
+impl<K: Eq + std::hash::Hash, S: std::hash::BuildHasher> SlotTable for HashSet<K, S> {
+    fn len(&self) -> usize {
+        HashSet::len(self)
+    }
+    fn capacity(&self) -> usize {
+        HashSet::capacity(self)
+    }
+    fn shrink_to(&mut self, min: usize) {
+        HashSet::shrink_to(self, min)
+    }
+}
+
 fn split_parent(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),
@@ -371,10 +414,12 @@ impl DataTree {
         self.digest_out(path);
         self.digest_out(parent_name);
         let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
+        shrink_if_sparse(&mut self.nodes);
         // The node's ACL entry must outlive the watch triggers below.
         self.node_data_size -= Self::node_size(path, &node.data);
         if let Some(parent) = self.nodes.get_mut(key(parent_name)) {
             parent.children.remove(child_name);
+            shrink_if_sparse(&mut parent.children);
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
@@ -850,6 +895,26 @@ mod digest_tests {
 
     fn hdr(zxid: i64, ty: i32, client: i64) -> TxnHeader {
         TxnHeader { client_id: client, cxid: zxid as i32, zxid, time: 1_000 + zxid, r#type: ty }
+    }
+
+    /// After a mass delete the node map and the parent's child set give their slots
+    /// back (they hold nodes inline, so a high-water table would pin the memory).
+    #[test]
+    fn tables_shrink_after_mass_delete() {
+        let mut t = DataTree::new();
+        let open = ids::open_acl_unsafe();
+        t.create_node("/p", None, &open, 0, -1, 1, 1).unwrap();
+        for i in 0..20_000 {
+            t.create_node(&format!("/p/n{i}"), Some(vec![1; 10]), &open, 0, -1, 2 + i, 2 + i).unwrap();
+        }
+        let (big_nodes, big_children) = (t.nodes.capacity(), t.nodes["/p"].children.capacity());
+        for i in 0..19_900 {
+            t.delete_node(&format!("/p/n{i}"), 30_000 + i).unwrap();
+        }
+        assert!(t.nodes.capacity() * 8 < big_nodes, "{} vs {big_nodes}", t.nodes.capacity());
+        assert!(t.nodes["/p"].children.capacity() * 8 < big_children);
+        assert_eq!(t.nodes["/p"].children.len(), 100);
+        assert_eq!(t.digest(), t.full_digest());
     }
 
     /// The digest kept up to date change by change equals a full recomputation.
