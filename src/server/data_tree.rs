@@ -118,43 +118,10 @@ fn key(path: &str) -> &str {
 /// bytes a slot): after a mass delete it would keep its high-water size, and the RSS
 /// with it, for good (upstream's tables hold 8-byte references). A table is halved
 /// once it is three-quarters empty, so the rehash cost stays proportional to the
-/// deletes that caused it.
-fn shrink_if_sparse<T: SlotTable>(t: &mut T) {
+/// deletes that caused it. Returns the capacity to shrink to, if any.
+fn shrink_target(len: usize, capacity: usize) -> Option<usize> {
     const MIN_CAPACITY: usize = 1 << 12;
-    let (len, cap) = (t.len(), t.capacity());
-    if cap > MIN_CAPACITY && len * 4 < cap {
-        t.shrink_to(len * 2);
-    }
-}
-
-trait SlotTable {
-    fn len(&self) -> usize;
-    fn capacity(&self) -> usize;
-    fn shrink_to(&mut self, min: usize);
-}
-
-impl<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher> SlotTable for HashMap<K, V, S> {
-    fn len(&self) -> usize {
-        HashMap::len(self)
-    }
-    fn capacity(&self) -> usize {
-        HashMap::capacity(self)
-    }
-    fn shrink_to(&mut self, min: usize) {
-        HashMap::shrink_to(self, min)
-    }
-}
-
-impl<K: Eq + std::hash::Hash, S: std::hash::BuildHasher> SlotTable for HashSet<K, S> {
-    fn len(&self) -> usize {
-        HashSet::len(self)
-    }
-    fn capacity(&self) -> usize {
-        HashSet::capacity(self)
-    }
-    fn shrink_to(&mut self, min: usize) {
-        HashSet::shrink_to(self, min)
-    }
+    (capacity > MIN_CAPACITY && len * 4 < capacity).then_some(len * 2)
 }
 
 fn split_parent(path: &str) -> (&str, &str) {
@@ -414,12 +381,16 @@ impl DataTree {
         self.digest_out(path);
         self.digest_out(parent_name);
         let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
-        shrink_if_sparse(&mut self.nodes);
+        if let Some(to) = shrink_target(self.nodes.len(), self.nodes.capacity()) {
+            self.nodes.shrink_to(to);
+        }
         // The node's ACL entry must outlive the watch triggers below.
         self.node_data_size -= Self::node_size(path, &node.data);
         if let Some(parent) = self.nodes.get_mut(key(parent_name)) {
             parent.children.remove(child_name);
-            shrink_if_sparse(&mut parent.children);
+            if let Some(to) = shrink_target(parent.children.len(), parent.children.capacity()) {
+                parent.children.shrink_to(to);
+            }
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
@@ -911,7 +882,7 @@ mod digest_tests {
         for i in 0..19_900 {
             t.delete_node(&format!("/p/n{i}"), 30_000 + i).unwrap();
         }
-        // Down to the 4096-slot floor of `shrink_if_sparse`: a quarter or less.
+        // Down to the 4096-slot floor of `shrink_target`: a quarter or less.
         assert!(t.nodes.capacity() * 4 <= big_nodes, "{} vs {big_nodes}", t.nodes.capacity());
         assert!(t.nodes["/p"].children.capacity() <= 4096, "{}", t.nodes["/p"].children.capacity());
         assert!(t.nodes["/p"].children.capacity() * 4 <= big_children);

@@ -32,7 +32,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -172,44 +172,10 @@ pub fn free_port() -> u16 {
 /// 3.8.0 server that is still loading its database may leave the socket
 /// open). `ruok` stops after the 4 bytes of `imok`.
 pub fn four_letter_word(addr: &str, word: &str, timeout: Duration) -> io::Result<String> {
-    let deadline = Instant::now() + timeout;
     let sa: SocketAddr = addr
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: {e}")))?;
-    let mut s = TcpStream::connect_timeout(&sa, timeout)?;
-    s.set_write_timeout(Some(timeout))?;
-    s.write_all(word.as_bytes())?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        s.set_read_timeout(Some(left))?;
-        match s.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if word == "ruok" && buf.len() >= 4 {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
-            {
-                break
-            }
-            Err(e) if !buf.is_empty() => {
-                let _ = e;
-                break;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let _ = s.shutdown(Shutdown::Both);
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    zookeeper::bench::servers::four_letter_word(sa, word, timeout)
 }
 
 // ------------------------------------------------------ process spawning --

@@ -196,15 +196,16 @@ pub fn snapshot_bytes(tree: &DataTree, sessions: &HashMap<i64, i32>, dbid: i64, 
 // ------------------------------------------------------------- reading --
 
 /// `SerializeUtils.deserializeSnapshot`: sessions, then the tree (`DataTree.deserialize`).
-/// The tree's last_processed_zxid is left at 0.
-pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>) -> io::Result<(DataTree, HashMap<i64, i32>)> {
+/// The tree's last_processed_zxid is left at 0. `file_len` (0 if unknown) presizes the
+/// node map.
+pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>, file_len: u64) -> io::Result<(DataTree, HashMap<i64, i32>)> {
     let count = inp.decode(|a| a.read_int())?;
     let mut sessions = HashMap::with_capacity((count.max(0) as usize).min(1 << 20));
     for _ in 0..count.max(0) {
         let (id, to) = inp.decode(|a| Ok((a.read_long()?, a.read_int()?)))?;
         sessions.insert(id, to);
     }
-    let tree = deserialize_tree(inp, 0)?;
+    let tree = deserialize_tree(inp, file_len.saturating_sub(inp.position()))?;
     Ok((tree, sessions))
 }
 
@@ -485,14 +486,7 @@ pub fn read_snapshot_file(path: &Path) -> io::Result<LoadedSnapshot> {
             format!("unsupported snapshot format version {} (this server reads version {FILE_FORMAT_VERSION})", hdr.version),
         )));
     }
-    let count = inp.decode(|a| a.read_int()).map_err(|e| ctx(e.into()))?;
-    let mut sessions = HashMap::with_capacity((count.max(0) as usize).min(1 << 20));
-    for _ in 0..count.max(0) {
-        let (id, to) = inp.decode(|a| Ok((a.read_long()?, a.read_int()?))).map_err(|e| ctx(e.into()))?;
-        sessions.insert(id, to);
-    }
-    let rest = file_len.saturating_sub(inp.position());
-    let mut tree = deserialize_tree(&mut inp, rest).map_err(ctx)?;
+    let (mut tree, sessions) = deserialize_snapshot_body(&mut inp, file_len).map_err(ctx)?;
     check_seal(&mut inp).map_err(ctx)?;
     let mut trailer = None;
     if util::digest_enabled() {
@@ -687,10 +681,13 @@ impl FileSnap {
         // Nodes (and copied child names) per hold of the tree's read lock: writers wait
         // at most one such slice, never the whole walk.
         const BUDGET: usize = 4096;
-        let zxid0 = tree.read().last_processed_zxid;
+        let (zxid0, node_count) = {
+            let t = tree.read();
+            (t.last_processed_zxid, t.node_count())
+        };
         let path = self.snap_dir.join(util::make_snapshot_name(zxid0));
         log::info!("Snapshotting: 0x{zxid0:x} to {}", path.display());
-        let mut nodes = OutputArchive::with_buffer(Vec::with_capacity(tree.read().node_count() * 96 + 64));
+        let mut nodes = OutputArchive::with_buffer(Vec::with_capacity(node_count * 96 + 64));
         let mut acls_seen: HashMap<i64, Vec<ACL>> = HashMap::new();
         // Pre-order walk with an explicit stack, like `DataTree.serializeNode`: each frame
         // is a visited node's path and a copy of its child names (upstream, too, reads a
