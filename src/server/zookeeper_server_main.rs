@@ -73,7 +73,7 @@ pub fn parse_args(args: &[String]) -> Result<QuorumPeerConfig, (i32, String)> {
             if let Some(m) = args.get(3) {
                 text.push_str(&format!("maxClientCnxns={m}\n"));
             }
-            QuorumPeerConfig::parse_text(&text).map_err(|e| bad(&e.0))
+            QuorumPeerConfig::parse_text(&text).map_err(|e| bad(&e.msg))
         }
         _ => Err((exit_code::INVALID_INVOCATION, format!("Invalid arguments, exiting abnormally\n{USAGE}"))),
     }

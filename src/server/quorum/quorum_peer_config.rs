@@ -5,27 +5,38 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::server::quorum::flexible::QuorumVerifier;
+use crate::server::quorum::quorum_server::{LearnerType, QuorumAddr};
 use crate::system_properties;
 
-/// `QuorumPeerConfig.ConfigException`.
+/// `QuorumPeerConfig.ConfigException`, or an `IllegalArgumentException` thrown while
+/// parsing — upstream's `parse(path)` wraps only the latter in "Error processing <path>".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigException(pub String);
+pub struct ConfigException {
+    pub msg: String,
+    pub illegal_argument: bool,
+}
+
+impl ConfigException {
+    pub fn new(msg: impl Into<String>) -> ConfigException {
+        ConfigException { msg: msg.into(), illegal_argument: false }
+    }
+
+    pub fn illegal_argument(msg: impl Into<String>) -> ConfigException {
+        ConfigException { msg: msg.into(), illegal_argument: true }
+    }
+}
 
 impl fmt::Display for ConfigException {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
 impl std::error::Error for ConfigException {}
 
-/// One `server.N` line (only what the standalone decision needs so far).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuorumServerLine {
-    pub sid: i64,
-    pub spec: String,
-    pub observer: bool,
-}
+/// `QuorumPeerConfig.UNSET_SERVERID`.
+pub const UNSET_SERVERID: i64 = -1;
 
 #[derive(Debug, Clone)]
 pub struct QuorumPeerConfig {
@@ -42,14 +53,35 @@ pub struct QuorumPeerConfig {
     pub max_session_timeout: i32,
     pub init_limit: i32,
     pub sync_limit: i32,
+    pub connect_to_learner_master_limit: i32,
     pub election_alg: i32,
     pub snap_retain_count: i32,
     pub purge_interval: i32,
     pub standalone_enabled: bool,
     pub reconfig_enabled: bool,
     pub local_sessions_enabled: bool,
-    pub servers: Vec<QuorumServerLine>,
-    /// Every key=value read, in file order of first appearance (for `conf`-like dumps).
+    pub local_sessions_upgrading_enabled: bool,
+    pub quorum_listen_on_all_ips: bool,
+    pub sync_enabled: bool,
+    pub observer_master_port: i32,
+    /// `peerType`, corrected to the role the server list gives this server.
+    pub peer_type: LearnerType,
+    pub multi_address_enabled: bool,
+    pub multi_address_reachability_check_enabled: bool,
+    pub multi_address_reachability_check_timeout_ms: i32,
+    /// `quorum.cnxn.threads.size`: upper bound of the election connection pool.
+    pub quorum_cnxn_threads_size: i32,
+    pub dynamic_config_file: Option<PathBuf>,
+    /// `myid`, or [`UNSET_SERVERID`].
+    pub server_id: i64,
+    /// The membership (`server.N`, `group.N`, `weight.N`, `version`); none in a plain
+    /// standalone configuration.
+    pub quorum_verifier: Option<QuorumVerifier>,
+    /// `<zoo.cfg>.dynamic.next`: the last proposed membership (reconfig).
+    pub last_seen_quorum_verifier: Option<QuorumVerifier>,
+    /// The whole config file as read.
+    pub initial_config: String,
+    /// Every key=value read (for `conf`-like dumps).
     pub raw: BTreeMap<String, String>,
 }
 
@@ -69,13 +101,27 @@ impl Default for QuorumPeerConfig {
             max_session_timeout: -1,
             init_limit: 0,
             sync_limit: 0,
+            connect_to_learner_master_limit: 0,
             election_alg: 3,
             snap_retain_count: 3,
             purge_interval: 0,
             standalone_enabled: true,
             reconfig_enabled: false,
             local_sessions_enabled: false,
-            servers: Vec::new(),
+            local_sessions_upgrading_enabled: false,
+            quorum_listen_on_all_ips: false,
+            sync_enabled: true,
+            observer_master_port: 0,
+            peer_type: LearnerType::Participant,
+            multi_address_enabled: false,
+            multi_address_reachability_check_enabled: true,
+            multi_address_reachability_check_timeout_ms: 1000,
+            quorum_cnxn_threads_size: 20,
+            dynamic_config_file: None,
+            server_id: UNSET_SERVERID,
+            quorum_verifier: None,
+            last_seen_quorum_verifier: None,
+            initial_config: String::new(),
             raw: BTreeMap::new(),
         }
     }
@@ -152,129 +198,190 @@ fn unescape(c: char) -> char {
     }
 }
 
-fn parse_int(key: &str, v: &str) -> Result<i32, ConfigException> {
-    v.parse::<i32>()
-        .map_err(|_| ConfigException(format!("NumberFormatException: For input string: \"{v}\" (key {key})")))
+fn parse_int(v: &str) -> Result<i32, ConfigException> {
+    v.parse::<i32>().map_err(|_| ConfigException::illegal_argument(format!("For input string: \"{v}\"")))
 }
 
-fn parse_bool(v: &str) -> bool {
-    v.eq_ignore_ascii_case("true")
+fn parse_long_value(v: &str) -> Result<i64, ConfigException> {
+    v.parse::<i64>().map_err(|_| ConfigException::illegal_argument(format!("For input string: \"{v}\"")))
+}
+
+/// `QuorumPeerConfig.parseBoolean`: only `true` / `false`, any case.
+fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigException> {
+    if v.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if v.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(ConfigException::new(format!("Invalid option {v} for {key}. Choose 'true' or 'false.'")))
+    }
+}
+
+/// `getVersionFromFilename`: the hex suffix after the last dot of a dynamic file name.
+pub fn version_from_filename(name: &str) -> Option<i64> {
+    let i = name.rfind('.')?;
+    i64::from_str_radix(&name[i + 1..], 16).ok()
 }
 
 impl QuorumPeerConfig {
     /// `QuorumPeerConfig.parse(path)`.
     pub fn parse(path: &Path) -> Result<QuorumPeerConfig, ConfigException> {
+        log::info!("Reading configuration from: {}", path.display());
+        let wrap = |e: ConfigException, file: &Path| {
+            if e.illegal_argument {
+                ConfigException::new(format!("Error processing {}: {}", file.display(), e.msg))
+            } else {
+                e
+            }
+        };
         let text = std::fs::read_to_string(path).map_err(|e| {
             if !path.exists() {
-                ConfigException(format!("Error processing {}: {} file is missing", path.display(), path.display()))
+                ConfigException::new(format!("Error processing {}: {} file is missing", path.display(), path.display()))
             } else {
-                ConfigException(format!("Error processing {}: {e}", path.display()))
+                ConfigException::new(format!("Error processing {}: {e}", path.display()))
             }
         })?;
-        // Upstream wraps only IllegalArgumentExceptions in "Error processing <path>";
-        // the ConfigExceptions parseProperties throws itself pass through unchanged.
-        let thrown_directly = |m: &str| m.starts_with("Invalid electionAlg value") || m.starts_with("Unrecognised peertype: ");
-        let mut cfg = Self::parse_text(&text).map_err(|e| {
-            if thrown_directly(&e.0) {
-                e
-            } else {
-                ConfigException(format!("Error processing {}: {}", path.display(), e.0))
+        let mut cfg = QuorumPeerConfig { config_file: Some(path.to_path_buf()), initial_config: text.clone(), ..Default::default() };
+        cfg.parse_properties(&text).map_err(|e| wrap(e, path))?;
+        if let Some(dyn_file) = cfg.dynamic_config_file.clone() {
+            let dyn_text = std::fs::read_to_string(&dyn_file)
+                .map_err(|e| ConfigException::new(format!("Error processing {}: {e}", dyn_file.display())))?;
+            let mut props = trimmed(parse_properties(&dyn_text));
+            if props.iter().any(|(k, _)| k == "version") {
+                return Err(ConfigException::new("dynamic file shouldn't have version inside"));
             }
-        })?;
-        cfg.config_file = Some(path.to_path_buf());
+            if let Some(v) = version_from_filename(&dyn_file.to_string_lossy()) {
+                props.push(("version".into(), format!("{v:x}")));
+            }
+            cfg.setup_quorum_peer_config(&props, false).map_err(|e| wrap(e, &dyn_file))?;
+            let next = PathBuf::from(format!("{}.dynamic.next", path.display()));
+            if let Ok(next_text) = std::fs::read_to_string(&next) {
+                let props = trimmed(parse_properties(&next_text));
+                cfg.last_seen_quorum_verifier = QuorumVerifier::from_props(&props, cfg.multi_address_enabled).ok();
+            }
+        }
         Ok(cfg)
     }
 
-    /// `parseProperties`.
+    /// `parseProperties` over a config text (no myid lookup happens without a data dir
+    /// that holds one). Errors carry the unwrapped message.
     pub fn parse_text(text: &str) -> Result<QuorumPeerConfig, ConfigException> {
-        let mut c = QuorumPeerConfig::default();
+        let mut c = QuorumPeerConfig { initial_config: text.to_owned(), ..Default::default() };
+        c.parse_properties(text)?;
+        Ok(c)
+    }
+
+    fn parse_properties(&mut self, text: &str) -> Result<(), ConfigException> {
+        let c = self;
         let mut data_dir: Option<String> = None;
         let mut data_log_dir: Option<String> = None;
-        for (k, v) in parse_properties(text) {
-            let key = k.trim().to_owned();
-            let value = v.trim().to_owned();
+        let props = trimmed(parse_properties(text));
+        let has_dynamic_file = props.iter().any(|(k, _)| k == "dynamicConfigFile");
+        let mut peer_type_set = false;
+        // java.util.Properties keeps the last value of a repeated key.
+        let mut quorum_props: Vec<(String, String)> = Vec::new();
+        for (key, value) in props {
             c.raw.insert(key.clone(), value.clone());
+            if key.starts_with("server.") || key.starts_with("group") || key.starts_with("weight") || key == "version" {
+                quorum_props.retain(|(k, _)| *k != key);
+                quorum_props.push((key.clone(), value.clone()));
+            }
             match key.as_str() {
                 "dataDir" => data_dir = Some(value),
                 "dataLogDir" => data_log_dir = Some(value),
-                "clientPort" => c.client_port = parse_int(&key, &value)?,
-                "localSessionsEnabled" => c.local_sessions_enabled = parse_bool(&value),
-                "localSessionsUpgradingEnabled" => {}
+                "clientPort" => c.client_port = parse_int(&value)?,
+                "localSessionsEnabled" => c.local_sessions_enabled = parse_bool(&key, &value)?,
+                "localSessionsUpgradingEnabled" => c.local_sessions_upgrading_enabled = parse_bool(&key, &value)?,
                 "clientPortAddress" => c.client_port_address = Some(value),
-                "secureClientPort" => c.secure_client_port = parse_int(&key, &value)?,
+                "secureClientPort" => c.secure_client_port = parse_int(&value)?,
                 "secureClientPortAddress" => {}
-                "observerMasterPort" => {
-                    parse_int(&key, &value)?;
-                }
-                "clientPortListenBacklog" => c.client_port_listen_backlog = parse_int(&key, &value)?,
-                "tickTime" => c.tick_time = parse_int(&key, &value)?,
-                "maxClientCnxns" => c.max_client_cnxns = parse_int(&key, &value)?,
-                "minSessionTimeout" => c.min_session_timeout = parse_int(&key, &value)?,
-                "maxSessionTimeout" => c.max_session_timeout = parse_int(&key, &value)?,
-                "initLimit" => c.init_limit = parse_int(&key, &value)?,
-                "syncLimit" => c.sync_limit = parse_int(&key, &value)?,
-                "connectToLearnerMasterLimit" => {
-                    parse_int(&key, &value)?;
-                }
+                "observerMasterPort" => c.observer_master_port = parse_int(&value)?,
+                "clientPortListenBacklog" => c.client_port_listen_backlog = parse_int(&value)?,
+                "tickTime" => c.tick_time = parse_int(&value)?,
+                "maxClientCnxns" => c.max_client_cnxns = parse_int(&value)?,
+                "minSessionTimeout" => c.min_session_timeout = parse_int(&value)?,
+                "maxSessionTimeout" => c.max_session_timeout = parse_int(&value)?,
+                "initLimit" => c.init_limit = parse_int(&value)?,
+                "syncLimit" => c.sync_limit = parse_int(&value)?,
+                "connectToLearnerMasterLimit" => c.connect_to_learner_master_limit = parse_int(&value)?,
                 "electionAlg" => {
-                    c.election_alg = parse_int(&key, &value)?;
+                    c.election_alg = parse_int(&value)?;
                     if c.election_alg != 3 {
-                        return Err(ConfigException("Invalid electionAlg value. Only 3 is supported.".into()));
+                        return Err(ConfigException::new("Invalid electionAlg value. Only 3 is supported."));
                     }
                 }
-                "quorumListenOnAllIPs" | "syncEnabled" | "dynamicConfigFile" | "sslQuorum" | "portUnification"
-                | "sslQuorumReloadCertFiles" | "multiAddress.enabled" | "multiAddress.reachabilityCheckEnabled"
-                | "oraclePath" | "metricsProvider.className" => {}
+                "quorumListenOnAllIPs" => c.quorum_listen_on_all_ips = parse_bool(&key, &value)?,
                 "peerType" => {
-                    let l = value.to_lowercase();
-                    if l != "observer" && l != "participant" {
-                        return Err(ConfigException(format!("Unrecognised peertype: {value}")));
-                    }
+                    c.peer_type = match value.to_lowercase().as_str() {
+                        "observer" => LearnerType::Observer,
+                        "participant" => LearnerType::Participant,
+                        _ => return Err(ConfigException::new(format!("Unrecognised peertype: {value}"))),
+                    };
+                    peer_type_set = true;
                 }
-                "autopurge.snapRetainCount" => c.snap_retain_count = parse_int(&key, &value)?,
-                "autopurge.purgeInterval" => c.purge_interval = parse_int(&key, &value)?,
-                "standaloneEnabled" => c.standalone_enabled = parse_bool(&value),
-                "reconfigEnabled" => c.reconfig_enabled = parse_bool(&value),
-                "quorum.cnxn.threads.size" | "multiAddress.reachabilityCheckTimeoutMs" => {
-                    parse_int(&key, &value)?;
+                "syncEnabled" => c.sync_enabled = parse_bool(&key, &value)?,
+                "dynamicConfigFile" => c.dynamic_config_file = Some(PathBuf::from(value)),
+                "autopurge.snapRetainCount" => c.snap_retain_count = parse_int(&value)?,
+                "autopurge.purgeInterval" => c.purge_interval = parse_int(&value)?,
+                "standaloneEnabled" => c.standalone_enabled = parse_bool(&key, &value)?,
+                "reconfigEnabled" => c.reconfig_enabled = parse_bool(&key, &value)?,
+                "sslQuorum" | "portUnification" | "sslQuorumReloadCertFiles" => {
+                    parse_bool(&key, &value)?;
                 }
+                k if (k.starts_with("server.") || k.starts_with("group") || k.starts_with("weight")) && has_dynamic_file => {
+                    return Err(ConfigException::new(format!("parameter: {k} must be in a separate dynamic config file")));
+                }
+                "quorum.auth.enableSasl" | "quorum.auth.serverRequireSasl" | "quorum.auth.learnerRequireSasl" => {
+                    parse_bool(&key, &value)?;
+                }
+                "quorum.auth.learner.saslLoginContext" | "quorum.auth.server.saslLoginContext" | "quorum.auth.kerberos.servicePrincipal" => {}
+                "quorum.cnxn.threads.size" => c.quorum_cnxn_threads_size = parse_int(&value)?,
                 "jvm.pause.info-threshold.ms" | "jvm.pause.warn-threshold.ms" | "jvm.pause.sleep.time.ms" => {
-                    value
-                        .parse::<i64>()
-                        .map_err(|_| ConfigException(format!("NumberFormatException: For input string: \"{value}\"")))?;
+                    parse_long_value(&value)?;
                 }
-                k if k.starts_with("server.") => {
-                    let sid = k["server.".len()..]
-                        .parse::<i64>()
-                        .map_err(|_| ConfigException(format!("NumberFormatException: For input string: \"{}\"", &k[7..])))?;
-                    let observer = value.split(';').next().unwrap_or("").ends_with(":observer");
-                    c.servers.push(QuorumServerLine { sid, spec: value.clone(), observer });
+                "jvm.pause.monitor" => {
+                    parse_bool(&key, &value)?;
                 }
-                k if k.starts_with("group.") || k.starts_with("weight.") || k.starts_with("quorum.auth.")
-                    || k.starts_with("metricsProvider.") || k == "jvm.pause.monitor" || k == "version" => {}
+                "metricsProvider.className" => {}
+                k if k.starts_with("metricsProvider.") => {}
+                "multiAddress.enabled" => c.multi_address_enabled = parse_bool(&key, &value)?,
+                "multiAddress.reachabilityCheckTimeoutMs" => c.multi_address_reachability_check_timeout_ms = parse_int(&value)?,
+                "multiAddress.reachabilityCheckEnabled" => c.multi_address_reachability_check_enabled = parse_bool(&key, &value)?,
+                "oraclePath" => {}
                 _ => {
+                    // server.N, group.N, weight.N and version are membership keys, read
+                    // below (upstream also turns them into system properties).
                     system_properties::set(&format!("zookeeper.{key}"), &value);
                 }
             }
         }
+        let _ = peer_type_set;
         let autopurge_min = 3;
         if c.snap_retain_count < autopurge_min {
             log::warn!("Invalid autopurge.snapRetainCount: {}. Defaulting to {autopurge_min}", c.snap_retain_count);
             c.snap_retain_count = autopurge_min;
         }
         let Some(dd) = data_dir else {
-            return Err(ConfigException("dataDir is not set".into()));
+            return Err(ConfigException::illegal_argument("dataDir is not set"));
         };
         c.data_dir = PathBuf::from(&dd);
         c.data_log_dir = PathBuf::from(data_log_dir.unwrap_or(dd));
         if c.client_port == 0 {
             log::info!("clientPort is not set");
             if c.client_port_address.is_some() {
-                return Err(ConfigException("clientPortAddress is set but clientPort is not set".into()));
+                return Err(ConfigException::illegal_argument("clientPortAddress is set but clientPort is not set"));
             }
         }
+        if c.secure_client_port == 0 {
+            log::info!("secureClientPort is not set");
+        }
+        if c.observer_master_port <= 0 {
+            log::info!("observerMasterPort is not set");
+        } else {
+            log::info!("observerMasterPort is {}", c.observer_master_port);
+        }
         if c.tick_time == 0 {
-            return Err(ConfigException("tickTime is not set".into()));
+            return Err(ConfigException::illegal_argument("tickTime is not set"));
         }
         if c.min_session_timeout == -1 {
             c.min_session_timeout = c.tick_time * 2;
@@ -283,17 +390,164 @@ impl QuorumPeerConfig {
             c.max_session_timeout = c.tick_time * 20;
         }
         if c.min_session_timeout > c.max_session_timeout {
-            return Err(ConfigException("minSessionTimeout must not be larger than maxSessionTimeout".into()));
+            return Err(ConfigException::illegal_argument("minSessionTimeout must not be larger than maxSessionTimeout"));
         }
         system_properties::set("zookeeper.reconfigEnabled", if c.reconfig_enabled { "true" } else { "false" });
-        Ok(c)
+        // The membership comes from this file unless a dynamic file is named.
+        if c.dynamic_config_file.is_none() {
+            c.setup_quorum_peer_config(&quorum_props, true)?;
+        }
+        Ok(())
     }
 
-    /// `isDistributed`: more than one voter, or any server line with standalone disabled.
-    pub fn is_distributed(&self) -> bool {
-        let voters = self.servers.iter().filter(|s| !s.observer).count();
-        !self.servers.is_empty() && (!self.standalone_enabled || voters > 1)
+    /// `setupQuorumPeerConfig`: membership, myid, client address, peer type, checks.
+    fn setup_quorum_peer_config(&mut self, props: &[(String, String)], backward_compatible: bool) -> Result<(), ConfigException> {
+        self.quorum_verifier = self.parse_dynamic_config(props, backward_compatible)?;
+        self.setup_my_id()?;
+        self.setup_client_port()?;
+        self.setup_peer_type();
+        self.check_validity()
     }
+
+    /// `parseDynamicConfig`: builds the verifier and applies upstream's member-count
+    /// rules. No `server.` lines at all is a plain standalone configuration.
+    fn parse_dynamic_config(&self, props: &[(String, String)], backward_compatible: bool) -> Result<Option<QuorumVerifier>, ConfigException> {
+        if !backward_compatible {
+            for (k, _) in props {
+                if !(k.starts_with("group") || k.starts_with("weight") || k.starts_with("server.") || k == "version") {
+                    return Err(ConfigException::new(format!("Unrecognised parameter: {k}")));
+                }
+            }
+        }
+        // Upstream always builds a verifier; with no members it is only a "standalone"
+        // marker, which `is_distributed` treats like none.
+        let qv = QuorumVerifier::from_props(props, self.multi_address_enabled || system_properties::get_bool("zookeeper.multiAddress.enabled"))?;
+        let voters = qv.voting_count();
+        let observers = qv.observing_count();
+        if voters == 0 {
+            if !self.standalone_enabled {
+                return Err(ConfigException::illegal_argument("standaloneEnabled = false then number of participants should be >0"));
+            }
+            if observers > 0 {
+                return Err(ConfigException::illegal_argument("Observers w/o participants is an invalid configuration"));
+            }
+            return Ok(None);
+        } else if voters == 1 && self.standalone_enabled {
+            log::error!("Invalid configuration, only one server specified (ignoring)");
+            if observers > 0 {
+                return Err(ConfigException::illegal_argument("Observers w/o quorum is an invalid configuration"));
+            }
+        } else if voters <= 2 {
+            log::warn!("No server failure will be tolerated. You need at least 3 servers.");
+        } else if voters % 2 == 0 {
+            log::warn!("Non-optimal configuration, consider an odd number of servers.");
+        }
+        Ok(Some(qv))
+    }
+
+    /// `setupMyId`: the first line of `<dataDir>/myid`, when the file exists.
+    fn setup_my_id(&mut self) -> Result<(), ConfigException> {
+        let file = self.data_dir.join("myid");
+        if !file.is_file() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&file).map_err(|e| ConfigException::illegal_argument(format!("{}: {e}", file.display())))?;
+        let line = text.split(['\n', '\r']).next().unwrap_or("");
+        self.server_id = line
+            .parse::<i64>()
+            .map_err(|_| ConfigException::illegal_argument(format!("serverid {line} is not a number")))?;
+        Ok(())
+    }
+
+    /// `setupClientPort`: the `;client` part of this server's line is the client
+    /// address; a different static `clientPort`/`clientPortAddress` is an error.
+    fn setup_client_port(&mut self) -> Result<(), ConfigException> {
+        if self.server_id == UNSET_SERVERID {
+            return Ok(());
+        }
+        let static_addr = self.static_client_address();
+        let sid = self.server_id;
+        let Some(qs) = self.quorum_verifier.as_mut().and_then(|qv| qv.members_mut().all.get_mut(&sid)) else {
+            return Ok(());
+        };
+        match (&static_addr, &qs.client_addr) {
+            (Some(st), Some(dynamic)) => {
+                let differs = if st.is_wildcard() { st.port != dynamic.port } else { st != dynamic };
+                if differs {
+                    return Err(ConfigException::new(format!(
+                        "client address for this server (id = {sid}) in static config file is {st} is different from client address found in dynamic file: {dynamic}"
+                    )));
+                }
+            }
+            (Some(st), None) => {
+                qs.client_addr = Some(st.clone());
+                qs.is_client_addr_from_static = true;
+            }
+            _ => {}
+        }
+        if let Some(dynamic) = qs.client_addr.clone() {
+            if !qs.is_client_addr_from_static {
+                self.client_port = i32::from(dynamic.port);
+                self.client_port_address = Some(dynamic.host.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// `clientPortAddress` as upstream builds it: the wildcard address unless an address
+    /// is configured.
+    pub fn static_client_address(&self) -> Option<QuorumAddr> {
+        if self.client_port == 0 {
+            return None;
+        }
+        let port = u16::try_from(self.client_port).ok()?;
+        Some(QuorumAddr::new(self.client_port_address.as_deref().unwrap_or("0.0.0.0"), port))
+    }
+
+    /// `setupPeerType`: the role in the server list wins over `peerType`.
+    fn setup_peer_type(&mut self) {
+        let by_list = match &self.quorum_verifier {
+            Some(qv) if qv.is_observer(self.server_id) => LearnerType::Observer,
+            _ => LearnerType::Participant,
+        };
+        if by_list != self.peer_type {
+            log::warn!(
+                "Peer type from servers list ({}) doesn't match peerType ({}). Defaulting to servers list.",
+                by_list.name(),
+                self.peer_type.name()
+            );
+            self.peer_type = by_list;
+        }
+    }
+
+    /// `checkValidity`.
+    fn check_validity(&self) -> Result<(), ConfigException> {
+        if self.is_distributed() {
+            if self.init_limit == 0 {
+                return Err(ConfigException::illegal_argument("initLimit is not set"));
+            }
+            if self.sync_limit == 0 {
+                return Err(ConfigException::illegal_argument("syncLimit is not set"));
+            }
+            if self.server_id == UNSET_SERVERID {
+                return Err(ConfigException::illegal_argument("myid file is missing"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `isDistributed`: a membership with more than one voter, or any membership when
+    /// standalone mode is disabled.
+    pub fn is_distributed(&self) -> bool {
+        match &self.quorum_verifier {
+            Some(qv) => !self.standalone_enabled || qv.voting_count() > 1,
+            None => false,
+        }
+    }
+}
+
+fn trimmed(props: Vec<(String, String)>) -> Vec<(String, String)> {
+    props.into_iter().map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect()
 }
 
 #[cfg(test)]
@@ -313,14 +567,14 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(QuorumPeerConfig::parse_text("clientPort=1").unwrap_err().0, "dataDir is not set");
+        assert_eq!(QuorumPeerConfig::parse_text("clientPort=1").unwrap_err().msg, "dataDir is not set");
         assert!(QuorumPeerConfig::parse_text("dataDir=/x\ntickTime=abc").is_err());
         assert_eq!(
-            QuorumPeerConfig::parse_text("dataDir=/x\nminSessionTimeout=10\nmaxSessionTimeout=5").unwrap_err().0,
+            QuorumPeerConfig::parse_text("dataDir=/x\nminSessionTimeout=10\nmaxSessionTimeout=5").unwrap_err().msg,
             "minSessionTimeout must not be larger than maxSessionTimeout"
         );
         assert_eq!(
-            QuorumPeerConfig::parse_text("dataDir=/x\nelectionAlg=1").unwrap_err().0,
+            QuorumPeerConfig::parse_text("dataDir=/x\nelectionAlg=1").unwrap_err().msg,
             "Invalid electionAlg value. Only 3 is supported."
         );
     }
@@ -334,5 +588,75 @@ mod tests {
             ("e".into(), "f".into()),
             ("long".into(), "onetwo".into()),
         ]);
+    }
+
+    fn quorum_cfg(dir: &Path, extra: &str, myid: Option<&str>) -> Result<QuorumPeerConfig, ConfigException> {
+        if let Some(id) = myid {
+            std::fs::write(dir.join("myid"), id).unwrap();
+        }
+        let text = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nserver.1=127.0.0.1:2881:3881\nserver.2=127.0.0.1:2882:3882;127.0.0.1:2192\nserver.3=127.0.0.1:2883:3883:observer\n{extra}",
+            dir.display()
+        );
+        let f = dir.join("zoo.cfg");
+        std::fs::write(&f, text).unwrap();
+        QuorumPeerConfig::parse(&f)
+    }
+
+    #[test]
+    fn quorum_membership_myid_and_client_address() {
+        let d = tempfile::tempdir().unwrap();
+        let c = quorum_cfg(d.path(), "", Some("2\n")).unwrap();
+        assert!(c.is_distributed());
+        assert_eq!(c.server_id, 2);
+        assert_eq!(c.client_port, 2192);
+        assert_eq!(c.client_port_address.as_deref(), Some("127.0.0.1"));
+        let qv = c.quorum_verifier.as_ref().unwrap();
+        assert_eq!(qv.voting_ids(), vec![1, 2]);
+        assert_eq!(c.peer_type, LearnerType::Participant);
+
+        let d = tempfile::tempdir().unwrap();
+        let c = quorum_cfg(d.path(), "peerType=participant\n", Some("3")).unwrap();
+        assert_eq!(c.peer_type, LearnerType::Observer, "the server list decides the role");
+        // server 1 has no client part: the static clientPort fills it in and the
+        // canonical text leaves it out.
+        let d = tempfile::tempdir().unwrap();
+        let c = quorum_cfg(d.path(), "clientPort=2181\n", Some("1")).unwrap();
+        assert_eq!(c.client_port, 2181);
+        let text = c.quorum_verifier.as_ref().unwrap().to_string();
+        assert!(text.starts_with("server.1=127.0.0.1:2881:3881:participant\nserver.2=127.0.0.1:2882:3882:participant;127.0.0.1:2192\n"), "{text}");
+    }
+
+    #[test]
+    fn quorum_errors_as_upstream() {
+        let d = tempfile::tempdir().unwrap();
+        let e = quorum_cfg(d.path(), "", None).unwrap_err();
+        assert_eq!(e.msg, format!("Error processing {}: myid file is missing", d.path().join("zoo.cfg").display()));
+        let d = tempfile::tempdir().unwrap();
+        let e = quorum_cfg(d.path(), "", Some("abc")).unwrap_err();
+        assert!(e.msg.ends_with("serverid abc is not a number"), "{e}");
+        let d = tempfile::tempdir().unwrap();
+        let e = quorum_cfg(d.path(), "clientPort=2999\n", Some("2")).unwrap_err();
+        assert!(e.msg.starts_with("client address for this server (id = 2) in static config file is"), "{e}");
+        assert!(!e.illegal_argument);
+        let e = QuorumPeerConfig::parse_text("dataDir=/x\nserver.1=h:1:2\nserver.2=h:3:4\n").unwrap_err();
+        assert_eq!(e.msg, "initLimit is not set");
+        let e = QuorumPeerConfig::parse_text("dataDir=/x\ninitLimit=5\nserver.1=h:1:2\nserver.2=h:3:4\n").unwrap_err();
+        assert_eq!(e.msg, "syncLimit is not set");
+        let e = QuorumPeerConfig::parse_text("dataDir=/x\nstandaloneEnabled=false\nserver.1=h:1:2:observer\n").unwrap_err();
+        assert_eq!(e.msg, "standaloneEnabled = false then number of participants should be >0");
+        let e = QuorumPeerConfig::parse_text("dataDir=/x\nserver.1=h:1:2:observer\n").unwrap_err();
+        assert_eq!(e.msg, "Observers w/o participants is an invalid configuration");
+        let e = QuorumPeerConfig::parse_text("dataDir=/x\nserver.1=h:1:2\nserver.2=h:1:2:observer\n").unwrap_err();
+        assert_eq!(e.msg, "Observers w/o quorum is an invalid configuration");
+        let e = QuorumPeerConfig::parse_text("dataDir=/x\nsyncEnabled=maybe\n").unwrap_err();
+        assert_eq!(e.msg, "Invalid option maybe for syncEnabled. Choose 'true' or 'false.'");
+        let e = QuorumPeerConfig::parse_text("dataDir=/x\ndynamicConfigFile=/d\nserver.1=h:1:2\n").unwrap_err();
+        assert_eq!(e.msg, "parameter: server.1 must be in a separate dynamic config file");
+        // One voter with standalone enabled: a standalone server.
+        let c = QuorumPeerConfig::parse_text("dataDir=/x\nserver.1=h:1:2\n").unwrap();
+        assert!(!c.is_distributed());
+        let c = QuorumPeerConfig::parse_text("dataDir=/x\nstandaloneEnabled=false\ninitLimit=1\nsyncLimit=1\nserver.1=h:1:2\n");
+        assert_eq!(c.unwrap_err().msg, "myid file is missing");
     }
 }
