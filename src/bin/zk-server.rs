@@ -15,6 +15,19 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if cfg.is_distributed() {
+        match zookeeper::server::quorum::quorum_peer_main::run_from_config(cfg) {
+            Ok(peer) => {
+                peer.join();
+                log::info!("Exiting normally");
+                std::process::exit(0);
+            }
+            Err((code, msg)) => {
+                eprintln!("{msg}");
+                std::process::exit(code);
+            }
+        }
+    }
     match main_mod::run_from_config(cfg) {
         Ok(_factory) => loop {
             std::thread::park();

@@ -10,6 +10,11 @@ pub fn string_hash(s: &str) -> i32 {
     s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
 }
 
+/// `Long.hashCode()`.
+pub fn long_hash(v: i64) -> i32 {
+    (v ^ ((v as u64) >> 32) as i64) as i32
+}
+
 /// Bucket of a hash in a table of `cap` (a power of two): `HashMap.hash` and
 /// `ConcurrentHashMap.spread` agree below bit 31.
 pub fn bucket(h: i32, cap: usize) -> usize {

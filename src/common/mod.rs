@@ -3,5 +3,6 @@
 pub mod path_utils;
 pub mod java_hash;
 pub mod java_random;
+pub mod circular_blocking_queue;
 pub mod memory;
 pub mod time;

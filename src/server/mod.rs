@@ -23,6 +23,7 @@ pub mod session_tracker_impl;
 pub mod snapshot_formatter;
 pub mod sync_request_processor;
 pub mod txn_record;
+pub mod util;
 pub mod watch;
 pub mod zookeeper_server;
 pub mod zookeeper_server_main;

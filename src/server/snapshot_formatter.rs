@@ -101,10 +101,6 @@ fn hashset8_capacity(n: usize) -> usize {
     cap
 }
 
-fn long_hash(v: i64) -> i32 {
-    (v ^ ((v as u64) >> 32) as i64) as i32
-}
-
 impl FormattedSnapshot {
     /// Children of every node in Java `HashSet` iteration order (keys: "/" for the root).
     fn children_map(&self) -> HashMap<String, Vec<String>> {
@@ -133,7 +129,7 @@ impl FormattedSnapshot {
             }
         }
         let cap = java_hash::hashmap_capacity_for_inserts(order.len());
-        java_hash::iteration_order(order, cap, |id| long_hash(*id))
+        java_hash::iteration_order(order, cap, |id| crate::common::java_hash::long_hash(*id))
             .into_iter()
             .map(|id| (id, to.get(&id).copied().unwrap_or(0)))
             .collect()
@@ -346,7 +342,7 @@ mod tests {
     fn helpers() {
         assert_eq!(hashset8_capacity(6), 8);
         assert_eq!(hashset8_capacity(7), 16);
-        assert_eq!(long_hash(0x1000_0000_0000_0001), 0x1000_0001);
+        assert_eq!(crate::common::java_hash::long_hash(0x1000_0000_0000_0001), 0x1000_0001);
         assert_eq!(json_quote("a\"b\\\u{1}\n"), "a\\\"b\\\\\\u0001\\n");
     }
 }

@@ -21,6 +21,14 @@ pub mod exit_code {
 
 pub const USAGE: &str = "Usage: ZooKeeperServerMain configfile | port datadir [ticktime] [maxcnxns]";
 
+/// The `myid` of upstream's log MDC, once a quorum peer knows it (-1: none).
+static LOG_MYID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(-1);
+
+/// Puts `[myid:N]` in every later log line, as upstream's MDC does for a quorum peer.
+pub fn set_log_myid(id: i64) {
+    LOG_MYID.store(id, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Log lines in upstream's log4j layout:
 /// `2024-01-01 00:00:00,000 [myid:] - INFO  [thread:target] - message`.
 pub fn init_logging() {
@@ -31,9 +39,11 @@ pub fn init_logging() {
             let ms = now.as_millis() as i64;
             let date = iso_date(ms);
             let t = std::thread::current();
+            let myid = LOG_MYID.load(std::sync::atomic::Ordering::Relaxed);
+            let myid = if myid >= 0 { myid.to_string() } else { String::new() };
             writeln!(
                 buf,
-                "{date} [myid:] - {:<5} [{}:{}] - {}",
+                "{date} [myid:{myid}] - {:<5} [{}:{}] - {}",
                 record.level(),
                 t.name().unwrap_or("main"),
                 record.target().rsplit("::").next().unwrap_or(""),
@@ -56,11 +66,8 @@ pub fn parse_args(args: &[String]) -> Result<QuorumPeerConfig, (i32, String)> {
                 log::error!("Invalid config, exiting abnormally: {e}");
                 (exit_code::INVALID_INVOCATION, format!("Invalid config, exiting abnormally\n{e}"))
             })?;
-            if cfg.is_distributed() {
-                return Err((
-                    exit_code::INVALID_INVOCATION,
-                    "Invalid config, exiting abnormally\nreplicated (quorum) mode is not supported by this build yet".into(),
-                ));
+            if !cfg.is_distributed() {
+                log::warn!("Either no config or no quorum defined in config, running in standalone mode");
             }
             Ok(cfg)
         }

@@ -14,7 +14,8 @@ pub const ACCEPTED_EPOCH_FILENAME: &str = "acceptedEpoch";
 pub fn read_long_from_file(snap_dir: &Path, name: &str) -> io::Result<i64> {
     let file = snap_dir.join(name);
     let text = std::fs::read_to_string(&file)?;
-    let line = text.lines().next().unwrap_or("");
+    // BufferedReader.readLine() of an empty file is null, which upstream prints as such.
+    let line = text.lines().next().unwrap_or("null");
     line.parse::<i64>()
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("Found {line} in {}", file.display())))
 }

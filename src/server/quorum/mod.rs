@@ -1,6 +1,12 @@
 //! `org.apache.zookeeper.server.quorum`: configuration, membership, and the election
 //! layer of a replicated server.
 
+pub mod fast_leader_election;
 pub mod flexible;
+pub mod quorum_cnx_manager;
+pub mod quorum_peer;
 pub mod quorum_peer_config;
+pub mod quorum_peer_main;
 pub mod quorum_server;
+pub mod synced_learner_tracker;
+pub mod vote;

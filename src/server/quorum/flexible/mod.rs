@@ -43,16 +43,11 @@ impl Members {
     }
 }
 
-/// `Long.hashCode()`.
-pub fn long_hash(v: i64) -> i32 {
-    (v ^ ((v as u64) >> 32) as i64) as i32
-}
-
 /// Orders items keyed by longs as a Java `HashMap<Long, _>` filled with them iterates.
 pub fn java_long_order<T>(mut items: Vec<T>, key: impl Fn(&T) -> i64) -> Vec<T> {
     items.sort_by_key(|t| key(t));
     let cap = java_hash::hashmap_capacity_for_inserts(items.len());
-    java_hash::iteration_order(items, cap, |t| long_hash(key(t)))
+    java_hash::iteration_order(items, cap, |t| java_hash::long_hash(key(t)))
 }
 
 /// Builds the `server.N` members of a properties list (the lines of zoo.cfg or of a

@@ -124,7 +124,7 @@ fn after_dot(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
     use crate::server::quorum::flexible::QuorumVerifier;
     use crate::server::quorum::quorum_peer_config::parse_properties;
 

@@ -1,0 +1,140 @@
+//! `currentEpoch` / `acceptedEpoch`: loaded and checked at start-up as
+//! `QuorumPeer.loadDataBase` does, then kept in memory and written through.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+
+use crate::server::persistence::epoch_file::{read_long_from_file, write_long_to_file, ACCEPTED_EPOCH_FILENAME, CURRENT_EPOCH_FILENAME};
+use crate::server::util::zxid_utils::{epoch_from_zxid, zxid_to_string};
+
+#[derive(Debug)]
+pub struct Epochs {
+    snap_dir: PathBuf,
+    /// (current, accepted)
+    values: Mutex<(i64, i64)>,
+}
+
+impl Epochs {
+    /// Reads both files. A missing file is created from the epoch of the last zxid
+    /// ("This should only happen when you are upgrading"); a `currentEpoch` older than
+    /// the data is repaired from `currentEpoch.tmp` when a crash left it there, and is
+    /// fatal otherwise; `acceptedEpoch` below `currentEpoch` is fatal.
+    pub fn load(snap_dir: &Path, last_processed_zxid: i64) -> Result<Epochs, String> {
+        let fail = |e: String| {
+            log::error!("Unable to load database on disk: {e}");
+            format!("Unable to run quorum server : {e}")
+        };
+        let epoch_of_zxid = epoch_from_zxid(last_processed_zxid);
+        let mut current = match read_long_from_file(snap_dir, CURRENT_EPOCH_FILENAME) {
+            Ok(v) => v,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                log::info!(
+                    "{CURRENT_EPOCH_FILENAME} not found! Creating with a reasonable default of {epoch_of_zxid}. This should only happen when you are upgrading your installation"
+                );
+                write_long_to_file(snap_dir, CURRENT_EPOCH_FILENAME, epoch_of_zxid).map_err(|e| fail(e.to_string()))?;
+                epoch_of_zxid
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        if epoch_of_zxid > current {
+            let tmp_name = format!("{CURRENT_EPOCH_FILENAME}.tmp");
+            let tmp = snap_dir.join(&tmp_name);
+            if tmp.exists() {
+                let v = read_long_from_file(snap_dir, &tmp_name).map_err(|e| fail(e.to_string()))?;
+                log::info!("{} found. Setting current epoch to {v}.", tmp.display());
+                write_long_to_file(snap_dir, CURRENT_EPOCH_FILENAME, v).map_err(|e| fail(e.to_string()))?;
+                current = v;
+            } else {
+                return Err(fail(format!(
+                    "The current epoch, {}, is older than the last zxid, {last_processed_zxid}",
+                    zxid_to_string(current)
+                )));
+            }
+        }
+        let accepted = match read_long_from_file(snap_dir, ACCEPTED_EPOCH_FILENAME) {
+            Ok(v) => v,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                log::info!(
+                    "{ACCEPTED_EPOCH_FILENAME} not found! Creating with a reasonable default of {epoch_of_zxid}. This should only happen when you are upgrading your installation"
+                );
+                write_long_to_file(snap_dir, ACCEPTED_EPOCH_FILENAME, epoch_of_zxid).map_err(|e| fail(e.to_string()))?;
+                epoch_of_zxid
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        if accepted < current {
+            return Err(fail(format!(
+                "The accepted epoch, {} is less than the current epoch, {}",
+                zxid_to_string(accepted),
+                zxid_to_string(current)
+            )));
+        }
+        Ok(Epochs { snap_dir: snap_dir.to_path_buf(), values: Mutex::new((current, accepted)) })
+    }
+
+    pub fn current(&self) -> i64 {
+        self.values.lock().0
+    }
+
+    pub fn accepted(&self) -> i64 {
+        self.values.lock().1
+    }
+
+    /// `setCurrentEpoch`: durable before it is visible.
+    pub fn set_current(&self, e: i64) -> io::Result<()> {
+        write_long_to_file(&self.snap_dir, CURRENT_EPOCH_FILENAME, e)?;
+        self.values.lock().0 = e;
+        Ok(())
+    }
+
+    /// `setAcceptedEpoch`.
+    pub fn set_accepted(&self, e: i64) -> io::Result<()> {
+        write_long_to_file(&self.snap_dir, ACCEPTED_EPOCH_FILENAME, e)?;
+        self.values.lock().1 = e;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_files_are_created_from_the_data() {
+        let d = tempfile::tempdir().unwrap();
+        let e = Epochs::load(d.path(), 0x3_0000_0005).unwrap();
+        assert_eq!((e.current(), e.accepted()), (3, 3));
+        assert_eq!(std::fs::read_to_string(d.path().join("currentEpoch")).unwrap(), "3");
+        assert_eq!(std::fs::read_to_string(d.path().join("acceptedEpoch")).unwrap(), "3");
+        e.set_accepted(4).unwrap();
+        e.set_current(4).unwrap();
+        let e = Epochs::load(d.path(), 0x3_0000_0005).unwrap();
+        assert_eq!((e.current(), e.accepted()), (4, 4));
+    }
+
+    #[test]
+    fn stale_current_epoch_uses_tmp_or_fails() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("currentEpoch"), "1").unwrap();
+        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
+        let err = Epochs::load(d.path(), 0x2_0000_0001).unwrap_err();
+        assert!(err.contains("The current epoch, 1, is older than the last zxid, 8589934593"), "{err}");
+        std::fs::write(d.path().join("currentEpoch.tmp"), "2").unwrap();
+        let e = Epochs::load(d.path(), 0x2_0000_0001).unwrap();
+        assert_eq!(e.current(), 2);
+    }
+
+    #[test]
+    fn accepted_below_current_is_fatal_and_garbage_is_reported() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("currentEpoch"), "5").unwrap();
+        std::fs::write(d.path().join("acceptedEpoch"), "4").unwrap();
+        let err = Epochs::load(d.path(), 0).unwrap_err();
+        assert!(err.contains("The accepted epoch, 4 is less than the current epoch, 5"), "{err}");
+        std::fs::write(d.path().join("acceptedEpoch"), "").unwrap();
+        let err = Epochs::load(d.path(), 0).unwrap_err();
+        assert!(err.contains("Found null in"), "{err}");
+    }
+}

@@ -1,0 +1,154 @@
+//! The `QuorumPeer[myid=N](plain=…)(secure=…)` thread: `startLeaderElection`, then the
+//! loop over the peer states — LOOKING runs FastLeaderElection; FOLLOWING, LEADING and
+//! OBSERVING run the role (`Follower.followLeader`, `Leader.lead`,
+//! `Observer.observeLeader`) until it ends, then the peer is LOOKING again.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::QuorumPeer;
+use crate::common::time;
+use crate::server::quorum::fast_leader_election::FastLeaderElection;
+use crate::server::quorum::quorum_cnx_manager::QuorumCnxManager;
+use crate::server::quorum::vote::ServerState;
+
+/// What a peer does once the election gave it a role. Returns when the role ends (the
+/// leader is gone, the quorum is lost, the peer shuts down).
+pub trait Roles: Send + Sync {
+    fn follow_leader(&self, peer: &Arc<QuorumPeer>);
+    fn lead(&self, peer: &Arc<QuorumPeer>);
+    fn observe_leader(&self, peer: &Arc<QuorumPeer>);
+}
+
+/// The running peer: its election and its thread.
+pub struct RunningPeer {
+    pub peer: Arc<QuorumPeer>,
+    pub qcm: Arc<QuorumCnxManager>,
+    pub fle: Arc<FastLeaderElection>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RunningPeer {
+    /// `startLeaderElection` + `super.start()`: the connection manager's listener, the
+    /// election's Messenger, then the QuorumPeer thread.
+    pub fn start(peer: Arc<QuorumPeer>, roles: Arc<dyn Roles>) -> io::Result<Arc<RunningPeer>> {
+        if peer.peer_state() == ServerState::Looking {
+            let z = peer.last_logged_zxid();
+            let e = peer.epochs.current();
+            peer.set_current_vote(crate::server::quorum::vote::Vote::new(peer.myid, z, e));
+        }
+        let qcm = QuorumCnxManager::new(peer.clone());
+        qcm.start_listener()?;
+        let fle = Arc::new(FastLeaderElection::start(peer.clone(), Arc::new(qcm.clone()))?);
+        let rp = Arc::new(RunningPeer { peer: peer.clone(), qcm, fle, thread: Mutex::new(None) });
+        let r2 = rp.clone();
+        let t = thread::Builder::new().name(peer.thread_name()).spawn(move || main_loop(&r2, roles.as_ref()))?;
+        *rp.thread.lock() = Some(t);
+        Ok(rp)
+    }
+
+    /// Stops the loop, the election and the connection manager, and waits for the
+    /// QuorumPeer thread.
+    pub fn shutdown(&self) {
+        self.peer.stop_running();
+        self.fle.shutdown();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+
+    pub fn join(&self) {
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn main_loop(rp: &RunningPeer, roles: &dyn Roles) {
+    let peer = &rp.peer;
+    log::debug!("Starting quorum peer");
+    while peer.is_running() {
+        match peer.peer_state() {
+            ServerState::Looking => {
+                log::info!("LOOKING");
+                match rp.fle.look_for_leader() {
+                    Some(v) => peer.set_current_vote(v),
+                    None => {
+                        if peer.is_running() {
+                            peer.set_peer_state(ServerState::Looking);
+                        }
+                    }
+                }
+            }
+            ServerState::Observing => {
+                log::info!("OBSERVING");
+                record_election_time(peer);
+                roles.observe_leader(peer);
+                update_server_state(peer);
+            }
+            ServerState::Following => {
+                log::info!("FOLLOWING");
+                roles.follow_leader(peer);
+                update_server_state(peer);
+            }
+            ServerState::Leading => {
+                log::info!("LEADING");
+                roles.lead(peer);
+                update_server_state(peer);
+            }
+        }
+    }
+    log::warn!("QuorumPeer main thread exited");
+}
+
+/// `end_fle - start_fle`, as Leader.lead / Follower.followLeader record it.
+pub fn record_election_time(peer: &QuorumPeer) -> i64 {
+    let end = time::current_elapsed_time();
+    peer.end_fle.store(end, Ordering::Release);
+    let taken = end - peer.start_fle.load(Ordering::Acquire);
+    peer.election_time_taken.store(taken, Ordering::Release);
+    taken
+}
+
+/// `updateServerState`: after a role ends the peer looks for a leader again.
+fn update_server_state(peer: &QuorumPeer) {
+    if peer.is_running() {
+        peer.set_peer_state(ServerState::Looking);
+        log::warn!("PeerState set to LOOKING");
+    }
+}
+
+/// The roles before Zab: log the outcome and hold it until the peer stops, answering
+/// LOOKING peers through the WorkerReceiver meanwhile.
+pub struct ElectionOnly;
+
+impl ElectionOnly {
+    fn hold(peer: &QuorumPeer) {
+        while peer.is_running() {
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Roles for ElectionOnly {
+    fn follow_leader(&self, peer: &Arc<QuorumPeer>) {
+        let t = record_election_time(peer);
+        log::info!("FOLLOWING - LEADER ELECTION TOOK - {t} MS");
+        Self::hold(peer);
+    }
+
+    fn lead(&self, peer: &Arc<QuorumPeer>) {
+        let t = record_election_time(peer);
+        log::info!("LEADING - LEADER ELECTION TOOK - {t} MS");
+        Self::hold(peer);
+    }
+
+    fn observe_leader(&self, peer: &Arc<QuorumPeer>) {
+        Self::hold(peer);
+    }
+}

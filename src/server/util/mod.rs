@@ -1,0 +1,3 @@
+//! `org.apache.zookeeper.server.util`.
+
+pub mod zxid_utils;
