@@ -185,6 +185,7 @@ fn three_apache_peers_elect_fail_over_and_rejoin() {
 #[test]
 fn apache_observer_layout() {
     let ens = Ensemble::start(EnsembleSpec::apache(3).with_observer(Impl::Apache));
+    assert_eq!(ens.wait_for_agreed_leader(&ens.sids(), T), 3);
     expect_modes(&ens, &[(1, Mode::Follower), (2, Mode::Follower), (3, Mode::Leader), (4, Mode::Observer)]);
     let o = ens.wait_for_election_outcome(4, T);
     assert_eq!((o.role, o.leader), (Role::Observing, 3), "{o:?}");

@@ -120,10 +120,10 @@
 //!   "Successfully connected to leader, using address: /127.0.0.1:<quorum port>".
 //!   FastLeaderElection logs the decision at DEBUG:
 //!   "About to leave FLE instance: leader=3, zxid=0x0, my id=1, my state=FOLLOWING";
-//!   the harness turns on DEBUG for that one logger on Apache nodes
-//!   ([`EnsembleSpec::apache_fle_debug`]) so the leader is exact. For peers that only log
-//!   at info (ours, unless it logs that line too) the leader is inferred from the
-//!   Notification lines; see [`ElectionOutcome::leader_source`].
+//!   the harness turns on DEBUG for that one logger ([`EnsembleSpec::fle_debug`], also
+//!   for our peer, which logs the same line at debug) so the leader is exact. For a peer
+//!   that logs at info only, the leader is inferred from the Notification lines; see
+//!   [`ElectionOutcome::leader_source`].
 //! * A peer's own vote goes through its receive queue, so its log has Notification lines
 //!   with `n.sid:<myid>` showing its current proposal (not for observers: they send
 //!   to voters only).
@@ -154,6 +154,9 @@ const QUORUM_PEER_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMai
 /// exact decision line "About to leave FLE instance: leader=L, ..." (and a few dozen
 /// other lines per election, nothing afterwards).
 const FLE_DEBUG_PROP: &str = "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.quorum.FastLeaderElection=debug";
+
+/// Our peer's log filter with the same extra DEBUG logger as [`FLE_DEBUG_PROP`].
+const OURS_FLE_DEBUG_LOG: &str = "info,zookeeper::server::quorum::fast_leader_election=debug";
 
 /// How long a single four-letter-word exchange may take.
 const FOUR_LW_TIMEOUT: Duration = Duration::from_secs(5);
@@ -214,9 +217,11 @@ pub struct EnsembleSpec {
     pub groups: Vec<(u32, Vec<u64>)>,
     /// `weight.S=W` lines (QuorumHierarchical).
     pub weights: Vec<(u64, u32)>,
-    /// DEBUG logging of Apache's FastLeaderElection logger (default on): gives the
-    /// exact "About to leave FLE instance: leader=..." decision line.
-    pub apache_fle_debug: bool,
+    /// DEBUG logging of the FastLeaderElection logger (default on): gives the exact
+    /// "About to leave FLE instance: leader=..." decision line. Apache: one slf4j-simple
+    /// property; ours: `RUST_LOG=info,zookeeper::server::quorum::fast_leader_election=debug`
+    /// when the environment sets no log level.
+    pub fle_debug: bool,
     /// Extra JVM arguments of Apache members (e.g. `-Dzookeeper.xyz=...`).
     pub apache_jvm_args: Vec<String>,
     /// Arguments of our `zk-server` before the zoo.cfg path.
@@ -233,7 +238,7 @@ impl EnsembleSpec {
             extra_cfg: String::new(),
             groups: Vec::new(),
             weights: Vec::new(),
-            apache_fle_debug: true,
+            fle_debug: true,
             apache_jvm_args: Vec::new(),
             ours_args: Vec::new(),
         }
@@ -293,8 +298,8 @@ impl EnsembleSpec {
         self.weights.push((sid, weight));
         self
     }
-    pub fn apache_fle_debug(mut self, on: bool) -> EnsembleSpec {
-        self.apache_fle_debug = on;
+    pub fn fle_debug(mut self, on: bool) -> EnsembleSpec {
+        self.fle_debug = on;
         self
     }
     pub fn apache_jvm_arg(mut self, arg: &str) -> EnsembleSpec {
@@ -424,7 +429,7 @@ pub enum LeaderSource {
     /// The peer itself leads.
     SelfLeading,
     /// "About to leave FLE instance: leader=L, zxid=0x.., my id=M, my state=S" (Apache
-    /// logs it at DEBUG; see [`EnsembleSpec::apache_fle_debug`]).
+    /// logs it at DEBUG; see [`EnsembleSpec::fle_debug`]).
     LeaveInstance,
     /// "Observing new leader sid=L addr=..." (observers).
     ObservingNewLeader,
@@ -748,6 +753,7 @@ pub struct Node {
     quorum_ports: HashMap<u16, u64>,
     jvm_args: Vec<String>,
     ours_args: Vec<String>,
+    fle_debug: bool,
     child: Option<Child>,
     spawns: u32,
     start_offset: u64,
@@ -834,7 +840,7 @@ impl Node {
             Impl::Ours => {
                 let mut cmd = Command::new(our_server_bin());
                 if ["RUST_LOG", "ZOO_LOG_LEVEL", "ZOO_LOG"].iter().all(|v| std::env::var_os(v).is_none()) {
-                    cmd.env("RUST_LOG", "info");
+                    cmd.env("RUST_LOG", if self.fle_debug { OURS_FLE_DEBUG_LOG } else { "info" });
                 }
                 cmd.env("RUST_BACKTRACE", "1");
                 cmd.args(&self.ours_args).arg(&self.cfg_path);
@@ -993,7 +999,10 @@ impl Node {
                 None => "not running".into(),
             },
             self.log_path.display(),
-            self.log_tail(n),
+            match self.log_tail(n) {
+                t if t.trim().is_empty() => "(empty log: never started)\n".to_string(),
+                t => t,
+            },
             self.sid
         )
     }
@@ -1183,7 +1192,7 @@ impl Ensemble {
                 fs::create_dir_all(&data_dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", data_dir.display()));
                 fs::write(data_dir.join("myid"), format!("{}\n", m.sid)).expect("write myid");
                 let mut jvm_args = spec.apache_jvm_args.clone();
-                if spec.apache_fle_debug {
+                if spec.fle_debug {
                     jvm_args.push(FLE_DEBUG_PROP.to_string());
                 }
                 Node {
@@ -1200,6 +1209,7 @@ impl Ensemble {
                     quorum_ports: HashMap::new(),
                     jvm_args,
                     ours_args: spec.ours_args.clone(),
+                    fle_debug: spec.fle_debug,
                     child: None,
                     spawns: 0,
                     start_offset: 0,
@@ -1387,6 +1397,10 @@ impl Ensemble {
     pub fn node_mut(&mut self, sid: u64) -> &mut Node {
         self.nodes.iter_mut().find(|n| n.sid == sid).unwrap_or_else(|| panic!("no node with sid {sid}"))
     }
+    /// Sids of the members that run `imp`.
+    pub fn sids_of(&self, imp: Impl) -> Vec<u64> {
+        self.nodes.iter().filter(|n| n.imp == imp).map(|n| n.sid).collect()
+    }
     /// Sids of the nodes whose process runs.
     pub fn running(&self) -> Vec<u64> {
         self.nodes.iter().filter(|n| n.alive()).map(|n| n.sid).collect()
@@ -1495,6 +1509,40 @@ impl Ensemble {
                 panic!("{e}\n--- the other nodes ---\n{}", others.join("\n"));
             }
         }
+    }
+
+    /// [`wait_for_election_outcome`](Self::wait_for_election_outcome) for several nodes.
+    pub fn wait_for_election_outcomes(&self, sids: &[u64], timeout: Duration) -> BTreeMap<u64, ElectionOutcome> {
+        let deadline = Instant::now() + timeout;
+        sids.iter()
+            .map(|&s| (s, self.wait_for_election_outcome(s, deadline.saturating_duration_since(Instant::now()))))
+            .collect()
+    }
+
+    /// Waits for the election outcome of each of `sids` since its last start and checks,
+    /// from the logs only, that they agree: one leader, which leads, the others follow or
+    /// observe it. Returns the leader; panics with the outcomes and logs otherwise.
+    pub fn wait_for_agreed_leader(&self, sids: &[u64], timeout: Duration) -> u64 {
+        let outs = self.wait_for_election_outcomes(sids, timeout);
+        let leaders: HashSet<u64> = outs.values().map(|o| o.leader).collect();
+        let summary: Vec<String> =
+            outs.values().map(|o| format!("node {}: {:?} leader {} ({:?})", o.sid, o.role, o.leader, o.leader_source)).collect();
+        let fail = |why: &str| -> ! { panic!("{why}:\n{}\n{}", summary.join("\n"), self.describe_all(40)) };
+        if leaders.len() != 1 {
+            fail("the nodes disagree on the leader");
+        }
+        let leader = *leaders.iter().next().expect("one leader");
+        for o in outs.values() {
+            let want = match (o.sid == leader, self.node(o.sid).peer_type) {
+                (true, _) => Role::Leading,
+                (false, PeerType::Participant) => Role::Following,
+                (false, PeerType::Observer) => Role::Observing,
+            };
+            if o.role != want {
+                fail(&format!("node {} decided {:?}, expected {want:?}", o.sid, o.role));
+            }
+        }
+        leader
     }
 
     /// Log tails of every node, for failure messages.
