@@ -262,18 +262,18 @@ fn our_node_reads_the_ensemble_config() {
     }
 }
 
-/// 5 Apache peers on empty data elect sid 5.
+/// 5 Apache peers on empty data, in two groups (QuorumHierarchical), elect sid 5.
 #[test]
-fn five_apache_peers_elect_the_highest_sid() {
+fn five_apache_peers_in_groups_elect_the_highest_sid() {
     let t0 = Instant::now();
-    let ens = Ensemble::start(EnsembleSpec::apache(5));
+    let spec = EnsembleSpec::apache(5).group(1, &[1, 2, 3]).group(2, &[4, 5]).weight(1, 1).weight(2, 1).weight(3, 1).weight(4, 1).weight(5, 2);
+    let ens = Ensemble::start(spec);
     let l = ens.wait_for_leader(T);
     eprintln!("[selftest] 5 Apache peers: start to a leader serving in {:?}", t0.elapsed());
     assert_eq!(l, 5);
-    for sid in 1..=4 {
-        let o = ens.wait_for_election_outcome(sid, T);
-        assert_eq!((o.role, o.leader), (Role::Following, 5), "{o:?}");
-    }
+    assert_eq!(ens.wait_for_agreed_leader(&ens.sids(), T), 5);
+    let conf = ens.node(1).four_letter("conf");
+    assert!(conf.contains("group.1=1:2:3\n") && conf.contains("weight.5=2\n"), "{conf}");
 }
 
 // ------------------------------------------------------------------ facts --
