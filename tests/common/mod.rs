@@ -28,6 +28,8 @@
 
 #![allow(dead_code)]
 
+pub mod ensemble;
+
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs;
@@ -598,6 +600,13 @@ impl Drop for TestServer {
 }
 
 fn apache_command(cfg: &Path, dir: &Path, extra_jvm_args: &[&str]) -> Command {
+    apache_main_command("org.apache.zookeeper.server.ZooKeeperServerMain", cfg, dir, extra_jvm_args)
+}
+
+/// `java <flags> -cp <apache classpath> MAIN_CLASS CFG`, logging at info (slf4j-simple,
+/// stdout) with the JVM flags of every test server. Ensemble members use it with
+/// `QuorumPeerMain` (see `ensemble.rs`).
+fn apache_main_command(main_class: &str, cfg: &Path, dir: &Path, extra_jvm_args: &[&str]) -> Command {
     let mut cmd = Command::new(JAVA);
     let opts = std::env::var("ZKRS_APACHE_JVM_OPTS")
         .unwrap_or_else(|_| "-Xms32m -Xmx256m -XX:+UseSerialGC".to_string());
@@ -613,10 +622,7 @@ fn apache_command(cfg: &Path, dir: &Path, extra_jvm_args: &[&str]) -> Command {
         .arg("-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS")
         .arg("-Dorg.slf4j.simpleLogger.showShortLogName=true");
     cmd.args(extra_jvm_args);
-    cmd.arg("-cp")
-        .arg(apache_classpath())
-        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-        .arg(cfg);
+    cmd.arg("-cp").arg(apache_classpath()).arg(main_class).arg(cfg);
     cmd
 }
 
