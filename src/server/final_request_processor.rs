@@ -81,24 +81,40 @@ impl FinalRequestProcessor {
         if request.hdr.is_none() {
             return ProcessTxnResult::default();
         }
-        match request.r#type {
-            op_code::CREATE_SESSION => {
-                if let Some(TxnRecord::CreateSession(t)) = &request.txn {
-                    self.zks.session_tracker().track_session(request.session_id, t.time_out);
-                }
-            }
-            op_code::CLOSE_SESSION => self.zks.session_tracker().remove_session(request.session_id),
-            _ => {}
-        }
+        self.session_bookkeeping(request);
         let mut oc = self.zks.outstanding_changes.lock();
         let mut tree = self.zks.tree.write();
-        Self::apply_locked(&mut oc, &mut tree, request)
+        Self::apply_locked(&self.zks, &mut oc, &mut tree, request)
     }
 
-    fn apply_locked(oc: &mut OutstandingChanges, tree: &mut DataTree, request: &Request) -> ProcessTxnResult {
+    /// `processTxnForSessionEvents`: the session table (persisted in snapshots) and the
+    /// tracker follow the applied createSession / closeSession txns. The session id of a
+    /// txn is its header's client id.
+    fn session_bookkeeping(&self, request: &Request) {
+        let Some(hdr) = request.hdr.as_ref() else { return };
+        match hdr.r#type {
+            op_code::CREATE_SESSION => {
+                if let Some(TxnRecord::CreateSession(t)) = &request.txn {
+                    self.zks.db.sessions.lock().insert(hdr.client_id, t.time_out);
+                    self.zks.session_tracker().commit_session(hdr.client_id, t.time_out);
+                }
+            }
+            op_code::CLOSE_SESSION => {
+                self.zks.db.sessions.lock().remove(&hdr.client_id);
+                self.zks.session_tracker().remove_session(hdr.client_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_locked(zks: &ZooKeeperServer, oc: &mut OutstandingChanges, tree: &mut DataTree, request: &Request) -> ProcessTxnResult {
         let Some(hdr) = request.hdr.as_ref() else { return ProcessTxnResult::default() };
         let rc = tree.process_txn(hdr, request.txn.as_ref());
         oc.applied(hdr.zxid);
+        // A quorum server keeps the txn for learner syncs (`addCommittedProposal`).
+        if let Some(bytes) = &request.txn_bytes {
+            zks.db.add_committed_proposal(hdr.zxid, bytes.clone());
+        }
         rc
     }
 
@@ -138,7 +154,7 @@ impl FinalRequestProcessor {
             let mut tree = self.zks.tree.write();
             let mut next = Some(first);
             while let Some(request) = next {
-                let rc = Self::apply_locked(&mut oc, &mut tree, &request);
+                let rc = Self::apply_locked(&self.zks, &mut oc, &mut tree, &request);
                 let last_zxid = tree.last_processed_zxid;
                 self.respond(request, rc, last_zxid);
                 next = it.next_if(Self::batchable);
@@ -433,6 +449,16 @@ impl FinalRequestProcessor {
             }
         }
         zks.tree.write().get_children(path, w)
+    }
+}
+
+impl crate::server::request_processor::RequestProcessor for FinalRequestProcessor {
+    fn process_request(&mut self, request: Request) {
+        FinalRequestProcessor::process_request(self, request)
+    }
+
+    fn process_batch(&mut self, requests: &mut Vec<Request>) {
+        FinalRequestProcessor::process_batch(self, requests)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use crate::common::java_hash;
 use crate::common::path_utils;
@@ -21,6 +21,7 @@ use crate::server::auth;
 use crate::server::data_tree::{create_stat, DataTree};
 use crate::server::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::server::request::Request;
+use crate::server::request_processor::RequestProcessor;
 use crate::server::txn_record::TxnRecord;
 use crate::server::zookeeper_server::ZooKeeperServer;
 
@@ -76,24 +77,23 @@ type KResult<T> = Result<T, Code>;
 
 pub struct PrepRequestProcessor {
     zks: Arc<ZooKeeperServer>,
-    next: Sender<Request>,
+    next: Box<dyn RequestProcessor>,
 }
 
 impl PrepRequestProcessor {
-    pub fn new(zks: Arc<ZooKeeperServer>, next: Sender<Request>) -> Self {
+    pub fn new(zks: Arc<ZooKeeperServer>, next: Box<dyn RequestProcessor>) -> Self {
         PrepRequestProcessor { zks, next }
     }
 
-    pub fn run(self, queue: Receiver<Request>) {
+    pub fn run(mut self, queue: Receiver<Request>) {
         while let Ok(mut request) = queue.recv() {
             if request.r#type == REQUEST_OF_DEATH {
                 break;
             }
             self.p_request(&mut request);
-            if self.next.send(request).is_err() {
-                break;
-            }
+            self.next.process_request(request);
         }
+        self.next.shutdown();
         log::info!("PrepRequestProcessor exited loop!");
     }
 

@@ -29,6 +29,12 @@ pub struct Request {
     pub exception: Option<Code>,
     pub zxid: i64,
     pub create_time: i64,
+    /// The txn as a PROPOSAL carries it (TxnHeader ‖ body ‖ [TxnDigest]), once a quorum
+    /// server has it in that form: written to the txn log as is and kept in the
+    /// committedLog for learner syncs.
+    pub txn_bytes: Option<std::sync::Arc<[u8]>>,
+    /// The TxnDigest that came with a proposal.
+    pub digest: Option<crate::proto::txn::TxnDigest>,
 }
 
 impl Request {
@@ -53,7 +59,24 @@ impl Request {
             exception: None,
             zxid: -1,
             create_time: time::current_elapsed_time(),
+            txn_bytes: None,
+            digest: None,
         }
+    }
+
+    /// The copy of a txn request the SyncRequestProcessor logs on a quorum server: the
+    /// header and the wire bytes, nothing that answers a client.
+    pub fn log_copy(&self) -> Request {
+        let mut r = Request::new(None, self.session_id, self.cxid, self.r#type, Vec::new(), Vec::new());
+        r.hdr = self.hdr.clone();
+        r.zxid = self.zxid;
+        r.txn_bytes = self.txn_bytes.clone();
+        r.create_time = self.create_time;
+        if r.txn_bytes.is_none() {
+            r.txn = self.txn.clone();
+            r.digest = self.digest.clone();
+        }
+        r
     }
 
     /// `Request.isValid`: the types the pipeline accepts.

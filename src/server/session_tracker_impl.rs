@@ -173,6 +173,18 @@ impl SessionTrackerImpl {
         }
     }
 
+    /// `setOwner`.
+    pub fn set_owner(&self, id: i64, owner: u64) -> Result<(), Code> {
+        let mut st = self.state.lock();
+        match st.sessions_by_id.get_mut(&id) {
+            Some(s) if !s.closing => {
+                s.owner = Some(owner);
+                Ok(())
+            }
+            _ => Err(Code::SessionExpired),
+        }
+    }
+
     pub fn session_count(&self) -> usize {
         self.state.lock().sessions_by_id.len()
     }

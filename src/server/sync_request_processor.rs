@@ -14,16 +14,16 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::common::java_random::JavaRandom;
 use crate::common::time;
-use crate::server::final_request_processor::FinalRequestProcessor;
 use crate::server::persistence::FileTxnLog;
 use crate::server::prep_request_processor::REQUEST_OF_DEATH;
 use crate::server::request::Request;
+use crate::server::request_processor::RequestProcessor;
 use crate::server::zookeeper_server::ZooKeeperServer;
 use crate::system_properties;
 
 pub struct SyncRequestProcessor {
     zks: Arc<ZooKeeperServer>,
-    next: FinalRequestProcessor,
+    next: Box<dyn RequestProcessor>,
     txn_log: FileTxnLog,
     max_batch_size: usize,
     snap_count: i64,
@@ -35,7 +35,7 @@ pub struct SyncRequestProcessor {
 }
 
 impl SyncRequestProcessor {
-    pub fn new(zks: Arc<ZooKeeperServer>, next: FinalRequestProcessor, txn_log: FileTxnLog) -> Self {
+    pub fn new(zks: Arc<ZooKeeperServer>, next: Box<dyn RequestProcessor>, txn_log: FileTxnLog) -> Self {
         let max_batch_size = system_properties::get_i64("zookeeper.maxBatchSize").unwrap_or(1000).max(1) as usize;
         // ZooKeeperServer.getSnapCount: at least 2.
         let snap_count = system_properties::get_i64("zookeeper.snapCount").unwrap_or(100_000).max(2);
@@ -140,6 +140,7 @@ impl SyncRequestProcessor {
             log::error!("Severe unrecoverable error, exiting: {e}");
         }
         let _ = self.txn_log.close();
+        self.next.shutdown();
         // Wait briefly for a running snapshot so that shutdown leaves a complete file.
         for _ in 0..600 {
             if !self.zks.snapshot_in_progress.load(Ordering::Acquire) {
@@ -152,9 +153,10 @@ impl SyncRequestProcessor {
 
     /// `ZKDatabase.append`: only requests that carry a txn are logged.
     fn append(&mut self, si: &Request) -> std::io::Result<bool> {
-        match &si.hdr {
-            Some(hdr) => self.txn_log.append(hdr, si.txn.as_ref(), None),
-            None => Ok(false),
+        match (&si.hdr, &si.txn_bytes) {
+            (Some(hdr), Some(bytes)) => self.txn_log.append_entry(hdr.zxid, hdr.r#type, bytes),
+            (Some(hdr), None) => self.txn_log.append(hdr, si.txn.as_ref(), si.digest.as_ref()),
+            (None, _) => Ok(false),
         }
     }
 

@@ -22,6 +22,9 @@ use crate::server::persistence::FileTxnSnapLog;
 use crate::server::quotas::{self, StatsTrack};
 use crate::server::final_request_processor::FinalRequestProcessor;
 use crate::server::prep_request_processor::{OutstandingChanges, PrepRequestProcessor, REQUEST_OF_DEATH};
+use crate::server::request_processor::QueueProcessor;
+use crate::server::session_tracker::SessionTracker;
+use crate::server::zk_database::ZKDatabase;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
 use crate::server::request::{Request, OWNER_ME};
 use crate::server::server_cnxn::ServerCnxn;
@@ -43,12 +46,31 @@ const STAGE_QUEUE_CAPACITY: usize = 10_000;
 #[derive(Debug)]
 pub struct CloseConnection(pub String);
 
+/// Which chain of processors a server runs (upstream: the ZooKeeperServer subclass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    Standalone,
+    Leader,
+    Follower,
+    Observer,
+}
+
+/// What a learner's server asks of its connection to the leader.
+pub trait LearnerLink: Send + Sync {
+    /// `validateSession`: ask the leader whether a reconnecting client's session is
+    /// alive; the answer finishes the client's handshake.
+    fn validate_session(&self, cnxn: &Arc<ServerCnxn>, session_id: i64, timeout: i32);
+}
+
 pub struct ZooKeeperServer {
     pub config: QuorumPeerConfig,
     pub server_id: i64,
-    pub tree: RwLock<DataTree>,
+    pub kind: ServerKind,
+    pub db: Arc<ZKDatabase>,
+    /// The database's tree (the same lock as `db.tree`).
+    pub tree: Arc<RwLock<DataTree>>,
     pub outstanding_changes: Mutex<OutstandingChanges>,
-    session_tracker: Arc<SessionTrackerImpl>,
+    session_tracker: SessionTracker,
     hzxid: AtomicI64,
     submit: Sender<Request>,
     pub stats: ServerStats,
@@ -63,37 +85,45 @@ pub struct ZooKeeperServer {
     pub txn_snap_log: FileTxnSnapLog,
     /// A snapshot thread is running; at most one at a time.
     pub snapshot_in_progress: AtomicBool,
+    /// A learner's connection to its leader (revalidation of reconnecting sessions).
+    pub learner_link: Mutex<Option<Arc<dyn LearnerLink>>>,
+    /// The quorum peer this server belongs to, for the 4lw and monitoring.
+    pub quorum_peer: Option<Arc<crate::server::quorum::quorum_peer::QuorumPeer>>,
 }
 
 impl ZooKeeperServer {
-    /// Builds the server around a loaded tree and starts the processor and session
-    /// tracker threads (`ZooKeeperServer.startup`).
-    pub fn start(
+    /// A server on `db` with no threads yet; the returned receiver is the queue of the
+    /// first processor, which the caller's chain consumes.
+    pub fn new(
         config: QuorumPeerConfig,
-        txn_snap_log: FileTxnSnapLog,
-        tree: DataTree,
-        sessions: HashMap<i64, i32>,
-    ) -> std::io::Result<Arc<ZooKeeperServer>> {
-        let (prep_tx, prep_rx) = bounded::<Request>(STAGE_QUEUE_CAPACITY);
-        let (sync_tx, sync_rx) = bounded::<Request>(STAGE_QUEUE_CAPACITY);
-        let tracker = SessionTrackerImpl::new(config.tick_time, 1, &sessions);
-        let zxid = tree.last_processed_zxid;
+        db: Arc<ZKDatabase>,
+        server_id: i64,
+        kind: ServerKind,
+        session_tracker: SessionTracker,
+        quorum_peer: Option<Arc<crate::server::quorum::quorum_peer::QuorumPeer>>,
+    ) -> (Arc<ZooKeeperServer>, crossbeam_channel::Receiver<Request>) {
+        let (first_tx, first_rx) = bounded::<Request>(STAGE_QUEUE_CAPACITY);
+        let zxid = db.last_processed_zxid();
         let zks = Arc::new(ZooKeeperServer {
-            server_id: 0,
-            tree: RwLock::new(tree),
+            server_id,
+            kind,
+            tree: db.tree.clone(),
+            txn_snap_log: db.txn_snap_log.clone(),
+            db,
             outstanding_changes: Mutex::new(OutstandingChanges::default()),
-            session_tracker: tracker.clone(),
+            session_tracker,
             hzxid: AtomicI64::new(zxid),
-            submit: prep_tx,
+            submit: first_tx,
             stats: ServerStats::default(),
             cnxns: Mutex::new(HashMap::new()),
             running: AtomicBool::new(true),
             start_time: time::current_wall_time(),
             threads: Mutex::new(Vec::new()),
-            txn_snap_log,
             snapshot_in_progress: AtomicBool::new(false),
             skip_acl: system_properties::get_or("zookeeper.skipACL", "no") == "yes",
             enforce_quota: system_properties::get_bool_or("zookeeper.enforceQuota", false),
+            learner_link: Mutex::new(None),
+            quorum_peer,
             config,
         });
         if zks.enforce_quota {
@@ -102,27 +132,37 @@ impl ZooKeeperServer {
         if zks.skip_acl {
             log::info!("skipACL==\"yes\", ACL checks will be skipped");
         }
+        (zks, first_rx)
+    }
+
+    /// Builds the standalone server around a loaded tree and starts the processor and
+    /// session tracker threads (`ZooKeeperServer.startup`).
+    pub fn start(
+        config: QuorumPeerConfig,
+        txn_snap_log: FileTxnSnapLog,
+        tree: DataTree,
+        sessions: HashMap<i64, i32>,
+    ) -> std::io::Result<Arc<ZooKeeperServer>> {
+        let restored = crate::server::persistence::Restored { tree, sessions, snapshot: None, replayed: 0, committed: Vec::new() };
+        let db = ZKDatabase::new(txn_snap_log, restored);
+        let sessions = db.sessions.lock().clone();
+        let tracker = SessionTrackerImpl::new(config.tick_time, 1, &sessions);
+        let (zks, prep_rx) = ZooKeeperServer::new(config, db, 0, ServerKind::Standalone, SessionTracker::Global(tracker.clone()), None);
+        let (sync_tx, sync_rx) = bounded::<Request>(STAGE_QUEUE_CAPACITY);
         let cport = zks.config.client_port;
-        let prep = PrepRequestProcessor::new(zks.clone(), sync_tx);
-        let mut threads = Vec::new();
-        threads.push(
+        let prep = PrepRequestProcessor::new(zks.clone(), Box::new(QueueProcessor(sync_tx)));
+        zks.add_thread(
             thread::Builder::new()
                 .name(format!("ProcessThread(sid:{} cport:{}):", zks.server_id, cport))
                 .spawn(move || prep.run(prep_rx))?,
         );
-        let sync = SyncRequestProcessor::new(zks.clone(), FinalRequestProcessor::new(zks.clone()), zks.txn_snap_log.txn_log());
-        threads.push(
+        let sync = SyncRequestProcessor::new(zks.clone(), Box::new(FinalRequestProcessor::new(zks.clone())), zks.txn_snap_log.txn_log());
+        zks.add_thread(
             thread::Builder::new()
                 .name(format!("SyncThread:{}", zks.server_id))
                 .spawn(move || sync.run(sync_rx))?,
         );
-        let weak = Arc::downgrade(&zks);
-        threads.push(tracker.start(Box::new(move |sid, _to| {
-            if let Some(z) = weak.upgrade() {
-                z.expire(sid);
-            }
-        }))?);
-        *zks.threads.lock() = threads;
+        zks.start_session_tracker(&tracker)?;
         // "Make a clean snapshot" of what was loaded, as upstream's loadData does — but on
         // the Snapshot Thread instead of before serving: the logs already hold everything
         // it contains, and on a large tree it would otherwise add seconds to every restart.
@@ -130,12 +170,35 @@ impl ZooKeeperServer {
         Ok(zks)
     }
 
+    /// Starts the global tracker's expiry thread; expired sessions are closed through
+    /// this server's pipeline.
+    pub fn start_session_tracker(self: &Arc<Self>, tracker: &Arc<SessionTrackerImpl>) -> std::io::Result<()> {
+        let weak = Arc::downgrade(self);
+        let t = tracker.start(Box::new(move |sid, _to| {
+            if let Some(z) = weak.upgrade() {
+                z.expire(sid);
+            }
+        }))?;
+        self.add_thread(t);
+        Ok(())
+    }
+
+    /// Registers a thread the server joins on shutdown.
+    pub fn add_thread(&self, t: thread::JoinHandle<()>) {
+        self.threads.lock().push(t);
+    }
+
+    /// Sets the zxid counter (a new leader starts its epoch at `epoch << 32`).
+    pub fn set_zxid(&self, zxid: i64) {
+        self.hzxid.store(zxid, Ordering::Release);
+    }
+
     /// `takeSnapshot`: a fuzzy snapshot of the tree and sessions to
     /// `snapshot.<lastProcessedZxid at start>`; requests keep flowing meanwhile (the
     /// tree is read-locked one chunk at a time). The txn log was rolled just before, so
     /// replay from this zxid repairs whatever the snapshot caught half-way.
     pub fn take_snapshot(&self, sync: bool) -> std::io::Result<()> {
-        let sessions = self.session_tracker.sessions_with_timeouts();
+        let sessions = self.db.sessions.lock().clone();
         let start = time::current_elapsed_time();
         let file = self.txn_snap_log.snap().save_fuzzy(&self.tree, &sessions, sync)?;
         log::info!(
@@ -169,7 +232,7 @@ impl ZooKeeperServer {
         }
     }
 
-    pub fn session_tracker(&self) -> &SessionTrackerImpl {
+    pub fn session_tracker(&self) -> &SessionTracker {
         &self.session_tracker
     }
 

@@ -171,18 +171,25 @@ impl FileTxnLog {
     /// start and after [`roll_log`](Self::roll_log)). Always returns true (upstream
     /// returns false only for a null header, which Rust cannot pass).
     pub fn append(&mut self, hdr: &TxnHeader, txn: Option<&TxnRecord>, digest: Option<&TxnDigest>) -> io::Result<bool> {
-        if hdr.zxid <= self.last_zxid_seen {
+        let entry = util::marshall_txn_entry(hdr, txn, digest);
+        self.append_entry(hdr.zxid, hdr.r#type, &entry)
+    }
+
+    /// `append` of an entry already in its marshalled form (TxnHeader ‖ body ‖
+    /// [TxnDigest]), as a quorum server receives or builds it for a PROPOSAL.
+    pub fn append_entry(&mut self, zxid: i64, txn_type: i32, entry: &[u8]) -> io::Result<bool> {
+        if zxid <= self.last_zxid_seen {
             log::warn!(
                 "Current zxid {} is <= {} for {}",
-                hdr.zxid,
+                zxid,
                 self.last_zxid_seen,
-                op_code::name(hdr.r#type)
+                op_code::name(txn_type)
             );
         } else {
-            self.last_zxid_seen = hdr.zxid;
+            self.last_zxid_seen = zxid;
         }
         if self.current.is_none() {
-            let name = util::make_log_name(hdr.zxid);
+            let name = util::make_log_name(zxid);
             log::info!("Creating new log file: {name}");
             let path = self.log_dir.join(&name);
             let file = OpenOptions::new()
@@ -218,13 +225,12 @@ impl FileTxnLog {
         // zeros always lie ahead of the data.
         let position = (cur.flushed + cur.buf.len() as u64) as i64;
         self.padding.pad_file(&cur.file, position)?;
-        let entry = util::marshall_txn_entry(hdr, txn, digest);
         if entry.is_empty() {
             return Err(io::Error::other("Faulty serialization for header and txn"));
         }
         let mut oa = OutputArchive::with_buffer(std::mem::take(&mut cur.buf));
-        oa.write_long(util::adler32(&entry));
-        oa.write_buffer(Some(&entry));
+        oa.write_long(util::adler32(entry));
+        oa.write_buffer(Some(entry));
         oa.write_byte(util::EOR);
         cur.buf = oa.into_inner();
         if cur.buf.len() >= WRITE_BUFFER {

@@ -15,6 +15,7 @@ use crate::server::txn_record::TxnRecord;
 use crate::system_properties;
 
 
+#[derive(Debug, Clone)]
 pub struct FileTxnSnapLog {
     /// `<dataLogDir>/version-2`: the txn logs.
     pub data_dir: PathBuf,
@@ -30,6 +31,9 @@ pub struct Restored {
     pub snapshot: Option<PathBuf>,
     /// Txns replayed from the logs.
     pub replayed: u64,
+    /// The last `commitLogCount` replayed txns in their wire form, for the
+    /// committedLog of a quorum peer (`ZKDatabase.addCommittedProposal` during replay).
+    pub committed: Vec<crate::server::zk_database::CommittedProposal>,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -101,6 +105,8 @@ impl FileTxnSnapLog {
         let mut iter = self.txn_log().read(snap_zxid + 1)?;
         let mut highest = tree.last_processed_zxid;
         let mut replayed = 0u64;
+        let keep = crate::server::zk_database::commit_log_count();
+        let mut recent: std::collections::VecDeque<crate::server::persistence::LogEntry> = std::collections::VecDeque::new();
         for entry in iter.by_ref() {
             let e = entry?;
             let hdr = &e.header;
@@ -122,6 +128,11 @@ impl FileTxnSnapLog {
                     pending_digest = None;
                 }
             }
+
+            if recent.len() >= keep {
+                recent.pop_front();
+            }
+            recent.push_back(e);
         }
         self.handle_torn_tails(iter.torn_tails())?;
         if highest > tree.last_processed_zxid {
@@ -130,7 +141,14 @@ impl FileTxnSnapLog {
         if replayed > 0 {
             log::info!("{replayed} txns loaded from the txn logs up to zxid 0x{:x}", tree.last_processed_zxid);
         }
-        Ok(Restored { tree, sessions, snapshot, replayed })
+        let committed = recent
+            .into_iter()
+            .map(|e| crate::server::zk_database::CommittedProposal {
+                zxid: e.header.zxid,
+                data: std::sync::Arc::from(util::marshall_txn_entry(&e.header, e.txn.as_ref(), e.digest.as_ref())),
+            })
+            .collect();
+        Ok(Restored { tree, sessions, snapshot, replayed, committed })
     }
 
     /// A log whose readable part ends early: harmless when only zeros follow

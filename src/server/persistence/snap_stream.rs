@@ -58,6 +58,9 @@ pub struct SnapStream<R: Read> {
     src_done: bool,
     /// jute's length limit, read once: looking it up per record showed in profiles.
     max_len: usize,
+    /// Fill the whole window on every refill (files); a network stream reads only what
+    /// the next record needs, since nothing more may come until we answer.
+    greedy: bool,
 }
 
 impl<R: Read> SnapStream<R> {
@@ -78,7 +81,21 @@ impl<R: Read> SnapStream<R> {
             adler: adler2::Adler32::new(),
             src_done: false,
             max_len: crate::jute::max_buffer().saturating_add(crate::jute::max_buffer_extra()),
+            greedy: true,
         }
+    }
+
+    /// A reader over a socket (a leader's SNAP): refills stop as soon as the record being
+    /// decoded is complete, so the stream never waits for bytes the peer has not sent.
+    pub fn for_stream(src: R) -> Self {
+        SnapStream { greedy: false, ..Self::starting_at(src, 0) }
+    }
+
+    /// The source and the bytes read from it but not decoded (what follows the snapshot
+    /// on a network stream).
+    pub fn into_remainder(self) -> (R, Vec<u8>) {
+        let rest = self.buf[self.pos..self.end].to_vec();
+        (self.src, rest)
     }
 
     /// File offset of the next byte to decode.
@@ -133,7 +150,8 @@ impl<R: Read> SnapStream<R> {
             self.buf.resize(want, 0);
         }
         // Fill the whole window: refills stay rare and reads stay large.
-        while self.end < self.buf.len() {
+        let target = if self.greedy { self.buf.len() } else { need.min(self.buf.len()) };
+        while self.end < target {
             match self.src.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
                     self.src_done = true;

@@ -3,9 +3,12 @@
 
 pub mod fast_leader_election;
 pub mod flexible;
+pub mod learner_handler;
+pub mod learner_session_tracker;
 pub mod quorum_cnx_manager;
 pub mod quorum_peer;
 pub mod quorum_peer_config;
+pub mod quorum_packet;
 pub mod quorum_peer_main;
 pub mod quorum_server;
 pub mod synced_learner_tracker;

@@ -1,0 +1,3 @@
+//! `LearnerHandler`: the leader's side of one learner connection.
+
+pub mod sync_plan;

@@ -1,0 +1,237 @@
+//! `ZKDatabase`: what outlives a server's role — the tree, the persisted session table
+//! and the in-memory `committedLog` (the last `commitLogCount` committed txns, in their
+//! wire form) that a leader uses to bring learners up to date with a DIFF. A standalone
+//! server and each quorum role (leader, follower, observer) build their
+//! `ZooKeeperServer` on the same database.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::server::data_tree::DataTree;
+use crate::server::persistence::file_txn_log::FileTxnIterator;
+use crate::server::persistence::util::marshall_txn_entry;
+use crate::server::persistence::{FileTxnSnapLog, Restored};
+use crate::system_properties;
+
+/// `ZKDatabase.DEFAULT_COMMIT_LOG_COUNT`, also the minimum.
+pub const DEFAULT_COMMIT_LOG_COUNT: usize = 500;
+/// `ZKDatabase.DEFAULT_SNAPSHOT_SIZE_FACTOR`.
+pub const DEFAULT_SNAPSHOT_SIZE_FACTOR: f64 = 0.33;
+
+/// One committed txn, as a PROPOSAL carries it (TxnHeader ‖ body ‖ [TxnDigest]).
+#[derive(Debug, Clone)]
+pub struct CommittedProposal {
+    pub zxid: i64,
+    pub data: Arc<[u8]>,
+}
+
+/// The committed log with its bounds (`minCommittedLog` / `maxCommittedLog`).
+#[derive(Debug, Default)]
+pub struct CommittedLog {
+    pub proposals: VecDeque<CommittedProposal>,
+    pub min: i64,
+    pub max: i64,
+}
+
+pub struct ZKDatabase {
+    pub tree: Arc<RwLock<DataTree>>,
+    /// `sessionsWithTimeouts`: the sessions that snapshots persist, kept by the applied
+    /// createSession / closeSession txns on every kind of server.
+    pub sessions: Mutex<HashMap<i64, i32>>,
+    /// `logLock` + `committedLog`: readers are learner syncs.
+    committed_log: RwLock<CommittedLog>,
+    commit_log_count: usize,
+    pub txn_snap_log: FileTxnSnapLog,
+}
+
+impl ZKDatabase {
+    /// A database from what `FileTxnSnapLog::restore` loaded.
+    pub fn new(txn_snap_log: FileTxnSnapLog, restored: Restored) -> Arc<ZKDatabase> {
+        let db = Arc::new(ZKDatabase {
+            tree: Arc::new(RwLock::new(DataTree::new())),
+            sessions: Mutex::new(HashMap::new()),
+            committed_log: RwLock::new(CommittedLog::default()),
+            commit_log_count: commit_log_count(),
+            txn_snap_log,
+        });
+        db.install(restored);
+        db
+    }
+
+    fn install(&self, restored: Restored) {
+        let Restored { tree, sessions, committed, .. } = restored;
+        *self.tree.write() = tree;
+        *self.sessions.lock() = sessions;
+        let mut log = self.committed_log.write();
+        log.proposals.clear();
+        for p in committed {
+            push_bounded(&mut log, p, self.commit_log_count);
+        }
+        if log.proposals.is_empty() {
+            log.min = 0;
+            log.max = 0;
+        }
+    }
+
+    /// `loadDataBase`: restore from disk again (after a TRUNC).
+    pub fn load_database(&self) -> io::Result<i64> {
+        let restored = self.txn_snap_log.restore()?;
+        let zxid = restored.tree.last_processed_zxid;
+        self.install(restored);
+        Ok(zxid)
+    }
+
+    pub fn last_processed_zxid(&self) -> i64 {
+        self.tree.read().last_processed_zxid
+    }
+
+    pub fn set_last_processed_zxid(&self, zxid: i64) {
+        self.tree.write().last_processed_zxid = zxid;
+    }
+
+    /// `addCommittedProposal`.
+    pub fn add_committed_proposal(&self, zxid: i64, data: Arc<[u8]>) {
+        let mut log = self.committed_log.write();
+        push_bounded(&mut log, CommittedProposal { zxid, data }, self.commit_log_count);
+    }
+
+    /// A copy of the committed log under its read lock (`getCommittedLog`, min, max).
+    pub fn committed_log(&self) -> (i64, i64, Vec<CommittedProposal>) {
+        let log = self.committed_log.read();
+        (log.min, log.max, log.proposals.iter().cloned().collect())
+    }
+
+    /// Runs `f` with the committed log read-locked: a learner's sync decision and its
+    /// hand-over to forwarding must see no commit in between.
+    pub fn with_committed_log<T>(&self, f: impl FnOnce(&CommittedLog) -> T) -> T {
+        f(&self.committed_log.read())
+    }
+
+    /// `clear`: forget everything (before loading a snapshot from the leader).
+    pub fn clear(&self) {
+        *self.tree.write() = DataTree::new();
+        self.sessions.lock().clear();
+        let mut log = self.committed_log.write();
+        log.proposals.clear();
+        log.min = 0;
+        log.max = 0;
+    }
+
+    /// `truncateLog`: cut the txn log after `zxid` and reload the database from disk.
+    pub fn truncate_log(&self, zxid: i64) -> io::Result<bool> {
+        self.clear();
+        let truncated = self.txn_snap_log.txn_log().truncate(zxid)?;
+        if !truncated {
+            return Ok(false);
+        }
+        self.load_database()?;
+        Ok(true)
+    }
+
+    /// `isTxnLogSyncEnabled`: syncing a learner from the on-disk txn log is allowed
+    /// unless `snapshotSizeFactor` is negative.
+    pub fn is_txn_log_sync_enabled(&self) -> bool {
+        snapshot_size_factor() >= 0.0
+    }
+
+    /// `calculateTxnLogSizeLimit`: the log bytes a DIFF may read, a fraction of the newest
+    /// snapshot's size (-1: no limit known).
+    pub fn calculate_txn_log_size_limit(&self) -> i64 {
+        let factor = snapshot_size_factor();
+        if factor < 0.0 {
+            return -1;
+        }
+        match self.txn_snap_log.snap().find_most_recent_snapshot().ok().flatten() {
+            Some(f) => match std::fs::metadata(&f) {
+                Ok(m) => (m.len() as f64 * factor) as i64,
+                Err(_) => -1,
+            },
+            None => -1,
+        }
+    }
+
+    /// `getProposalsFromTxnLog`: the logged txns from `start_zxid` on, if the logs reach
+    /// back that far and the files to read stay within `size_limit` bytes (-1: none).
+    pub fn proposals_from_txn_log(&self, start_zxid: i64, size_limit: i64) -> Vec<CommittedProposal> {
+        let itr = match FileTxnIterator::new(&self.txn_snap_log.data_dir, start_zxid, false) {
+            Ok(i) => i,
+            Err(e) => {
+                log::error!("Unable to read txn log from 0x{start_zxid:x}: {e}");
+                return Vec::new();
+            }
+        };
+        // The first txn must be at or before the start, else there is a gap.
+        match itr.peek() {
+            Some(e) if e.header.zxid <= start_zxid => {}
+            _ => return Vec::new(),
+        }
+        if size_limit >= 0 && itr.storage_size() as i64 > size_limit {
+            log::info!(
+                "Txnlog size: {} exceeds sizeLimit: {size_limit}",
+                itr.storage_size()
+            );
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for e in itr {
+            match e {
+                Ok(e) => out.push(CommittedProposal {
+                    zxid: e.header.zxid,
+                    data: Arc::from(marshall_txn_entry(&e.header, e.txn.as_ref(), e.digest.as_ref())),
+                }),
+                Err(err) => {
+                    log::error!("Error reading txn log for a learner sync: {err}");
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn push_bounded(log: &mut CommittedLog, p: CommittedProposal, cap: usize) {
+    if log.proposals.len() >= cap {
+        log.proposals.pop_front();
+        if let Some(f) = log.proposals.front() {
+            log.min = f.zxid;
+        }
+    }
+    if log.proposals.is_empty() {
+        log.min = p.zxid;
+    }
+    log.max = p.zxid;
+    log.proposals.push_back(p);
+}
+
+/// `zookeeper.commitLogCount`: at least the default.
+pub fn commit_log_count() -> usize {
+    system_properties::get_usize("zookeeper.commitLogCount")
+        .map(|v| v.max(DEFAULT_COMMIT_LOG_COUNT))
+        .unwrap_or(DEFAULT_COMMIT_LOG_COUNT)
+}
+
+/// `zookeeper.snapshotSizeFactor`.
+pub fn snapshot_size_factor() -> f64 {
+    system_properties::get("zookeeper.snapshotSizeFactor")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(DEFAULT_SNAPSHOT_SIZE_FACTOR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_log_keeps_the_newest_and_its_bounds() {
+        let mut log = CommittedLog::default();
+        for z in 1..=7 {
+            push_bounded(&mut log, CommittedProposal { zxid: z, data: Arc::from(vec![z as u8]) }, 5);
+        }
+        assert_eq!(log.proposals.len(), 5);
+        assert_eq!((log.min, log.max), (3, 7));
+        assert_eq!(log.proposals.front().map(|p| p.zxid), Some(3));
+    }
+}
