@@ -219,6 +219,16 @@ impl DataTree {
         let _ = self.set_acl(quotas::CONFIG_ZOOKEEPER, &ids::read_acl_unsafe(), -1);
     }
 
+    /// `ZKDatabase.initConfigInZKDatabase`: `/zookeeper/config` holds the membership text,
+    /// stat version -1 and mzxid = the config's version.
+    pub fn set_config_node(&mut self, text: &[u8], version: i64) {
+        if !self.nodes.contains_key(quotas::CONFIG_ZOOKEEPER) {
+            log::warn!("configuration znode missing (should only happen during upgrade), creating the node");
+            self.add_config_node();
+        }
+        let _ = self.set_data(quotas::CONFIG_ZOOKEEPER, Some(text.to_vec()), -1, version, crate::common::time::current_wall_time());
+    }
+
     /// `isSpecialPath`: nodes no client may delete.
     pub fn is_special_path(path: &str) -> bool {
         path == "/" || path == quotas::PROC_ZOOKEEPER || path == quotas::QUOTA_ZOOKEEPER || path == quotas::CONFIG_ZOOKEEPER

@@ -25,8 +25,28 @@ static NEXT_CNXN_ID: AtomicU64 = AtomicU64::new(1);
 /// Small stacks: a connection thread only parses frames.
 const CNXN_THREAD_STACK: usize = 256 * 1024;
 
+/// The server a client port serves, if any: a quorum peer's changes with its role and
+/// is none while it elects or syncs (upstream's `ServerCnxnFactory.zkServer`).
+pub struct ServerHolder {
+    zks: parking_lot::RwLock<Option<Arc<ZooKeeperServer>>>,
+}
+
+impl ServerHolder {
+    pub fn new(zks: Option<Arc<ZooKeeperServer>>) -> Arc<ServerHolder> {
+        Arc::new(ServerHolder { zks: parking_lot::RwLock::new(zks) })
+    }
+
+    pub fn get(&self) -> Option<Arc<ZooKeeperServer>> {
+        self.zks.read().clone()
+    }
+
+    pub fn set(&self, zks: Option<Arc<ZooKeeperServer>>) {
+        *self.zks.write() = zks;
+    }
+}
+
 pub struct ServerCnxnFactory {
-    zks: Arc<ZooKeeperServer>,
+    holder: Arc<ServerHolder>,
     local: SocketAddr,
     max_client_cnxns: i32,
     stopped: Arc<AtomicBool>,
@@ -36,6 +56,12 @@ pub struct ServerCnxnFactory {
 impl ServerCnxnFactory {
     /// `configure` + `startup`: bind, then start the accept thread.
     pub fn start(zks: Arc<ZooKeeperServer>, addr: SocketAddr, backlog: i32) -> io::Result<ServerCnxnFactory> {
+        let max = zks.config.max_client_cnxns;
+        Self::start_with_holder(ServerHolder::new(Some(zks)), max, addr, backlog)
+    }
+
+    /// A client port whose server comes and goes (a quorum peer's).
+    pub fn start_with_holder(holder: Arc<ServerHolder>, max: i32, addr: SocketAddr, backlog: i32) -> io::Result<ServerCnxnFactory> {
         let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
@@ -43,15 +69,14 @@ impl ServerCnxnFactory {
         let listener: TcpListener = socket.into();
         let local = listener.local_addr()?;
         log::info!("binding to port {}", fmt_addr(&local));
-        let max = zks.config.max_client_cnxns;
         log::info!("maxClientCnxns set to {max}");
         let stopped = Arc::new(AtomicBool::new(false));
-        let z = zks.clone();
+        let h = holder.clone();
         let st = stopped.clone();
         let accept_thread = thread::Builder::new()
             .name(format!("NIOServerCxnFactory.AcceptThread:{}", fmt_addr(&local)))
-            .spawn(move || accept_loop(listener, z, max, st))?;
-        Ok(ServerCnxnFactory { zks, local, max_client_cnxns: max, stopped, accept_thread: Some(accept_thread) })
+            .spawn(move || accept_loop(listener, h, max, st))?;
+        Ok(ServerCnxnFactory { holder, local, max_client_cnxns: max, stopped, accept_thread: Some(accept_thread) })
     }
 
     pub fn local_address(&self) -> SocketAddr {
@@ -69,11 +94,13 @@ impl ServerCnxnFactory {
         if let Some(t) = self.accept_thread.take() {
             let _ = t.join();
         }
-        self.zks.shutdown();
+        if let Some(zks) = self.holder.get() {
+            zks.shutdown();
+        }
     }
 }
 
-fn accept_loop(listener: TcpListener, zks: Arc<ZooKeeperServer>, max: i32, stopped: Arc<AtomicBool>) {
+fn accept_loop(listener: TcpListener, holder: Arc<ServerHolder>, max: i32, stopped: Arc<AtomicBool>) {
     for stream in listener.incoming() {
         if stopped.load(Ordering::Acquire) {
             break;
@@ -88,6 +115,10 @@ fn accept_loop(listener: TcpListener, zks: Arc<ZooKeeperServer>, max: i32, stopp
             }
         };
         let Ok(remote) = stream.peer_addr() else { continue };
+        let Some(zks) = holder.get() else {
+            serve_not_running(stream, remote);
+            continue;
+        };
         if max > 0 {
             let ip = remote.ip();
             let count = zks.cnxns.lock().values().filter(|c| c.remote.ip() == ip).count();
@@ -102,6 +133,33 @@ fn accept_loop(listener: TcpListener, zks: Arc<ZooKeeperServer>, max: i32, stopp
         }
     }
     log::info!("accept thread exited run method");
+}
+
+/// A connection while no server runs: four-letter words get their "not serving"
+/// answers; anything else is closed, as upstream closes a session request when
+/// "ZooKeeperServer not running".
+fn serve_not_running(stream: TcpStream, remote: SocketAddr) {
+    let spawned = thread::Builder::new()
+        .name(format!("ServerCnxn:{}", fmt_addr(&remote)))
+        .stack_size(CNXN_THREAD_STACK)
+        .spawn(move || {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(sessionless_cnxn_timeout())));
+            let mut len = [0u8; 4];
+            if stream.read_exact(&mut len).is_ok() {
+                if let Some(cmd) = command::four_letter_word(i32::from_be_bytes(len)) {
+                    let text = command::answer_not_serving(cmd, &mut stream, &remote);
+                    let _ = stream.write_all(text.as_bytes());
+                    let _ = stream.flush();
+                } else {
+                    log::info!("Closing connection from {}: ZooKeeperServer not running", fmt_addr(&remote));
+                }
+            }
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        });
+    if let Err(e) = spawned {
+        log::warn!("Error accepting new connection: {e}");
+    }
 }
 
 fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>) -> io::Result<()> {

@@ -77,6 +77,11 @@ pub struct ZooKeeperServer {
     /// Every open client connection (upstream keeps this set in the cnxn factory).
     pub cnxns: Mutex<HashMap<u64, Arc<ServerCnxn>>>,
     running: AtomicBool,
+    /// `shutdown` ran (a quorum server may stop without ever having served).
+    shut_down: AtomicBool,
+    /// Run by `shutdown` before the threads are joined: stops stages that do not sit
+    /// behind the first processor (a learner's sync thread, its commit processor).
+    on_shutdown: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     pub start_time: i64,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
     skip_acl: bool,
@@ -116,7 +121,10 @@ impl ZooKeeperServer {
             submit: first_tx,
             stats: ServerStats::default(),
             cnxns: Mutex::new(HashMap::new()),
-            running: AtomicBool::new(true),
+            // A quorum role serves only once it has synced (`startServing`).
+            running: AtomicBool::new(kind == ServerKind::Standalone),
+            shut_down: AtomicBool::new(false),
+            on_shutdown: Mutex::new(Vec::new()),
             start_time: time::current_wall_time(),
             threads: Mutex::new(Vec::new()),
             snapshot_in_progress: AtomicBool::new(false),
@@ -181,6 +189,28 @@ impl ZooKeeperServer {
         }))?;
         self.add_thread(t);
         Ok(())
+    }
+
+    /// `startServing`: clients may now be served.
+    pub fn set_serving(&self) {
+        self.running.store(true, Ordering::Release);
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+
+    /// Something to stop when the server shuts down.
+    pub fn on_shutdown(&self, f: Box<dyn FnOnce() + Send>) {
+        self.on_shutdown.lock().push(f);
+    }
+
+    /// `submitLearnerRequest`: a request a learner forwarded goes straight to the first
+    /// processor (its client's session was touched on the learner).
+    pub fn submit_learner_request(&self, si: Request) {
+        if self.submit.send(si).is_err() {
+            log::warn!("Learner request submitted after shutdown");
+        }
     }
 
     /// Registers a thread the server joins on shutdown.
@@ -535,6 +565,14 @@ impl ZooKeeperServer {
         self.tree.write().remove_cnxn(cnxn.id);
     }
 
+    /// `closeAllConnections`.
+    pub fn close_all_connections(&self) {
+        let cs: Vec<Arc<ServerCnxn>> = self.cnxns.lock().values().cloned().collect();
+        for c in cs {
+            c.close();
+        }
+    }
+
     /// Closes every connection of a session (`ServerCnxnFactory.closeSession`).
     pub fn close_session_cnxns(&self, session_id: i64) -> bool {
         let cs: Vec<Arc<ServerCnxn>> =
@@ -546,12 +584,17 @@ impl ZooKeeperServer {
     }
 
     pub fn shutdown(&self) {
-        if !self.running.swap(false, Ordering::AcqRel) {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.running.store(false, Ordering::Release);
         log::info!("shutting down");
         self.session_tracker.shutdown();
         let _ = self.submit.send(Request::new(None, 0, 0, REQUEST_OF_DEATH, Vec::new(), Vec::new()));
+        let hooks: Vec<Box<dyn FnOnce() + Send>> = std::mem::take(&mut *self.on_shutdown.lock());
+        for h in hooks {
+            h();
+        }
         let cs: Vec<Arc<ServerCnxn>> = self.cnxns.lock().values().cloned().collect();
         for c in cs {
             c.close();

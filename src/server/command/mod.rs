@@ -72,6 +72,38 @@ pub fn run(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zk
     out
 }
 
+/// A four-letter word on a client port with no running server behind it (a quorum peer
+/// that is electing or syncing): upstream's commands see a null ZooKeeperServer.
+pub fn answer_not_serving(cmd: &'static str, stream: &mut TcpStream, remote: &std::net::SocketAddr) -> String {
+    if !is_enabled(cmd) {
+        log::debug!("Command {cmd} is not executed because it is not in the whitelist.");
+        return format!("{cmd} is not executed because it is not in the whitelist.\n");
+    }
+    log::info!("Processing {cmd} command from {}", crate::server::server_cnxn::fmt_addr(remote));
+    let mut out = String::new();
+    match cmd {
+        "ruok" => out.push_str("imok"),
+        "isro" => out.push_str("null"),
+        "envi" => envi(&mut out),
+        "gtmk" => out.push_str(&TRACE_MASK.load(Ordering::Relaxed).to_string()),
+        "stmk" => {
+            let mut b = [0u8; 8];
+            if stream.read_exact(&mut b).is_ok() {
+                let m = i64::from_be_bytes(b);
+                TRACE_MASK.store(m, Ordering::Relaxed);
+                out.push_str(&m.to_string());
+            }
+        }
+        // DigestCommand prints the message without a line end.
+        "hash" => out.push_str(ZK_NOT_SERVING),
+        _ => {
+            out.push_str(ZK_NOT_SERVING);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn answer(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) -> String {
     if !is_enabled(cmd) {
         log::debug!("Command {cmd} is not executed because it is not in the whitelist.");

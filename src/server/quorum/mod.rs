@@ -1,10 +1,16 @@
 //! `org.apache.zookeeper.server.quorum`: configuration, membership, and the election
 //! layer of a replicated server.
 
+pub mod commit_processor;
 pub mod fast_leader_election;
 pub mod flexible;
+pub mod follower;
+pub mod leader;
+pub mod learner;
 pub mod learner_handler;
 pub mod learner_session_tracker;
+pub mod learner_zookeeper_server;
+pub mod observer;
 pub mod quorum_cnx_manager;
 pub mod quorum_peer;
 pub mod quorum_peer_config;

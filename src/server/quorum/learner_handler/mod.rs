@@ -1,3 +1,501 @@
-//! `LearnerHandler`: the leader's side of one learner connection.
+//! `LearnerHandler` (thread `LearnerHandler-<addr>`): the leader's side of one learner
+//! connection — discovery (FOLLOWERINFO/OBSERVERINFO, LEADERINFO, ACKEPOCH), the sync
+//! decided by [`sync_plan`], NEWLEADER and its ACK, UPTODATE, then the learner's
+//! packets (ACK, PING, REVALIDATE, REQUEST). Its `Sender-<addr>` thread writes the
+//! queued packets, flushing whenever the queue runs dry.
 
 pub mod sync_plan;
+
+use std::io::{self, BufReader, BufWriter, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use byteorder::{BigEndian, ByteOrder};
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::jute::OutputArchive;
+use crate::proto::op_code;
+use crate::proto::quorum::QuorumPacket;
+use crate::server::persistence::file_snap::serialize_snapshot_body;
+use crate::server::quorum::leader::{Leader, StateSummary};
+use crate::server::quorum::quorum_packet::{self as qp, encode_parts, packet_to_string, read_packet};
+use crate::server::quorum::quorum_server::LearnerType;
+use crate::server::request::Request;
+use crate::server::util::zxid_utils::{epoch_from_zxid, make_zxid};
+
+use sync_plan::{plan_sync, SyncInputs, SyncItem};
+
+/// A packet waiting for the Sender thread.
+enum Queued {
+    Packet { kind: i32, zxid: i64, bytes: Arc<[u8]> },
+    /// `proposalOfDeath`: the Sender stops.
+    Death,
+}
+
+/// `SyncLimitCheck`: the oldest proposal sent to the learner and not yet acked must
+/// not be older than syncLimit ticks.
+#[derive(Default)]
+struct SyncLimitCheck {
+    started: bool,
+    /// (zxid, time sent) of the oldest unacked proposal, and of the newest one.
+    oldest: Option<(i64, Instant)>,
+    newest: Option<(i64, Instant)>,
+}
+
+impl SyncLimitCheck {
+    fn update_proposal(&mut self, zxid: i64, t: Instant) {
+        if !self.started {
+            return;
+        }
+        if self.oldest.is_none() {
+            self.oldest = Some((zxid, t));
+        } else {
+            self.newest = Some((zxid, t));
+        }
+    }
+
+    fn update_ack(&mut self, zxid: i64) {
+        if self.oldest.map(|o| o.0) == Some(zxid) {
+            self.oldest = self.newest.take();
+        } else if let Some((n, _)) = self.newest.filter(|n| n.0 == zxid) {
+            log::warn!(
+                "ACK for 0x{n:x} received before ACK for 0x{:x}",
+                self.oldest.map(|o| o.0).unwrap_or(0)
+            );
+            self.newest = None;
+        }
+    }
+
+    fn check(&self, now: Instant, limit: Duration) -> bool {
+        match self.oldest {
+            Some((_, t)) => now.duration_since(t) < limit,
+            None => true,
+        }
+    }
+}
+
+pub struct LearnerHandler {
+    sid: AtomicI64,
+    version: AtomicI32,
+    learner_type: Mutex<LearnerType>,
+    /// Owner of the sessions this learner's clients use (SessionTracker owners).
+    pub owner: u64,
+    pub remote: SocketAddr,
+    sock: TcpStream,
+    queue: Sender<Queued>,
+    queue_rx: Mutex<Option<Receiver<Queued>>>,
+    sending_started: AtomicBool,
+    tick_of_next_ack_deadline: AtomicI64,
+    running: AtomicBool,
+    sync_limit: Mutex<SyncLimitCheck>,
+    leader: Weak<Leader>,
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub requests_received: AtomicU64,
+}
+
+impl LearnerHandler {
+    /// Starts the handler thread for an accepted learner socket.
+    pub fn start(leader: &Arc<Leader>, sock: TcpStream) -> io::Result<()> {
+        let remote = sock.peer_addr()?;
+        let (tx, rx) = unbounded();
+        let h = Arc::new(LearnerHandler {
+            sid: AtomicI64::new(-1),
+            version: AtomicI32::new(0x1),
+            learner_type: Mutex::new(LearnerType::Participant),
+            owner: leader.next_owner_id(),
+            remote,
+            sock: sock.try_clone()?,
+            queue: tx,
+            queue_rx: Mutex::new(Some(rx)),
+            sending_started: AtomicBool::new(false),
+            tick_of_next_ack_deadline: AtomicI64::new(0),
+            running: AtomicBool::new(true),
+            sync_limit: Mutex::new(SyncLimitCheck::default()),
+            leader: Arc::downgrade(leader),
+            packets_received: AtomicU64::new(0),
+            packets_sent: AtomicU64::new(0),
+            requests_received: AtomicU64::new(0),
+        });
+        let h2 = h.clone();
+        let l = leader.clone();
+        thread::Builder::new().name(format!("LearnerHandler-{}", fmt_remote(&remote))).spawn(move || {
+            h2.run(&l, sock);
+        })?;
+        Ok(())
+    }
+
+    pub fn sid(&self) -> i64 {
+        self.sid.load(Ordering::Acquire)
+    }
+
+    pub fn version(&self) -> i32 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    pub fn learner_type(&self) -> LearnerType {
+        *self.learner_type.lock()
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// `synced`: alive, and heard from within its ack deadline.
+    pub fn synced(&self, tick: i64) -> bool {
+        self.is_alive() && tick <= self.tick_of_next_ack_deadline.load(Ordering::Acquire)
+    }
+
+    pub fn queue_packet(&self, kind: i32, zxid: i64, bytes: Arc<[u8]>) {
+        let _ = self.queue.send(Queued::Packet { kind, zxid, bytes });
+    }
+
+    pub fn queued_count(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// `ping`: with the sender running, a PING carrying the last proposed zxid — unless
+    /// the learner has not acked a proposal within syncLimit, which drops it.
+    pub fn ping(&self, last_proposed: i64, sync_timeout_ms: u64) {
+        if !self.sending_started.load(Ordering::Acquire) {
+            return;
+        }
+        let ok = self.sync_limit.lock().check(Instant::now(), Duration::from_millis(sync_timeout_ms));
+        if ok {
+            self.queue_packet(qp::PING, last_proposed, encode_parts(qp::PING, last_proposed, None));
+        } else {
+            log::warn!("Closing connection to peer due to transaction timeout.");
+            self.shutdown();
+        }
+    }
+
+    /// `shutdown`: stop the Sender, close the socket, leave the leader's lists.
+    pub fn shutdown(&self) {
+        let _ = self.queue.send(Queued::Death);
+        let _ = self.sock.shutdown(Shutdown::Both);
+        self.running.store(false, Ordering::Release);
+        if let Some(l) = self.leader.upgrade() {
+            l.remove_learner_handler(self);
+        }
+    }
+
+    fn run(self: &Arc<Self>, leader: &Arc<Leader>, sock: TcpStream) {
+        leader.add_learner_handler(self.clone());
+        self.tick_of_next_ack_deadline.store(leader.tick_of_initial_ack_deadline(), Ordering::Release);
+        let result = self.run_inner(leader, sock);
+        if let Err(e) = result {
+            log::error!("Unexpected exception in LearnerHandler: {e}");
+        }
+        log::warn!("******* GOODBYE {} ********", fmt_remote(&self.remote));
+        self.shutdown();
+    }
+
+    fn run_inner(self: &Arc<Self>, leader: &Arc<Leader>, sock: TcpStream) -> io::Result<()> {
+        let _ = sock.set_read_timeout(Some(Duration::from_millis((i64::from(leader.peer.init_limit) * i64::from(leader.peer.tick_time)).max(1) as u64)));
+        let mut ia = BufReader::new(sock.try_clone()?);
+        let mut oa = BufWriter::with_capacity(64 * 1024, sock.try_clone()?);
+        let first = read_packet(&mut ia)?;
+        self.on_packet();
+        if first.r#type != qp::FOLLOWERINFO && first.r#type != qp::OBSERVERINFO {
+            log::error!("First packet {} is not FOLLOWERINFO or OBSERVERINFO!", packet_to_string(&first));
+            return Ok(());
+        }
+        match &first.data {
+            Some(d) => {
+                if d.len() >= 8 {
+                    self.sid.store(BigEndian::read_i64(&d[0..8]), Ordering::Release);
+                }
+                if d.len() >= 12 {
+                    self.version.store(BigEndian::read_i32(&d[8..12]), Ordering::Release);
+                }
+                if d.len() >= 20 {
+                    let config_version = BigEndian::read_i64(&d[12..20]);
+                    if config_version > leader.peer.quorum_verifier().version() {
+                        return Err(io::Error::other("Follower is ahead of the leader (has a later activated configuration)"));
+                    }
+                }
+            }
+            None => self.sid.store(leader.get_and_decrement_follower_counter(), Ordering::Release),
+        }
+        let sid = self.sid();
+        let info = leader.peer_info(sid);
+        if info.is_empty() {
+            log::info!("Follower sid: {sid} not in the current config {:x}", leader.peer.quorum_verifier().version());
+        } else {
+            log::info!("Follower sid: {sid} : info : {info}");
+        }
+        if first.r#type == qp::OBSERVERINFO {
+            *self.learner_type.lock() = LearnerType::Observer;
+        }
+        let last_accepted_epoch = epoch_from_zxid(first.zxid);
+        let new_epoch = leader.get_epoch_to_propose(sid, last_accepted_epoch).map_err(|t| io::Error::new(io::ErrorKind::TimedOut, t.0))?;
+        let new_leader_zxid = make_zxid(new_epoch, 0);
+        let ss = if self.version() < qp::ZAB_PROTOCOL_VERSION {
+            let ss = StateSummary { current_epoch: epoch_from_zxid(first.zxid), last_zxid: first.zxid };
+            leader.wait_for_epoch_ack(sid, ss).map_err(|t| io::Error::new(io::ErrorKind::TimedOut, t.0))?;
+            ss
+        } else {
+            let ver = qp::ZAB_PROTOCOL_VERSION.to_be_bytes().to_vec();
+            oa.write_all(&encode_parts(qp::LEADERINFO, new_leader_zxid, Some(&ver)))?;
+            oa.flush()?;
+            let ack = read_packet(&mut ia)?;
+            self.on_packet();
+            if ack.r#type != qp::ACKEPOCH {
+                log::error!("{} is not ACKEPOCH", packet_to_string(&ack));
+                return Ok(());
+            }
+            let epoch = ack.data.as_ref().filter(|d| d.len() >= 4).map(|d| BigEndian::read_i32(&d[0..4])).unwrap_or(-1);
+            let ss = StateSummary { current_epoch: i64::from(epoch), last_zxid: ack.zxid };
+            leader.wait_for_epoch_ack(sid, ss).map_err(|t| io::Error::new(io::ErrorKind::Other, t.0))?;
+            ss
+        };
+        let peer_last_zxid = ss.last_zxid;
+        let (need_snap, snap_zxid) = self.sync_follower(leader, peer_last_zxid);
+        if need_snap {
+            let db = &leader.zk.db;
+            let zxid_to_send = db.last_processed_zxid();
+            oa.write_all(&encode_parts(qp::SNAP, zxid_to_send, None))?;
+            oa.flush()?;
+            log::info!(
+                "Sending snapshot last zxid of peer is 0x{peer_last_zxid:x}, zxid of leader is 0x{snap_zxid:x}, send zxid of db as 0x{zxid_to_send:x}, 0 concurrent snapshot sync, snapshot sync was {} from throttle",
+                if self.learner_type() == LearnerType::Observer { "not exempt" } else { "exempt" }
+            );
+            let body = {
+                let sessions = db.sessions.lock().clone();
+                let tree = db.tree.read();
+                let mut out = OutputArchive::with_buffer(Vec::with_capacity(1 << 20));
+                serialize_snapshot_body(&tree, &sessions, &mut out);
+                out.write_string("BenWasHere");
+                out.into_inner()
+            };
+            oa.write_all(&body)?;
+            oa.flush()?;
+        }
+        log::debug!("Sending NEWLEADER message to {sid}");
+        if self.version() < qp::ZAB_PROTOCOL_VERSION {
+            oa.write_all(&encode_parts(qp::NEWLEADER, new_leader_zxid, None))?;
+            oa.flush()?;
+        } else {
+            let qv_bytes = leader.peer.last_seen_quorum_verifier().map(|q| q.to_string()).unwrap_or_else(|| leader.peer.quorum_verifier().to_string());
+            self.queue_packet(qp::NEWLEADER, new_leader_zxid, encode_parts(qp::NEWLEADER, new_leader_zxid, Some(qv_bytes.as_bytes())));
+        }
+        self.start_sending_packets(oa)?;
+        let ack = read_packet(&mut ia)?;
+        self.on_packet();
+        if ack.r#type != qp::ACK {
+            log::error!("Next packet was supposed to be an ACK, but received packet: {}", packet_to_string(&ack));
+            return Ok(());
+        }
+        log::debug!("Received NEWLEADER-ACK message from {sid}");
+        leader.wait_for_new_leader_ack(sid, ack.zxid).map_err(|t| io::Error::new(io::ErrorKind::TimedOut, t.0))?;
+        self.sync_limit.lock().started = true;
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(leader.sync_timeout_ms())));
+        leader.wait_for_startup();
+        log::debug!("Sending UPTODATE message to {sid}");
+        self.queue_packet(qp::UPTODATE, -1, encode_parts(qp::UPTODATE, -1, None));
+        loop {
+            let p = read_packet(&mut ia)?;
+            self.on_packet();
+            self.tick_of_next_ack_deadline.store(leader.tick_of_next_ack_deadline(), Ordering::Release);
+            self.handle_packet(leader, p)?;
+        }
+    }
+
+    fn on_packet(&self) {
+        self.packets_received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn handle_packet(self: &Arc<Self>, leader: &Arc<Leader>, p: QuorumPacket) -> io::Result<()> {
+        match p.r#type {
+            qp::ACK => {
+                if self.learner_type() == LearnerType::Observer {
+                    log::debug!("Received ACK from Observer {}", self.sid());
+                }
+                self.sync_limit.lock().update_ack(p.zxid);
+                leader.process_ack(self.sid(), p.zxid);
+            }
+            qp::PING => {
+                // Touch every session the learner's clients used.
+                if let Some(d) = &p.data {
+                    let mut i = 0;
+                    while i + 12 <= d.len() {
+                        let sess = BigEndian::read_i64(&d[i..i + 8]);
+                        let to = BigEndian::read_i32(&d[i + 8..i + 12]);
+                        leader.zk.session_tracker().touch_session(sess, to);
+                        i += 12;
+                    }
+                }
+            }
+            qp::REVALIDATE => self.revalidate(leader, &p),
+            qp::REQUEST => {
+                let d = p.data.as_deref().unwrap_or(&[]);
+                if d.len() < 16 {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "REQUEST packet too short"));
+                }
+                let session_id = BigEndian::read_i64(&d[0..8]);
+                let cxid = BigEndian::read_i32(&d[8..12]);
+                let t = BigEndian::read_i32(&d[12..16]);
+                let mut si = Request::new(None, session_id, cxid, t, d[16..].to_vec(), p.authinfo.clone());
+                si.owner = Some(self.owner);
+                leader.zk.submit_learner_request(si);
+                self.requests_received.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => log::warn!("unexpected quorum packet, type: {}", packet_to_string(&p)),
+        }
+        Ok(())
+    }
+
+    /// `revalidateSession`: is a reconnecting client's session alive? If so it now
+    /// belongs to this learner.
+    fn revalidate(&self, leader: &Arc<Leader>, p: &QuorumPacket) {
+        let d = p.data.as_deref().unwrap_or(&[]);
+        if d.len() < 12 {
+            log::warn!("Malformed REVALIDATE from {}", self.sid());
+            return;
+        }
+        let session_id = BigEndian::read_i64(&d[0..8]);
+        let timeout = BigEndian::read_i32(&d[8..12]);
+        let tracker = leader.zk.session_tracker();
+        let valid = tracker.touch_session(session_id, timeout) && tracker.set_owner(session_id, self.owner).is_ok();
+        log::debug!("Session 0x{session_id:x} is valid: {valid}");
+        let mut out = Vec::with_capacity(9);
+        out.extend_from_slice(&session_id.to_be_bytes());
+        out.push(u8::from(valid));
+        self.queue_packet(qp::REVALIDATE, -1, encode_parts(qp::REVALIDATE, -1, Some(&out)));
+    }
+
+    /// `syncFollower`: decide and queue the sync, and start forwarding — all while the
+    /// committed log cannot change. Returns (needSnap, the leader's last zxid).
+    fn sync_follower(self: &Arc<Self>, leader: &Arc<Leader>, peer_last_zxid: i64) -> (bool, i64) {
+        let db = leader.zk.db.clone();
+        let force_snap = crate::system_properties::get_bool("zookeeper.forceSnapshotSync");
+        let sid = self.sid();
+        db.with_committed_log(|log| {
+            let committed: Vec<_> = log.proposals.iter().cloned().collect();
+            let last_processed = db.last_processed_zxid();
+            log::info!(
+                "Synchronizing with Learner sid: {sid} maxCommittedLog=0x{:x} minCommittedLog=0x{:x} lastProcessedZxid=0x{last_processed:x} peerLastZxid=0x{peer_last_zxid:x}",
+                log.max,
+                log.min
+            );
+            let inputs = SyncInputs {
+                peer_last_zxid,
+                last_processed_zxid: last_processed,
+                min_committed: log.min,
+                max_committed: log.max,
+                committed: &committed,
+                force_snap,
+                txn_log_sync_enabled: db.is_txn_log_sync_enabled(),
+            };
+            let plan = plan_sync(&inputs, |from| db.proposals_from_txn_log(from, db.calculate_txn_log_size_limit()));
+            for n in &plan.notes {
+                log::info!("{n} sid: {sid}");
+            }
+            for item in &plan.items {
+                match item {
+                    SyncItem::Diff(z) => self.queue_packet(qp::DIFF, *z, encode_parts(qp::DIFF, *z, None)),
+                    SyncItem::Trunc(z) => self.queue_packet(qp::TRUNC, *z, encode_parts(qp::TRUNC, *z, None)),
+                    SyncItem::Proposal(p) => self.queue_packet(qp::PROPOSAL, p.zxid, encode_parts(qp::PROPOSAL, p.zxid, Some(&p.data))),
+                    SyncItem::Commit(z) => self.queue_packet(qp::COMMIT, *z, encode_parts(qp::COMMIT, *z, None)),
+                }
+            }
+            log::debug!("Start forwarding 0x{:x} for peer sid: {sid}", plan.current_zxid);
+            let leader_last_zxid = leader.start_forwarding(self, plan.current_zxid);
+            (plan.need_snap, leader_last_zxid)
+        })
+    }
+
+    /// `startSendingPackets`: the `Sender-<addr>` thread owns the writer from now on.
+    fn start_sending_packets(self: &Arc<Self>, oa: BufWriter<TcpStream>) -> io::Result<()> {
+        let Some(rx) = self.queue_rx.lock().take() else {
+            log::error!("Attempting to start sending thread after it already started");
+            return Ok(());
+        };
+        let me = self.clone();
+        thread::Builder::new().name(format!("Sender-{}", fmt_remote(&self.remote))).spawn(move || me.send_packets(rx, oa))?;
+        self.sending_started.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// `sendPackets`: write queued packets, flushing when the queue runs dry.
+    fn send_packets(self: Arc<Self>, rx: Receiver<Queued>, mut oa: BufWriter<TcpStream>) {
+        while let Ok(q) = rx.recv() {
+            let Queued::Packet { kind, zxid, bytes } = q else { break };
+            if kind == qp::PROPOSAL {
+                self.sync_limit.lock().update_proposal(zxid, Instant::now());
+            }
+            if oa.write_all(&bytes).is_err() {
+                break;
+            }
+            self.packets_sent.fetch_add(1, Ordering::Relaxed);
+            if rx.is_empty() && oa.flush().is_err() {
+                break;
+            }
+        }
+        let _ = oa.flush();
+        if self.is_alive() {
+            log::warn!("Unexpected exception at {}: send failed", fmt_remote(&self.remote));
+            self.shutdown();
+        }
+    }
+}
+
+impl std::fmt::Debug for LearnerHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LearnerHandler {{ sid: {}, remote: {} }}", self.sid(), self.remote)
+    }
+}
+
+fn fmt_remote(a: &SocketAddr) -> String {
+    format!("/{a}")
+}
+
+/// The opcodes a learner forwards to the leader (FollowerRequestProcessor).
+pub fn is_forwarded_write(t: i32) -> bool {
+    matches!(
+        t,
+        op_code::CREATE
+            | op_code::CREATE2
+            | op_code::CREATE_TTL
+            | op_code::CREATE_CONTAINER
+            | op_code::DELETE
+            | op_code::DELETE_CONTAINER
+            | op_code::SET_DATA
+            | op_code::RECONFIG
+            | op_code::SET_ACL
+            | op_code::MULTI
+            | op_code::CHECK
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_limit_tracks_the_oldest_unacked_proposal() {
+        let mut c = SyncLimitCheck::default();
+        let t0 = Instant::now();
+        c.update_proposal(1, t0);
+        assert!(c.oldest.is_none(), "not started: nothing tracked");
+        c.started = true;
+        c.update_proposal(1, t0);
+        c.update_proposal(2, t0);
+        c.update_proposal(3, t0);
+        assert!(!c.check(t0 + Duration::from_secs(5), Duration::from_secs(2)));
+        c.update_ack(1);
+        assert_eq!(c.oldest.map(|o| o.0), Some(3), "after the oldest is acked, the newest is tracked");
+        c.update_ack(3);
+        assert!(c.oldest.is_none());
+        // An ack of the newer one first only forgets the newer one.
+        c.update_proposal(4, t0);
+        c.update_proposal(5, t0);
+        c.update_ack(5);
+        assert_eq!(c.oldest.map(|o| o.0), Some(4));
+        assert!(c.check(t0 + Duration::from_secs(5), Duration::from_secs(2)));
+    }
+}

@@ -97,6 +97,8 @@ pub struct QuorumPeer {
     pub election_time_taken: AtomicI64,
     /// The bound client port, for the thread name.
     pub client_address: Mutex<Option<SocketAddr>>,
+    /// What the client port serves: the server of the current role once it serves.
+    pub server_holder: Arc<crate::server::server_cnxn_factory::ServerHolder>,
 }
 
 impl QuorumPeer {
@@ -135,8 +137,25 @@ impl QuorumPeer {
             end_fle: AtomicI64::new(0),
             election_time_taken: AtomicI64::new(0),
             client_address: Mutex::new(None),
+            server_holder: crate::server::server_cnxn_factory::ServerHolder::new(None),
             config,
         }))
+    }
+
+    /// `setZooKeeperServer`: what the client port serves (None while not serving); the
+    /// previous server's connections are closed.
+    pub fn set_active_server(&self, zks: Option<Arc<crate::server::zookeeper_server::ZooKeeperServer>>) {
+        let old = self.server_holder.get();
+        self.server_holder.set(zks.clone());
+        if let Some(o) = old {
+            if zks.as_ref().map(|z| !Arc::ptr_eq(z, &o)).unwrap_or(true) {
+                o.close_all_connections();
+            }
+        }
+    }
+
+    pub fn active_server(&self) -> Option<Arc<crate::server::zookeeper_server::ZooKeeperServer>> {
+        self.server_holder.get()
     }
 
     pub fn quorum_verifier(&self) -> Arc<QuorumVerifier> {
