@@ -157,7 +157,9 @@ fn close_cnxn(cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
 fn writer_loop(stream: TcpStream, rx: Receiver<Outgoing>, cnxn: Arc<ServerCnxn>) {
     let mut w = BufWriter::with_capacity(64 * 1024, stream);
     let mut ok = true;
+    let mut timeout_set = None;
     while let Ok(msg) = rx.recv() {
+        set_write_timeout(&w, &cnxn, &mut timeout_set);
         match msg {
             Outgoing::Frame(f) => {
                 if ok && w.write_all(&f).is_err() {
@@ -177,6 +179,21 @@ fn writer_loop(stream: TcpStream, rx: Receiver<Outgoing>, cnxn: Arc<ServerCnxn>)
     let _ = w.flush();
     cnxn.mark_closed();
     cnxn.shutdown_socket();
+}
+
+/// A client that reads nothing leaves the writer blocked in `write` for good, holding
+/// the connection and its queue. Upstream expires a connection that sees no IO for its
+/// session timeout (`NIOServerCnxnFactory.touchCnxn`, the sessionless timeout before
+/// the handshake); a send that makes no progress for that long ends ours the same way.
+fn set_write_timeout(w: &BufWriter<TcpStream>, cnxn: &ServerCnxn, set: &mut Option<u64>) {
+    let ms = match cnxn.session_timeout() {
+        t if t > 0 => t as u64,
+        _ => sessionless_cnxn_timeout(),
+    };
+    if *set != Some(ms) {
+        let _ = w.get_ref().set_write_timeout(Some(Duration::from_millis(ms)));
+        *set = Some(ms);
+    }
 }
 
 fn read_full(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
