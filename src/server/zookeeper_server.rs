@@ -24,7 +24,7 @@ use crate::server::final_request_processor::FinalRequestProcessor;
 use crate::server::prep_request_processor::{OutstandingChanges, PrepRequestProcessor, REQUEST_OF_DEATH};
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
 use crate::server::request::{Request, OWNER_ME};
-use crate::server::server_cnxn::ServerCnxn;
+use crate::server::server_cnxn::{RecvLimits, RecvThrottleReason, ServerCnxn};
 use crate::server::server_stats::ServerStats;
 use crate::server::session_tracker_impl::SessionTrackerImpl;
 use crate::server::sync_request_processor::SyncRequestProcessor;
@@ -34,8 +34,8 @@ use crate::system_properties;
 /// `ZooKeeperServer.superSecret`, mixed into the session password seed.
 const SUPER_SECRET: i64 = 0xB3415C00;
 
-/// Queue capacity between stages; a full queue blocks the connection readers, which
-/// is how backpressure reaches clients (upstream throttles with globalOutstandingLimit).
+/// Queue capacity between stages; a full queue blocks the connection readers. The
+/// readers normally stop well before that, at globalOutstandingLimit (see RecvLimits).
 const STAGE_QUEUE_CAPACITY: usize = 10_000;
 
 /// Why the connection must be closed after a packet (upstream's IOException /
@@ -63,6 +63,10 @@ pub struct ZooKeeperServer {
     pub txn_snap_log: FileTxnSnapLog,
     /// A snapshot thread is running; at most one at a time.
     pub snapshot_in_progress: AtomicBool,
+    /// Requests from connections submitted and not yet answered (`requestsInProcess`).
+    in_process: AtomicI64,
+    /// When connection readers stop reading (read once at start).
+    pub recv_limits: RecvLimits,
 }
 
 impl ZooKeeperServer {
@@ -92,6 +96,8 @@ impl ZooKeeperServer {
             threads: Mutex::new(Vec::new()),
             txn_snap_log,
             snapshot_in_progress: AtomicBool::new(false),
+            in_process: AtomicI64::new(0),
+            recv_limits: RecvLimits::from_system_properties(),
             skip_acl: system_properties::get_or("zookeeper.skipACL", "no") == "yes",
             enforce_quota: system_properties::get_bool_or("zookeeper.enforceQuota", false),
             config,
@@ -197,6 +203,24 @@ impl ZooKeeperServer {
         self.config.max_session_timeout
     }
 
+    /// `getInProcess`: requests of connections between submitRequest and their reply.
+    pub fn in_process(&self) -> i64 {
+        self.in_process.load(Ordering::SeqCst)
+    }
+
+    /// Whether `cnxn`'s reader must stop before its next request (upstream's
+    /// `shouldThrottle`, plus the per-connection bounds of [`RecvLimits`]).
+    pub fn recv_throttle_reason(&self, cnxn: &ServerCnxn, parked: bool) -> Option<RecvThrottleReason> {
+        cnxn.recv_throttle_reason(self.in_process(), parked)
+    }
+
+    /// FinalRequestProcessor queued the reply of a request of `cnxn` (or had none to
+    /// send): `decInProcess` and `decrOutstandingAndCheckThrottle` in one.
+    pub fn request_finished(&self, cnxn: &ServerCnxn) {
+        let in_process = self.in_process.fetch_sub(1, Ordering::SeqCst) - 1;
+        cnxn.request_answered(in_process);
+    }
+
     pub fn outstanding_requests(&self) -> i64 {
         self.cnxns.lock().values().map(|c| c.outstanding.load(Ordering::Relaxed)).sum()
     }
@@ -296,7 +320,8 @@ impl ZooKeeperServer {
         }
         if Request::is_valid(si.r#type) {
             if let Some(c) = &si.cnxn {
-                c.outstanding.fetch_add(1, Ordering::Relaxed);
+                self.in_process.fetch_add(1, Ordering::SeqCst);
+                c.request_submitted(si.r#type);
             }
             if self.submit.send(si).is_err() {
                 log::warn!("Request submitted after shutdown");
