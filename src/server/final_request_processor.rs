@@ -2,7 +2,6 @@
 //! reply. Watch events raised while a txn is applied are queued on their connections
 //! before the reply, which gives upstream's ordering.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::common::time;
@@ -22,6 +21,31 @@ use crate::server::zookeeper_server::ZooKeeperServer;
 
 pub struct FinalRequestProcessor {
     zks: Arc<ZooKeeperServer>,
+}
+
+/// A request's accounting, ended in two steps around its reply.
+struct Answered<'a> {
+    zks: &'a ZooKeeperServer,
+    cnxn: &'a ServerCnxn,
+}
+
+impl<'a> Answered<'a> {
+    /// A read leaves the pipeline before its reply is queued: a client that keeps
+    /// exactly the allowed number of reads in flight sends the next one as soon as a
+    /// reply reaches it, and must not find the reader stopped because this count lagged.
+    /// (The reply's bytes count from the moment it is queued.)
+    fn new(zks: &'a ZooKeeperServer, cnxn: &'a ServerCnxn, op: i32) -> Self {
+        cnxn.read_left_pipeline(op);
+        Answered { zks, cnxn }
+    }
+}
+
+/// The rest when dropped, after the reply is queued whichever way `respond` returns
+/// (upstream decrements after sendBuffer): [`ZooKeeperServer::request_finished`].
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.zks.request_finished(self.cnxn);
+    }
 }
 
 /// A reply body, serialized after the ReplyHeader when the request succeeded.
@@ -177,7 +201,7 @@ impl FinalRequestProcessor {
     /// runs with the tree's write lock held, so it must not take the tree lock.
     fn respond(&self, request: Request, rc: ProcessTxnResult, last_zxid: i64) {
         let Some(cnxn) = request.cnxn.clone() else { return };
-        cnxn.outstanding.fetch_sub(1, Ordering::Relaxed);
+        let _answered = Answered::new(&self.zks, &cnxn, request.r#type);
         let mut last_op = "NA";
         let (err, body) = match self.handle(&request, &cnxn, &rc, &mut last_op) {
             Ok(Handled::Reply(b)) => (Code::Ok, b),

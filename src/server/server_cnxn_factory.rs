@@ -166,7 +166,9 @@ fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperSe
     stream.set_nodelay(true)?;
     let (tx, rx) = unbounded::<Outgoing>();
     let id = NEXT_CNXN_ID.fetch_add(1, Ordering::Relaxed);
-    let cnxn = Arc::new(ServerCnxn::new(id, remote, tx, stream.try_clone()?, zks.stats.packets_sent.clone()));
+    let mut cnxn = ServerCnxn::new(id, remote, tx, stream.try_clone()?, zks.stats.packets_sent.clone());
+    cnxn.recv_limits = zks.recv_limits;
+    let cnxn = Arc::new(cnxn);
     cnxn.add_auth_info(crate::proto::data::Id::new("ip", &remote.ip().to_string()));
     zks.cnxns.lock().insert(id, cnxn.clone());
     let write_half = stream.try_clone()?;
@@ -215,12 +217,17 @@ fn close_cnxn(cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
 fn writer_loop(stream: TcpStream, rx: Receiver<Outgoing>, cnxn: Arc<ServerCnxn>) {
     let mut w = BufWriter::with_capacity(64 * 1024, stream);
     let mut ok = true;
+    let mut timeout_set = None;
     while let Ok(msg) = rx.recv() {
+        set_write_timeout(&w, &cnxn, &mut timeout_set);
         match msg {
             Outgoing::Frame(f) => {
                 if ok && w.write_all(&f).is_err() {
                     ok = false;
                 }
+                let len = f.len();
+                drop(f);
+                cnxn.frame_written(len);
             }
             Outgoing::Close => break,
         }
@@ -235,6 +242,64 @@ fn writer_loop(stream: TcpStream, rx: Receiver<Outgoing>, cnxn: Arc<ServerCnxn>)
     let _ = w.flush();
     cnxn.mark_closed();
     cnxn.shutdown_socket();
+    // Whatever was still queued goes now (a receiver-less channel drops its messages).
+    drop(rx);
+    drop(w);
+    cnxn.writer_exited();
+}
+
+/// A client that reads nothing leaves the writer blocked in `write` for good, holding
+/// the connection and its queue. Upstream expires a connection that sees no IO for its
+/// session timeout (`NIOServerCnxnFactory.touchCnxn`, the sessionless timeout before
+/// the handshake); a send that makes no progress for that long ends ours the same way.
+fn set_write_timeout(w: &BufWriter<TcpStream>, cnxn: &ServerCnxn, set: &mut Option<u64>) {
+    let ms = match cnxn.session_timeout() {
+        t if t > 0 => t as u64,
+        _ => sessionless_cnxn_timeout(),
+    };
+    if *set != Some(ms) {
+        let _ = w.get_ref().set_write_timeout(Some(Duration::from_millis(ms)));
+        *set = Some(ms);
+    }
+}
+
+/// How long a throttled reader sleeps at most before it looks again; wake-ups normally
+/// come sooner, from the writer and from FinalRequestProcessor.
+const THROTTLE_RECHECK: Duration = Duration::from_millis(500);
+
+/// Our `disableRecv`: parks the reader while the connection is over one of its bounds
+/// (`RecvLimits`), holding the request it has just read; the rest stay unread in the
+/// socket. Checking once a request is there, rather than before reading, keeps a
+/// client whose window is exactly the bound from parking the reader on every round
+/// trip. Order is kept and nothing is dropped. Returns false when the connection
+/// closed meanwhile.
+fn wait_until_recv_enabled(cnxn: &ServerCnxn, zks: &ZooKeeperServer) -> bool {
+    let Some(reason) = zks.recv_throttle_reason(cnxn, false) else { return !cnxn.is_closed() };
+    log::debug!(
+        "Throttling - disabling recv {} (session 0x{:x}): {reason:?}, {} bytes unwritten, {} reads in the pipeline, {} requests outstanding",
+        fmt_addr(&cnxn.remote),
+        cnxn.session_id(),
+        cnxn.throttle.unwritten(),
+        cnxn.throttle.pipelined_reads(),
+        cnxn.outstanding.load(Ordering::Relaxed)
+    );
+    // While the reader is parked the client's pings are not read, so they cannot keep
+    // the session alive; a client that is still taking its replies is alive, so
+    // progress of the writer counts as its pings would have.
+    let mut written = cnxn.throttle.written_total();
+    cnxn.throttle.wait_while(
+        THROTTLE_RECHECK,
+        || !cnxn.is_closed() && zks.recv_throttle_reason(cnxn, true).is_some(),
+        || {
+            let now = cnxn.throttle.written_total();
+            if now != written && !cnxn.is_closed() {
+                written = now;
+                zks.session_tracker().touch_session(cnxn.session_id(), cnxn.session_timeout());
+            }
+        },
+    );
+    log::debug!("Sending unthrottle event {} (session 0x{:x})", fmt_addr(&cnxn.remote), cnxn.session_id());
+    !cnxn.is_closed()
 }
 
 fn read_full(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
@@ -352,6 +417,8 @@ fn reader_loop(stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperSer
                     return;
                 }
             }
+        } else if !wait_until_recv_enabled(cnxn, zks) {
+            return;
         } else if let Err(e) = zks.process_packet(cnxn, &buf) {
             log::info!("Closing connection from {}: {}", fmt_addr(&cnxn.remote), e.0);
             return;

@@ -27,7 +27,7 @@ use crate::server::session_tracker::SessionTracker;
 use crate::server::zk_database::ZKDatabase;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
 use crate::server::request::{Request, OWNER_ME};
-use crate::server::server_cnxn::ServerCnxn;
+use crate::server::server_cnxn::{RecvLimits, RecvThrottleReason, ServerCnxn};
 use crate::server::server_stats::ServerStats;
 use crate::server::session_tracker_impl::SessionTrackerImpl;
 use crate::server::sync_request_processor::SyncRequestProcessor;
@@ -37,8 +37,8 @@ use crate::system_properties;
 /// `ZooKeeperServer.superSecret`, mixed into the session password seed.
 const SUPER_SECRET: i64 = 0xB3415C00;
 
-/// Queue capacity between stages; a full queue blocks the connection readers, which
-/// is how backpressure reaches clients (upstream throttles with globalOutstandingLimit).
+/// Queue capacity between stages; a full queue blocks the connection readers. The
+/// readers normally stop well before that, at globalOutstandingLimit (see RecvLimits).
 const STAGE_QUEUE_CAPACITY: usize = 10_000;
 
 /// Why the connection must be closed after a packet (upstream's IOException /
@@ -94,6 +94,10 @@ pub struct ZooKeeperServer {
     pub learner_link: Mutex<Option<Arc<dyn LearnerLink>>>,
     /// The quorum peer this server belongs to, for the 4lw and monitoring.
     pub quorum_peer: Option<Arc<crate::server::quorum::quorum_peer::QuorumPeer>>,
+    /// Requests from connections submitted and not yet answered (`requestsInProcess`).
+    in_process: AtomicI64,
+    /// When connection readers stop reading (read once at start).
+    pub recv_limits: RecvLimits,
 }
 
 impl ZooKeeperServer {
@@ -128,6 +132,8 @@ impl ZooKeeperServer {
             start_time: time::current_wall_time(),
             threads: Mutex::new(Vec::new()),
             snapshot_in_progress: AtomicBool::new(false),
+            in_process: AtomicI64::new(0),
+            recv_limits: RecvLimits::from_system_properties(),
             skip_acl: system_properties::get_or("zookeeper.skipACL", "no") == "yes",
             enforce_quota: system_properties::get_bool_or("zookeeper.enforceQuota", false),
             learner_link: Mutex::new(None),
@@ -290,6 +296,24 @@ impl ZooKeeperServer {
         self.config.max_session_timeout
     }
 
+    /// `getInProcess`: requests of connections between submitRequest and their reply.
+    pub fn in_process(&self) -> i64 {
+        self.in_process.load(Ordering::SeqCst)
+    }
+
+    /// Whether `cnxn`'s reader must stop before its next request (upstream's
+    /// `shouldThrottle`, plus the per-connection bounds of [`RecvLimits`]).
+    pub fn recv_throttle_reason(&self, cnxn: &ServerCnxn, parked: bool) -> Option<RecvThrottleReason> {
+        cnxn.recv_throttle_reason(self.in_process(), parked)
+    }
+
+    /// FinalRequestProcessor queued the reply of a request of `cnxn` (or had none to
+    /// send): `decInProcess` and `decrOutstandingAndCheckThrottle` in one.
+    pub fn request_finished(&self, cnxn: &ServerCnxn) {
+        let in_process = self.in_process.fetch_sub(1, Ordering::SeqCst) - 1;
+        cnxn.request_answered(in_process);
+    }
+
     pub fn outstanding_requests(&self) -> i64 {
         self.cnxns.lock().values().map(|c| c.outstanding.load(Ordering::Relaxed)).sum()
     }
@@ -389,7 +413,8 @@ impl ZooKeeperServer {
         }
         if Request::is_valid(si.r#type) {
             if let Some(c) = &si.cnxn {
-                c.outstanding.fetch_add(1, Ordering::Relaxed);
+                self.in_process.fetch_add(1, Ordering::SeqCst);
+                c.request_submitted(si.r#type);
             }
             if self.submit.send(si).is_err() {
                 log::warn!("Request submitted after shutdown");
