@@ -17,8 +17,8 @@ fn main() {
     };
     if cfg.is_distributed() {
         match zookeeper::server::quorum::quorum_peer_main::run_from_config(cfg) {
-            Ok(peer) => {
-                peer.join();
+            Ok(main) => {
+                main.peer.join();
                 log::info!("Exiting normally");
                 std::process::exit(0);
             }

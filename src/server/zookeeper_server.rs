@@ -486,8 +486,17 @@ impl ZooKeeperServer {
             let pw = req.passwd.unwrap_or_default();
             if pw != Self::generate_passwd(id) {
                 self.finish_session_init(cnxn, false);
+            } else if matches!(self.kind, ServerKind::Follower | ServerKind::Observer) {
+                // `LearnerZooKeeperServer.revalidateSession`: only the leader knows.
+                let link = self.learner_link.lock().clone();
+                match link {
+                    Some(l) => l.validate_session(cnxn, id, timeout),
+                    None => self.finish_session_init(cnxn, false),
+                }
             } else {
-                let valid = self.session_tracker.touch_session(id, timeout);
+                // `revalidateSession`: alive, and owned by this server from now on.
+                let valid = self.session_tracker.touch_session(id, timeout)
+                    && self.session_tracker.set_owner(id, OWNER_ME).is_ok();
                 self.finish_session_init(cnxn, valid);
             }
         }

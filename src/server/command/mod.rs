@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use crate::server::server_cnxn::ServerCnxn;
-use crate::server::zookeeper_server::ZooKeeperServer;
+use crate::server::zookeeper_server::{ServerKind, ZooKeeperServer};
 use crate::system_properties;
 
 pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
@@ -237,8 +237,23 @@ fn stat(out: &mut String, zks: &ZooKeeperServer, full: bool) {
     let _ = writeln!(out, "Connections: {}", zks.cnxns.lock().len());
     let _ = writeln!(out, "Outstanding: {}", zks.outstanding_requests());
     let _ = writeln!(out, "Zxid: 0x{:x}", zks.last_processed_zxid());
-    out.push_str("Mode: standalone\n");
+    let _ = writeln!(out, "Mode: {}", server_state(zks));
     let _ = writeln!(out, "Node count: {}", zks.tree.read().node_count());
+    // LeaderZooKeeperServer adds the proposal sizes.
+    if let Some(l) = zks.quorum_peer.as_ref().and_then(|p| p.leader()).filter(|_| zks.kind == ServerKind::Leader) {
+        let (last, min, max) = l.proposal_sizes();
+        let _ = writeln!(out, "Proposal sizes last/min/max: {last}/{min}/{max}");
+    }
+}
+
+/// `ServerStats.getServerState`: `standalone`, `leader`, `follower`, `observer`.
+pub fn server_state(zks: &ZooKeeperServer) -> &'static str {
+    match zks.kind {
+        ServerKind::Standalone => "standalone",
+        ServerKind::Leader => "leader",
+        ServerKind::Follower => "follower",
+        ServerKind::Observer => "observer",
+    }
 }
 
 fn sent_packets(zks: &ZooKeeperServer) -> u64 {
@@ -468,7 +483,7 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     };
     // ZooKeeperServer.dumpMonitorValues
     kv("version", crate::version::full_version());
-    kv("server_state", "standalone".into());
+    kv("server_state", server_state(zks).into());
     for g in GAUGES {
         let v = match g {
             "ephemerals_count" => tree.ephemeral_count().to_string(),

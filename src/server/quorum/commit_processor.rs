@@ -157,10 +157,22 @@ impl CommitProcessor {
     pub fn start(
         server_id: i64,
         match_syncs: bool,
-        mut next: Box<dyn RequestProcessor>,
+        next: Box<dyn RequestProcessor>,
     ) -> std::io::Result<(Sender<CommitEvent>, std::thread::JoinHandle<()>)> {
         let (tx, rx): (Sender<CommitEvent>, Receiver<CommitEvent>) = crossbeam_channel::unbounded();
-        let t = std::thread::Builder::new().name(format!("CommitProcessor:{server_id}")).spawn(move || {
+        let t = Self::spawn(server_id, match_syncs, rx, next)?;
+        Ok((tx, t))
+    }
+
+    /// Starts the thread on a queue made beforehand (a leader's commits need the queue
+    /// before the stage behind the processor exists).
+    pub fn spawn(
+        server_id: i64,
+        match_syncs: bool,
+        rx: Receiver<CommitEvent>,
+        mut next: Box<dyn RequestProcessor>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new().name(format!("CommitProcessor:{server_id}")).spawn(move || {
             let mut q = CommitQueues::new(match_syncs);
             let mut ready = Vec::new();
             while let Ok(ev) = rx.recv() {
@@ -175,8 +187,7 @@ impl CommitProcessor {
             }
             next.shutdown();
             log::info!("CommitProcessor exited loop!");
-        })?;
-        Ok((tx, t))
+        })
     }
 }
 

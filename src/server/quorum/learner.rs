@@ -456,8 +456,12 @@ fn append_to_log(txn_log: &mut FileTxnLog, r: &Request) -> io::Result<()> {
 
 /// `initConfigInZKDatabase`: `/zookeeper/config` holds the membership text.
 pub fn init_config_node(peer: &QuorumPeer, zk: &ZooKeeperServer) {
+    init_config_node_on(peer, &zk.db);
+}
+
+pub fn init_config_node_on(peer: &QuorumPeer, db: &crate::server::zk_database::ZKDatabase) {
     let qv = peer.quorum_verifier();
-    zk.db.tree.write().set_config_node(qv.to_string().as_bytes(), qv.version());
+    db.tree.write().set_config_node(qv.to_string().as_bytes(), qv.version());
 }
 
 /// `ping`: answer the leader's PING with the sessions our clients used since the last.

@@ -1,21 +1,39 @@
 //! `QuorumPeerMain.runFromConfig`: a replicated server — load the database, check the
-//! epochs, start the election and the QuorumPeer thread.
+//! epochs, open the client port (serving nothing until a role serves), start the
+//! election and the QuorumPeer thread.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use crate::server::persistence::FileTxnSnapLog;
-use crate::server::quorum::quorum_peer::run::{ElectionOnly, RunningPeer};
+use crate::server::quorum::learner::init_config_node_on;
+use crate::server::quorum::quorum_peer::run::{RunningPeer, ZabRoles};
 use crate::server::quorum::quorum_peer::QuorumPeer;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
+use crate::server::server_cnxn_factory::ServerCnxnFactory;
+use crate::server::zk_database::ZKDatabase;
 use crate::server::zookeeper_server_main::exit_code;
 
-pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<Arc<RunningPeer>, (i32, String)> {
+/// A running replicated server: its peer and its client port.
+pub struct QuorumPeerMain {
+    pub peer: Arc<RunningPeer>,
+    pub factory: Option<ServerCnxnFactory>,
+}
+
+pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, String)> {
     crate::server::zookeeper_server_main::set_log_myid(cfg.server_id);
     log::info!("Starting quorum peer, myid={}", cfg.server_id);
     let unexpected = |e: String| {
         log::error!("Unexpected exception, exiting abnormally: {e}");
         (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
     };
+    crate::server::datadir_cleanup_manager::DatadirCleanupManager::new(
+        cfg.data_dir.clone(),
+        cfg.data_log_dir.clone(),
+        cfg.snap_retain_count,
+        cfg.purge_interval,
+    )
+    .start();
     let snap_log = FileTxnSnapLog::new(&cfg.data_log_dir, &cfg.data_dir).map_err(|e| {
         log::error!("Unable to access datadir, exiting abnormally: {e}");
         (exit_code::UNABLE_TO_ACCESS_DATADIR, format!("Unable to access datadir, exiting abnormally\n{e}"))
@@ -27,7 +45,35 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<Arc<RunningPeer>, (i32, 
         log::error!("Unable to load database on disk: {e}");
         unexpected(format!("Unable to run quorum server : {e}"))
     })?;
-    let zxid = restored.tree.last_processed_zxid;
-    let peer = QuorumPeer::new(cfg, zxid, snap_log.snap_dir.clone()).map_err(unexpected)?;
-    RunningPeer::start(peer, Arc::new(ElectionOnly)).map_err(|e| unexpected(e.to_string()))
+    let snap_dir = snap_log.snap_dir.clone();
+    let db = ZKDatabase::new(snap_log, restored);
+    let client_addr = client_address(&cfg);
+    let max_cnxns = cfg.max_client_cnxns;
+    let backlog = cfg.client_port_listen_backlog;
+    let peer = QuorumPeer::new(cfg, db.last_processed_zxid(), snap_dir).map_err(unexpected)?;
+    peer.set_database(db.clone());
+    init_config_node_on(&peer, &db);
+    let factory = match client_addr {
+        Some(addr) => {
+            let f = ServerCnxnFactory::start_with_holder(peer.server_holder.clone(), max_cnxns, addr, backlog)
+                .map_err(|e| unexpected(format!("Unable to bind the client port {addr}: {e}")))?;
+            *peer.client_address.lock() = Some(f.local_address());
+            Some(f)
+        }
+        None => None,
+    };
+    let running = RunningPeer::start(peer, Arc::new(ZabRoles { db })).map_err(|e| unexpected(e.to_string()))?;
+    Ok(QuorumPeerMain { peer: running, factory })
+}
+
+/// `clientPortAddress` (from the server line or the static keys), if a client port is set.
+fn client_address(cfg: &QuorumPeerConfig) -> Option<SocketAddr> {
+    if cfg.client_port <= 0 {
+        return None;
+    }
+    let port = u16::try_from(cfg.client_port).ok()?;
+    match cfg.client_port_address.as_deref() {
+        None => Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+        Some(a) => (a, port).to_socket_addrs().ok()?.next(),
+    }
 }

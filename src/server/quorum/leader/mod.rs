@@ -108,6 +108,52 @@ pub struct Leader {
     pub leader_start_time: AtomicI64,
 }
 
+/// `QuorumPeer.makeLeader` + `lead`: the leader's server and chain on the shared
+/// database (LeaderZooKeeperServer), then the lead loop. Returns when leading ends.
+pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZKDatabase>) {
+    use crate::server::final_request_processor::FinalRequestProcessor;
+    use crate::server::prep_request_processor::PrepRequestProcessor;
+    use crate::server::quorum::commit_processor::CommitProcessor;
+    use crate::server::session_tracker::SessionTracker;
+    use crate::server::session_tracker_impl::SessionTrackerImpl;
+    use crate::server::sync_request_processor::SyncRequestProcessor;
+    use crate::server::zookeeper_server::ServerKind;
+    use proposal_request_processor::{AckRequestProcessor, ProposalRequestProcessor, ToBeAppliedRequestProcessor};
+
+    let sessions = db.sessions.lock().clone();
+    let tracker = SessionTrackerImpl::new(peer.tick_time, peer.myid, &sessions);
+    let (zk, first_rx) = ZooKeeperServer::new(peer.config.clone(), db.clone(), peer.myid, ServerKind::Leader, SessionTracker::Global(tracker.clone()), Some(peer.clone()));
+    let (commit_tx, commit_rx) = crossbeam_channel::unbounded();
+    let commit = CommitSink(commit_tx);
+    let leader = Leader::new(peer.clone(), zk.clone(), commit.clone());
+    peer.set_leader(Some(leader.clone()));
+    let started = (|| -> std::io::Result<()> {
+        let next = Box::new(ToBeAppliedRequestProcessor { leader: leader.clone(), next: Box::new(FinalRequestProcessor::new(zk.clone())) });
+        zk.add_thread(CommitProcessor::spawn(peer.myid, false, commit_rx, next)?);
+        let (sync_tx, sync_rx) = crossbeam_channel::bounded(10_000);
+        let sync = SyncRequestProcessor::new(zk.clone(), Box::new(AckRequestProcessor { leader: leader.clone() }), db.txn_snap_log.txn_log());
+        zk.add_thread(std::thread::Builder::new().name(format!("SyncThread:{}", peer.myid)).spawn(move || sync.run(sync_rx))?);
+        let prep = PrepRequestProcessor::new(zk.clone(), Box::new(ProposalRequestProcessor { leader: leader.clone(), commit: commit.clone(), sync: sync_tx }));
+        let cport = peer.config.client_port;
+        zk.add_thread(std::thread::Builder::new().name(format!("ProcessThread(sid:{} cport:{cport}):", peer.myid)).spawn(move || prep.run(first_rx))?);
+        zk.start_session_tracker(&tracker)?;
+        let (t, _stop) = crate::server::container_manager::ContainerManager::new(zk.clone()).start()?;
+        zk.add_thread(t);
+        Ok(())
+    })();
+    match started {
+        Ok(()) => {
+            // `loadData`: a snapshot of what this leader starts from.
+            zk.start_snapshot_thread(true);
+            leader.lead();
+        }
+        Err(e) => log::warn!("Unexpected exception: {e}"),
+    }
+    leader.shutdown("Forcing shutdown");
+    peer.set_leader(None);
+    peer.set_last_logged_zxid(db.last_processed_zxid());
+}
+
 /// Owner ids of learner handlers start here; the local client port uses `OWNER_ME` (1).
 const FIRST_LEARNER_OWNER: u64 = 1 << 32;
 

@@ -99,6 +99,10 @@ pub struct QuorumPeer {
     pub client_address: Mutex<Option<SocketAddr>>,
     /// What the client port serves: the server of the current role once it serves.
     pub server_holder: Arc<crate::server::server_cnxn_factory::ServerHolder>,
+    /// The leader while this peer leads (4lw, monitoring).
+    leader: Mutex<Option<Arc<crate::server::quorum::leader::Leader>>>,
+    /// The database, once loaded: the last logged zxid comes from it.
+    db: Mutex<Option<Arc<crate::server::zk_database::ZKDatabase>>>,
 }
 
 impl QuorumPeer {
@@ -138,6 +142,8 @@ impl QuorumPeer {
             election_time_taken: AtomicI64::new(0),
             client_address: Mutex::new(None),
             server_holder: crate::server::server_cnxn_factory::ServerHolder::new(None),
+            leader: Mutex::new(None),
+            db: Mutex::new(None),
             config,
         }))
     }
@@ -152,6 +158,19 @@ impl QuorumPeer {
                 o.close_all_connections();
             }
         }
+    }
+
+    pub fn set_leader(&self, l: Option<Arc<crate::server::quorum::leader::Leader>>) {
+        *self.leader.lock() = l;
+    }
+
+    pub fn leader(&self) -> Option<Arc<crate::server::quorum::leader::Leader>> {
+        self.leader.lock().clone()
+    }
+
+    pub fn set_database(&self, db: Arc<crate::server::zk_database::ZKDatabase>) {
+        self.set_last_logged_zxid(db.last_processed_zxid());
+        *self.db.lock() = Some(db);
     }
 
     pub fn active_server(&self) -> Option<Arc<crate::server::zookeeper_server::ZooKeeperServer>> {
@@ -292,6 +311,9 @@ impl QuorumPeer {
 
     /// `getLastLoggedZxid`: the highest zxid in the local database.
     pub fn last_logged_zxid(&self) -> i64 {
+        if let Some(db) = self.db.lock().as_ref() {
+            return db.last_processed_zxid();
+        }
         self.last_logged_zxid.load(Ordering::Acquire)
     }
 

@@ -123,6 +123,26 @@ fn update_server_state(peer: &QuorumPeer) {
     }
 }
 
+/// The roles of a replicated server: Zab's leader, follower and observer on the
+/// peer's database.
+pub struct ZabRoles {
+    pub db: Arc<crate::server::zk_database::ZKDatabase>,
+}
+
+impl Roles for ZabRoles {
+    fn follow_leader(&self, peer: &Arc<QuorumPeer>) {
+        crate::server::quorum::follower::follow_leader(peer, &self.db);
+    }
+
+    fn lead(&self, peer: &Arc<QuorumPeer>) {
+        crate::server::quorum::leader::lead_with(peer, &self.db);
+    }
+
+    fn observe_leader(&self, peer: &Arc<QuorumPeer>) {
+        crate::server::quorum::observer::observe_leader(peer, &self.db);
+    }
+}
+
 /// The roles before Zab: log the outcome and hold it until the peer stops, answering
 /// LOOKING peers through the WorkerReceiver meanwhile.
 pub struct ElectionOnly;
