@@ -275,6 +275,24 @@ fn conf(out: &mut String, zks: &ZooKeeperServer) {
     let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout);
     let _ = writeln!(out, "clientPortListenBacklog={}", c.client_port_listen_backlog);
     let _ = writeln!(out, "serverId={}", zks.server_id);
+    // QuorumZooKeeperServer.dumpConf
+    if let Some(p) = zks.quorum_peer.as_ref() {
+        let ports = |a: crate::server::quorum::quorum_server::MultipleAddresses| {
+            a.all().iter().map(|x| x.port.to_string()).collect::<Vec<_>>().join("|")
+        };
+        let _ = writeln!(out, "initLimit={}", p.init_limit);
+        let _ = writeln!(out, "syncLimit={}", p.sync_limit);
+        let _ = writeln!(out, "electionAlg={}", p.config.election_alg);
+        let _ = writeln!(out, "electionPort={}", ports(p.election_address()));
+        let _ = writeln!(out, "quorumPort={}", ports(p.quorum_address()));
+        let peer_type = match p.learner_type() {
+            crate::server::quorum::quorum_server::LearnerType::Participant => 0,
+            crate::server::quorum::quorum_server::LearnerType::Observer => 1,
+        };
+        let _ = writeln!(out, "peerType={peer_type}");
+        out.push_str("membership: \n");
+        out.push_str(&p.quorum_verifier().to_string());
+    }
 }
 
 fn envi(out: &mut String) {
@@ -422,6 +440,10 @@ impl NamespaceSet {
     fn add(&self, path: &str, value: i64) {
         // PathUtils.getTopNamespace: "/a/b" → "a"; "/" has none
         let Some(ns) = path.split('/').nth(1).filter(|n| !n.is_empty()) else { return };
+        self.add_key(ns, value);
+    }
+
+    fn add_key(&self, ns: &str, value: i64) {
         if let Some((_, m)) = self.entries.read().iter().find(|(n, _)| n == ns) {
             m.add(value);
             return;
@@ -451,6 +473,30 @@ impl NamespaceSet {
 
 static READ_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
 static WRITE_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
+/// `LEARNER_HANDLER_QP_SIZE` / `LEARNER_HANDLER_QP_TIME`: per learner sid, the leader's
+/// queue length and queueing time (ms) of each packet it sends.
+static LEARNER_HANDLER_QP_SIZE: NamespaceSet = NamespaceSet::new();
+static LEARNER_HANDLER_QP_TIME: NamespaceSet = NamespaceSet::new();
+
+/// A packet left a LearnerHandler's queue: queue length then, and time spent queued.
+pub fn record_learner_queue(sid: i64, queue_len: i64, queued_ms: i64) {
+    let k = sid.to_string();
+    LEARNER_HANDLER_QP_SIZE.add_key(&k, queue_len);
+    LEARNER_HANDLER_QP_TIME.add_key(&k, queued_ms);
+}
+
+/// The leader's gauges in the order Apache's `mntr` prints them (its registry's hash
+/// order once the leader's own gauges are registered).
+const LEADER_GAUGES: [&str; 33] = [
+    "ephemerals_count", "num_alive_connections", "avg_latency", "min_proposal_size", "outstanding_requests",
+    "znode_count", "global_sessions", "non_mtls_remote_conn_count", "last_client_response_size", "packets_sent",
+    "packets_received", "max_proposal_size", "max_client_response_size", "synced_followers",
+    "connection_drop_probability", "watch_count", "synced_non_voting_followers", "synced_observers",
+    "auth_failed_count", "min_latency", "max_file_descriptor_count", "approximate_data_size",
+    "open_file_descriptor_count", "last_proposal_size", "pending_syncs", "leader_uptime", "local_sessions",
+    "uptime", "max_latency", "outstanding_tls_handshake", "learners", "min_client_response_size",
+    "non_mtls_local_conn_count",
+];
 
 /// `DataTree.STAT_OVERHEAD_BYTES`: six longs and five ints of a Stat.
 const STAT_OVERHEAD_BYTES: i64 = 6 * 8 + 5 * 4;
@@ -484,7 +530,40 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     // ZooKeeperServer.dumpMonitorValues
     kv("version", crate::version::full_version());
     kv("server_state", server_state(zks).into());
-    for g in GAUGES {
+    let peer = zks.quorum_peer.as_ref();
+    if let Some(p) = peer {
+        kv("peer_state", p.detailed_peer_state());
+        if zks.kind == ServerKind::Observer {
+            kv("observer_master_id", p.leader_id().to_string());
+        }
+    }
+    let leader = peer.and_then(|p| p.leader()).filter(|_| zks.kind == ServerKind::Leader);
+    let gauges: &[&str] = if leader.is_some() { &LEADER_GAUGES } else { &GAUGES };
+    for g in gauges.iter().copied() {
+        if let Some(l) = &leader {
+            let (last, min, max) = l.proposal_sizes();
+            let learners = l.learners();
+            let v = match g {
+                "min_proposal_size" => Some(min.to_string()),
+                "max_proposal_size" => Some(max.to_string()),
+                "last_proposal_size" => Some(last.to_string()),
+                "synced_followers" => Some(l.forwarding_followers().len().to_string()),
+                "synced_non_voting_followers" => Some(
+                    l.forwarding_followers().iter().filter(|h| !l.is_participant(h.sid())).count().to_string(),
+                ),
+                "synced_observers" => Some(l.observing_learners().len().to_string()),
+                "pending_syncs" => Some(l.pending_sync_count().to_string()),
+                "leader_uptime" => Some(
+                    (crate::common::time::current_elapsed_time() - l.leader_start_time.load(Ordering::Relaxed)).to_string(),
+                ),
+                "learners" => Some(learners.len().to_string()),
+                _ => None,
+            };
+            if let Some(v) = v {
+                kv(g, v);
+                continue;
+            }
+        }
         let v = match g {
             "ephemerals_count" => tree.ephemeral_count().to_string(),
             "num_alive_connections" => zks.cnxns.lock().len().to_string(),
@@ -510,6 +589,10 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
             _ => "0".into(),
         };
         kv(g, v);
+    }
+    if let Some(p) = peer {
+        // QuorumZooKeeperServer's gauge: the number of voters.
+        kv("quorum_size", p.quorum_verifier().voting_count().to_string());
     }
     for c in COUNTERS {
         kv(c, "0".into());
@@ -543,7 +626,12 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
             kv(&format!("{p}_{name}"), "0".into());
         }
     }
-    for (set, suffix) in [(&READ_PER_NAMESPACE, "read_per_namespace"), (&WRITE_PER_NAMESPACE, "write_per_namespace")] {
+    // Summary sets, in the registry's hash order of their names.
+    for (set, suffix) in [
+        (&LEARNER_HANDLER_QP_SIZE, "learner_handler_qp_size"),
+        (&READ_PER_NAMESPACE, "read_per_namespace"),
+        (&WRITE_PER_NAMESPACE, "write_per_namespace"),
+    ] {
         for (ns, m) in set.ordered() {
             let name = format!("{ns}_{suffix}");
             kv(&format!("avg_{name}"), java_double(m.avg()));
@@ -551,6 +639,17 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
             kv(&format!("max_{name}"), m.max().to_string());
             kv(&format!("cnt_{name}"), m.count().to_string());
             kv(&format!("sum_{name}"), m.total().to_string());
+        }
+    }
+    for (ns, m) in LEARNER_HANDLER_QP_TIME.ordered() {
+        let name = format!("{ns}_learner_handler_qp_time_ms");
+        kv(&format!("avg_{name}"), java_double(m.avg()));
+        kv(&format!("min_{name}"), m.min().to_string());
+        kv(&format!("max_{name}"), m.max().to_string());
+        kv(&format!("cnt_{name}"), m.count().to_string());
+        kv(&format!("sum_{name}"), m.total().to_string());
+        for p in ["p50", "p95", "p99", "p999"] {
+            kv(&format!("{p}_{name}"), "0".into());
         }
     }
 }

@@ -31,7 +31,7 @@ use sync_plan::{plan_sync, SyncInputs, SyncItem};
 
 /// A packet waiting for the Sender thread.
 enum Queued {
-    Packet { kind: i32, zxid: i64, bytes: Arc<[u8]> },
+    Packet { kind: i32, zxid: i64, bytes: Arc<[u8]>, at: Instant },
     /// `proposalOfDeath`: the Sender stops.
     Death,
 }
@@ -151,7 +151,7 @@ impl LearnerHandler {
     }
 
     pub fn queue_packet(&self, kind: i32, zxid: i64, bytes: Arc<[u8]>) {
-        let _ = self.queue.send(Queued::Packet { kind, zxid, bytes });
+        let _ = self.queue.send(Queued::Packet { kind, zxid, bytes, at: Instant::now() });
     }
 
     pub fn queued_count(&self) -> usize {
@@ -424,7 +424,8 @@ impl LearnerHandler {
     /// `sendPackets`: write queued packets, flushing when the queue runs dry.
     fn send_packets(self: Arc<Self>, rx: Receiver<Queued>, mut oa: BufWriter<TcpStream>) {
         while let Ok(q) = rx.recv() {
-            let Queued::Packet { kind, zxid, bytes } = q else { break };
+            let Queued::Packet { kind, zxid, bytes, at } = q else { break };
+            crate::server::command::record_learner_queue(self.sid(), rx.len() as i64, at.elapsed().as_millis() as i64);
             if kind == qp::PROPOSAL {
                 self.sync_limit.lock().update_proposal(zxid, Instant::now());
             }
