@@ -38,7 +38,12 @@ impl ContainerManager {
         let stop = self.stop.clone();
         let h = thread::Builder::new().name("ContainerManagerTask".into()).spawn(move || {
             while !self.stop.load(Ordering::Acquire) {
-                thread::sleep(Duration::from_millis(self.check_interval_ms));
+                // Sleep in short steps: a quorum server stops and starts this task with
+                // every role change, and must not wait a whole interval for it.
+                let until = std::time::Instant::now() + Duration::from_millis(self.check_interval_ms);
+                while std::time::Instant::now() < until && !self.stop.load(Ordering::Acquire) && !self.zks.is_shut_down() {
+                    thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(std::time::Instant::now())));
+                }
                 if self.stop.load(Ordering::Acquire) || !self.zks.is_running() {
                     break;
                 }
