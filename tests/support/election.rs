@@ -327,6 +327,11 @@ impl Net {
         (i < h.len()).then(|| h.swap_remove(i))
     }
 
+    /// Puts a message (back) among the held ones.
+    pub fn hold(&self, from: i64, to: i64, bytes: Vec<u8>) {
+        self.held.lock().push((from, to, bytes));
+    }
+
     pub fn sent(&self) -> Vec<Sent> {
         self.sent.lock().clone()
     }
