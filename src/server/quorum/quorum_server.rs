@@ -148,17 +148,21 @@ pub fn get_host_and_port(s: &str) -> Result<Vec<String>, ConfigException> {
         let Some(i) = rest.find(']') else {
             return Err(ConfigException::new(format!("{s} starts with '[' but has no matching ']:'")));
         };
-        // Indices in `s`: the ']' is at i + 1.
-        let close = i + 1;
-        if close + 2 == s.len() {
+        // Upstream skips the one character after the ']' (meant to be ':') whatever it is.
+        // Count it as a character, not a byte: the text may come off the wire (an
+        // election initial message, a notification's config), and slicing inside a
+        // multi-byte character would panic the thread reading it.
+        let mut after = rest[i + 1..].chars();
+        if after.next().is_none() {
+            return Ok(vec![s.replace(['[', ']'], "")]);
+        }
+        let ports = after.as_str();
+        if ports.is_empty() {
             return Err(ConfigException::new(format!("{s} doesn't have a port after colon")));
         }
-        if close + 2 < s.len() {
-            let mut out = vec![rest[..i].to_owned()];
-            out.extend(java_split(&s[close + 2..], ':'));
-            return Ok(out);
-        }
-        return Ok(vec![s.replace(['[', ']'], "")]);
+        let mut out = vec![rest[..i].to_owned()];
+        out.extend(java_split(ports, ':'));
+        return Ok(out);
     }
     Ok(java_split(s, ':'))
 }
@@ -355,6 +359,17 @@ mod tests {
         assert!(e.msg.ends_with("and client_config is port or host:port"), "{e}");
         let e = QuorumServer::parse(1, "h:1:70000", false).unwrap_err();
         assert_eq!(e.msg, "port out of range:70000");
+    }
+
+    #[test]
+    fn bracketed_host_with_a_multibyte_character_after_the_bracket() {
+        // Reached with text off the wire: must be an error, never a panic.
+        assert_eq!(get_host_and_port("[a]\u{e9}1:2").unwrap(), vec!["a", "1", "2"]);
+        assert_eq!(get_host_and_port("[a]\u{e9}").unwrap_err().msg, "[a]\u{e9} doesn't have a port after colon");
+        assert_eq!(get_host_and_port("[a]").unwrap(), vec!["a"]);
+        assert_eq!(get_host_and_port("[a]:").unwrap_err().msg, "[a]: doesn't have a port after colon");
+        assert_eq!(QuorumServer::parse(1, "[a]\u{e9}1:2", false).unwrap().to_config_string(), "a:1:2:participant");
+        assert!(QuorumServer::parse(1, "[a]\u{e9}:2:3", false).is_err());
     }
 
     #[test]

@@ -261,6 +261,9 @@ mod tests {
         let e = QuorumVerifier::from_config_string("server.1=h:1:2\nclientPort=5\n", false).unwrap_err();
         assert_eq!(e.msg, "Unrecognised parameter: clientPort");
         assert!(QuorumVerifier::from_config_string("server.x=h:1:2", false).is_err());
+        // A notification's config text with a multi-byte character after a ']' used to
+        // panic the WorkerReceiver, leaving the peer deaf to every later notification.
+        assert!(QuorumVerifier::from_config_string("server.1=[a]\u{e9}:2:3\nversion=1", false).is_err());
     }
 
     #[test]

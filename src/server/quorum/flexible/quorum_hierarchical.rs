@@ -55,7 +55,10 @@ impl QuorumHierarchical {
             }
         }
         for (&sid, &gid) in &q.server_group {
-            *q.group_weight.entry(gid).or_insert(0) += q.server_weight.get(&sid).copied().unwrap_or(0);
+            // Java long arithmetic: a config received in a notification may carry any
+            // weights, and an overflow must not panic the WorkerReceiver.
+            let w = q.group_weight.entry(gid).or_insert(0);
+            *w = w.wrapping_add(q.server_weight.get(&sid).copied().unwrap_or(0));
         }
         log::info!("{}, {}, {}", q.server_weight.len(), q.server_group.len(), q.group_weight.len());
         Ok(q)
@@ -74,7 +77,8 @@ impl QuorumHierarchical {
         let mut expansion: BTreeMap<i64, i64> = BTreeMap::new();
         for sid in ids {
             if let Some(gid) = self.server_group.get(sid) {
-                *expansion.entry(*gid).or_insert(0) += self.weight(*sid);
+                let w = expansion.entry(*gid).or_insert(0);
+                *w = w.wrapping_add(self.weight(*sid));
             }
         }
         let majority_groups = expansion
@@ -151,6 +155,14 @@ mod tests {
         assert_eq!(qv.weight(9), 0);
         assert_eq!(qv.weight(1), 1);
         assert!(!qv.contains_quorum(&[]));
+    }
+
+    #[test]
+    fn huge_weights_wrap_as_java_longs() {
+        // Such a config can arrive in any notification: parsing it must not panic.
+        let text = format!("server.1=h:1:2\nserver.2=h:3:4\ngroup.1=1:2\nweight.1={m}\nweight.2={m}\n", m = i64::MAX);
+        let qv = QuorumVerifier::from_config_string(&text, false).unwrap();
+        assert!(!qv.contains_quorum(&[1, 2]), "the group weight wrapped to -2, as in Java");
     }
 
     #[test]

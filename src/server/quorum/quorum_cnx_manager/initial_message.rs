@@ -132,4 +132,13 @@ mod tests {
         assert_eq!(bad(&encode(PROTOCOL_VERSION_V1, 3, &["h:x".into()])), "Bad port number: x");
         assert!(matches!(parse_bytes(&encode(PROTOCOL_VERSION_V1, 3, &[])[..12]), Err(InitialMessageError::Io(_))));
     }
+
+    #[test]
+    fn multibyte_text_after_a_bracket_is_no_panic() {
+        // Used to slice inside the 'é' and panic the pool thread, which then never gave
+        // its slot back: 20 such connections left the peer unable to connect at all.
+        assert_eq!(bad(&encode(PROTOCOL_VERSION_V1, 3, &["[a]\u{e9}".into()])), "Badly formed address: [a]\u{e9}");
+        let m = parse_bytes(&encode(PROTOCOL_VERSION_V1, 3, &["[a]\u{e9}7".into()])).unwrap();
+        assert_eq!(m.election_addr, vec![QuorumAddr::new("a", 7)], "the character after ']' is skipped, as upstream does");
+    }
 }
