@@ -8,6 +8,7 @@ pub mod data_node;
 pub mod data_tree;
 pub mod ephemeral_type;
 pub mod expiry_queue;
+pub mod fault_points;
 pub mod final_request_processor;
 pub mod persistence;
 pub mod prep_request_processor;

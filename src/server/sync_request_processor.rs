@@ -166,7 +166,9 @@ impl SyncRequestProcessor {
             return Ok(());
         }
         let start = time::current_elapsed_time();
+        crate::server::fault_points::hit("sync.beforeFsync");
         self.txn_log.commit()?;
+        crate::server::fault_points::hit("sync.afterFsync");
         let elapsed = time::current_elapsed_time() - start;
         self.zks.stats.record_sync(elapsed, to_flush.len());
         self.next.process_batch(to_flush);

@@ -93,8 +93,12 @@ fn process_packet(peer: &QuorumPeer, ls: &LearnerServer, conn: &LeaderConnection
             }
             *last_queued = zxid;
             ls.log_request(r);
+            crate::server::fault_points::hit("follower.proposal.queued");
         }
-        qp::COMMIT | qp::COMMITANDACTIVATE => ls.commit(p.zxid),
+        qp::COMMIT | qp::COMMITANDACTIVATE => {
+            crate::server::fault_points::hit("follower.commit.received");
+            ls.commit(p.zxid)
+        }
         qp::UPTODATE => log::error!("Received an UPTODATE message after Follower started"),
         qp::REVALIDATE => conn.revalidate_answer(&ls.zk, &p),
         qp::SYNC => ls.sync(),

@@ -319,6 +319,7 @@ pub fn sync_with_leader(
             *db.sessions.lock() = sessions;
             db.set_last_processed_zxid(first.zxid);
             sync_snapshot = true;
+            crate::server::fault_points::hit("learner.snap.loaded");
         }
         qp::TRUNC => {
             peer.set_sync_mode(SyncMode::Trunc);
@@ -335,6 +336,7 @@ pub fn sync_with_leader(
                 std::process::exit(QUORUM_PACKET_ERROR);
             }
             db.set_last_processed_zxid(first.zxid);
+            crate::server::fault_points::hit("learner.trunc.done");
         }
         _ => {
             log::error!("Got unexpected packet from leader: {}, exiting ... ", packet_to_string(&first));
@@ -391,6 +393,7 @@ pub fn sync_with_leader(
             }
             qp::UPTODATE => {
                 log::info!("Learner received UPTODATE message");
+                crate::server::fault_points::hit("learner.uptodate");
                 if is_pre_zab1_0 {
                     zk.take_snapshot(sync_snapshot).map_err(|e| io::Error::other(format!("snapshot failed: {e}")))?;
                     peer.epochs.set_current(new_epoch)?;
@@ -399,6 +402,7 @@ pub fn sync_with_leader(
             }
             qp::NEWLEADER => {
                 log::info!("Learner received NEWLEADER message");
+                crate::server::fault_points::hit("learner.newleader.beforePersist");
                 if snapshot_needed {
                     // Always durable: a learner that acks NEWLEADER must survive a crash
                     // with what it acked (ZOOKEEPER-3642).
@@ -431,12 +435,15 @@ pub fn sync_with_leader(
                         not_logged.len()
                     );
                 }
+                crate::server::fault_points::hit("learner.newleader.afterPersist");
                 peer.epochs.set_current(new_epoch)?;
                 log::info!("Set the current epoch to {new_epoch}");
+                crate::server::fault_points::hit("learner.newleader.afterEpoch");
                 conn.set_read_timeout((i64::from(peer.tick_time) * i64::from(peer.sync_limit)).max(1) as u64);
                 peer.set_sync_mode(SyncMode::None);
                 conn.write_packet(&encode_parts(qp::ACK, new_leader_zxid, None), true)?;
                 log::info!("Sent NEWLEADER ack to leader with zxid {new_leader_zxid:x}");
+                crate::server::fault_points::hit("learner.newleader.afterAck");
             }
             other => log::warn!("Unexpected packet type {} during sync", qp::type_name(other)),
         }

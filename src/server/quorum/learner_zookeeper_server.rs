@@ -194,6 +194,7 @@ impl SendAckRequestProcessor {
             log::warn!("Closing connection to leader, exception during packet send: {e}");
             self.conn.close();
         }
+        crate::server::fault_points::hit("follower.ack.queued");
     }
 }
 
@@ -214,6 +215,7 @@ impl RequestProcessor for SendAckRequestProcessor {
             log::warn!("Closing connection to leader, exception during packet send: {e}");
             self.conn.close();
         }
+        crate::server::fault_points::hit("follower.ack.sent");
     }
 }
 

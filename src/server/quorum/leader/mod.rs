@@ -450,6 +450,8 @@ impl Leader {
         for f in &st.forwarding {
             f.queue_packet(qp::PROPOSAL, zxid, packet.clone());
         }
+        drop(st);
+        crate::server::fault_points::hit("leader.proposal.sent");
         Ok(())
     }
 
@@ -496,6 +498,7 @@ impl Leader {
             log::warn!("Commiting zxid 0x{zxid:x} not first!");
             log::warn!("First is 0x{:x}", st.last_committed + 1);
         }
+        crate::server::fault_points::hit("leader.commit.beforeSend");
         let Some(p) = st.outstanding.remove(&zxid) else { return false };
         st.to_be_applied.push_back((zxid, p.data.clone()));
         st.last_committed = zxid;

@@ -256,6 +256,7 @@ impl LearnerHandler {
         let peer_last_zxid = ss.last_zxid;
         let (need_snap, snap_zxid) = self.sync_follower(leader, peer_last_zxid);
         if need_snap {
+            crate::server::fault_points::hit("leader.snap.beforeSend");
             let db = &leader.zk.db;
             let zxid_to_send = db.last_processed_zxid();
             oa.write_all(&encode_parts(qp::SNAP, zxid_to_send, None))?;
@@ -291,11 +292,13 @@ impl LearnerHandler {
             return Ok(());
         }
         log::debug!("Received NEWLEADER-ACK message from {sid}");
+        crate::server::fault_points::hit("leader.newleaderAck.received");
         leader.wait_for_new_leader_ack(sid, ack.zxid).map_err(|t| io::Error::new(io::ErrorKind::TimedOut, t.0))?;
         self.sync_limit.lock().started = true;
         let _ = sock.set_read_timeout(Some(Duration::from_millis(leader.sync_timeout_ms())));
         leader.wait_for_startup();
         log::debug!("Sending UPTODATE message to {sid}");
+        crate::server::fault_points::hit("leader.uptodate.beforeSend");
         self.queue_packet(qp::UPTODATE, -1, encode_parts(qp::UPTODATE, -1, None));
         loop {
             let p = read_packet(&mut ia)?;
@@ -497,6 +500,8 @@ mod tests {
         c.update_proposal(5, t0);
         c.update_ack(5);
         assert_eq!(c.oldest.map(|o| o.0), Some(4));
+        assert!(!c.check(t0 + Duration::from_secs(5), Duration::from_secs(2)), "4 is still unacked");
+        c.update_ack(4);
         assert!(c.check(t0 + Duration::from_secs(5), Duration::from_secs(2)));
     }
 }
