@@ -715,6 +715,39 @@ impl DataTree {
 
     // ----------------------------------------------------------- processTxn --
 
+    /// `compareDigest`: after applying a txn, the tree's digest must be the one the
+    /// leader (or the log) recorded with it. A mismatch means this replica diverged: it is
+    /// counted (`digest_mismatches_count`) and reported, as upstream does.
+    pub fn compare_digest(&self, hdr: &TxnHeader, digest: &crate::proto::txn::TxnDigest) -> bool {
+        if !crate::server::persistence::util::digest_enabled() {
+            return true;
+        }
+        if digest.version != crate::server::prep_request_processor::DIGEST_VERSION {
+            log::warn!("Message:Digest version not the same on zxid. Value:{}", hdr.zxid);
+            return true;
+        }
+        let actual = self.digest();
+        if digest.tree_digest != actual {
+            DIGEST_MISMATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::warn!("Message:Digests are not matching. Value is Zxid. Value:{}", hdr.zxid);
+            log::debug!("Digest in log: {}, actual tree: {actual}", digest.tree_digest);
+            if !FIRST_MISMATCH_REPORTED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                log::error!(
+                    "First digest mismatch on txn: {},{},{},{},{}, expected digest is {}, actual digest is {actual}, ",
+                    hdr.client_id,
+                    hdr.cxid,
+                    hdr.zxid,
+                    hdr.time,
+                    hdr.r#type,
+                    digest.tree_digest
+                );
+            }
+            return false;
+        }
+        log::trace!("Digests are matching for Zxid: {:x}, Digest in log and actual tree: {actual}", hdr.zxid);
+        true
+    }
+
     pub fn process_txn(&mut self, hdr: &TxnHeader, txn: Option<&TxnRecord>) -> ProcessTxnResult {
         self.process_txn_inner(hdr, txn, false)
     }
@@ -933,3 +966,7 @@ mod digest_tests {
         assert_ne!(t.digest(), 0);
     }
 }
+
+/// `ServerMetrics.DIGEST_MISMATCHES_COUNT` (process-wide, like upstream's metrics).
+pub static DIGEST_MISMATCHES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+static FIRST_MISMATCH_REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

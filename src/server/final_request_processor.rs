@@ -134,6 +134,9 @@ impl FinalRequestProcessor {
     fn apply_locked(zks: &ZooKeeperServer, oc: &mut OutstandingChanges, tree: &mut DataTree, request: &Request) -> ProcessTxnResult {
         let Some(hdr) = request.hdr.as_ref() else { return ProcessTxnResult::default() };
         let rc = tree.process_txn(hdr, request.txn.as_ref());
+        if let Some(d) = &request.digest {
+            tree.compare_digest(hdr, d);
+        }
         oc.applied(hdr.zxid);
         // A quorum server keeps the txn for learner syncs (`addCommittedProposal`).
         if let Some(bytes) = &request.txn_bytes {

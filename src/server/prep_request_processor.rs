@@ -19,6 +19,7 @@ use crate::proto::txn::*;
 use crate::proto::{op_code, perms, CreateMode, Code};
 use crate::server::auth;
 use crate::server::data_tree::{create_stat, DataTree};
+use crate::server::persistence::file_snap::node_digest;
 use crate::server::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::server::request::Request;
 use crate::server::request_processor::RequestProcessor;
@@ -35,6 +36,10 @@ pub struct ChangeRecord {
     pub child_count: i32,
     pub acl: Vec<ACL>,
     pub data: Option<Vec<u8>>,
+    /// `precalculatedDigest`: this path's digest in this state, and the whole tree's
+    /// digest once this change is applied (0 for a record read from the tree).
+    pub node_digest: i64,
+    pub tree_digest: i64,
 }
 
 impl ChangeRecord {
@@ -78,11 +83,15 @@ type KResult<T> = Result<T, Code>;
 pub struct PrepRequestProcessor {
     zks: Arc<ZooKeeperServer>,
     next: Box<dyn RequestProcessor>,
+    digest_enabled: bool,
 }
+
+/// `DigestCalculator.DIGEST_VERSION`.
+pub const DIGEST_VERSION: i32 = 2;
 
 impl PrepRequestProcessor {
     pub fn new(zks: Arc<ZooKeeperServer>, next: Box<dyn RequestProcessor>) -> Self {
-        PrepRequestProcessor { zks, next }
+        PrepRequestProcessor { zks, next, digest_enabled: crate::server::persistence::util::digest_enabled() }
     }
 
     pub fn run(mut self, queue: Receiver<Request>) {
@@ -100,8 +109,14 @@ impl PrepRequestProcessor {
     fn p_request(&self, request: &mut Request) {
         request.hdr = None;
         request.txn = None;
+        request.digest = None;
         self.p_request_helper(request);
         request.zxid = self.zks.zxid();
+        // `setTxnDigest`: every txn carries the tree digest it leads to, which every
+        // server checks after applying it.
+        if self.digest_enabled && request.hdr.is_some() {
+            request.digest = Some(TxnDigest { version: DIGEST_VERSION, tree_digest: self.current_tree_digest() });
+        }
     }
 
     fn next_zxid(&self) -> i64 {
@@ -266,6 +281,8 @@ impl PrepRequestProcessor {
                 child_count: n.children.len() as i32,
                 acl: tree.acl_of(n),
                 data: n.data.clone(),
+                node_digest: if self.digest_enabled { node_digest(path, n.data.as_deref(), &n.stat) } else { 0 },
+                tree_digest: 0,
             }),
         };
         match rec {
@@ -280,10 +297,35 @@ impl PrepRequestProcessor {
         self.get_record_for_path(&oc, &tree, path)
     }
 
-    fn add_change_record(&self, c: ChangeRecord) {
+    fn add_change_record(&self, mut c: ChangeRecord) {
         let mut oc = self.zks.outstanding_changes.lock();
+        if self.digest_enabled {
+            // `precalculateDigest`: the tree's digest after this change, from the digest
+            // after every change still in flight (or the tree's own).
+            let tree = self.zks.tree.read();
+            let prev = match oc.for_path.get(&c.path) {
+                Some(r) => r.node_digest,
+                None => tree.get_node(&c.path).map(|n| node_digest(&c.path, n.data.as_deref(), &n.stat)).unwrap_or(0),
+            };
+            let new = match &c.stat {
+                Some(st) => node_digest(&c.path, c.data.as_deref(), st),
+                None => 0,
+            };
+            let current = oc.changes.back().map(|r| r.tree_digest).unwrap_or_else(|| tree.digest());
+            c.node_digest = new;
+            c.tree_digest = current.wrapping_sub(prev).wrapping_add(new);
+        }
         oc.for_path.insert(c.path.clone(), c.clone());
         oc.changes.push_back(c);
+    }
+
+    /// `getCurrentTreeDigest`.
+    fn current_tree_digest(&self) -> i64 {
+        let oc = self.zks.outstanding_changes.lock();
+        match oc.changes.back() {
+            Some(r) => r.tree_digest,
+            None => self.zks.tree.read().digest(),
+        }
     }
 
     // ---------------------------------------------------------- validation --
@@ -447,6 +489,8 @@ impl PrepRequestProcessor {
             child_count: 0,
             acl: list_acl,
             data: r.data.clone(),
+            node_digest: 0,
+            tree_digest: 0,
         });
         Ok(())
     }
@@ -481,6 +525,8 @@ impl PrepRequestProcessor {
             child_count: -1,
             acl: Vec::new(),
             data: None,
+            node_digest: 0,
+            tree_digest: 0,
         });
     }
 
@@ -588,6 +634,8 @@ impl PrepRequestProcessor {
                 child_count: 0,
                 acl: Vec::new(),
                 data: None,
+                node_digest: 0,
+                tree_digest: 0,
             });
         }
         if crate::system_properties::get_bool_or("zookeeper.closeSessionTxn.enabled", true) {

@@ -595,7 +595,11 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
         kv("quorum_size", p.quorum_verifier().voting_count().to_string());
     }
     for c in COUNTERS {
-        kv(c, "0".into());
+        let v = match c {
+            "digest_mismatches_count" => crate::server::data_tree::DIGEST_MISMATCHES.load(Ordering::Relaxed),
+            _ => 0,
+        };
+        kv(c, v.to_string());
     }
     let zero = crate::server::server_stats::Summary::default();
     let summary = |name: &str| match name {
