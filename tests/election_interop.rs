@@ -217,6 +217,20 @@ fn assert_decoded(ens: &Ensemble, reader: u64, sender: u64, hist: &BTreeMap<u64,
     );
 }
 
+/// No peer failed to parse another's notification or the config it carries (each
+/// notification has the sender's membership as text, which Java parses with its own
+/// QuorumMaj / QuorumHierarchical).
+fn assert_no_decode_errors(ens: &Ensemble) {
+    const BAD: [&str; 4] = ["Something went wrong while processing config", "Skipping the processing of a partial", "Got a short response", "Backward compatibility mode"];
+    for n in ens.nodes() {
+        for b in BAD {
+            if let Some(m) = n.find_log(b, 0) {
+                panic!("node {} ({:?}) logged {:?}:\n{}", n.sid(), n.imp(), m.line, ens.describe_all(30));
+            }
+        }
+    }
+}
+
 fn assert_roles(ens: &Ensemble, leader: u64) {
     for n in ens.nodes() {
         let o = ens.wait_for_election_outcome(n.sid(), T);
@@ -473,6 +487,7 @@ fn mixed_java_1_2_ours_3_with_our_observer() {
     let leader = ens.wait_for_agreed_leader(&ens.sids(), T);
     assert_eq!(leader, 3, "{}", ens.describe_all(30));
     assert_exact_outcomes(&ens);
+    assert_no_decode_errors(&ens);
     let hist = BTreeMap::new();
     for j in [1, 2] {
         assert_decoded(&ens, j, 3, &hist);
@@ -492,6 +507,7 @@ fn mixed_ours_1_2_java_3_with_java_observer() {
     let leader = ens.wait_for_agreed_leader(&ens.sids(), T);
     assert_eq!(leader, 3, "{}", ens.describe_all(30));
     assert_exact_outcomes(&ens);
+    assert_no_decode_errors(&ens);
     let hist = BTreeMap::new();
     for r in [1, 2] {
         assert_decoded(&ens, 3, r, &hist);
@@ -539,6 +555,7 @@ fn mixed_five_with_data_elects_what_apache_alone_elects() {
     let mut mixed = Ensemble::new(mixed_spec(members(&layout)));
     let leader = start_with_histories(&mut mixed, &hist, &[2]);
     assert_exact_outcomes(&mixed);
+    assert_no_decode_errors(&mixed);
     for j in [2, 4] {
         for r in [1, 3, 5] {
             assert_decoded(&mixed, j, r, &hist);
@@ -566,6 +583,7 @@ fn mixed_three_with_data_elects_what_apache_alone_elects() {
     let mut mixed = Ensemble::new(mixed_spec(members(&layout)));
     let leader = start_with_histories(&mut mixed, &hist, &[3]);
     assert_exact_outcomes(&mixed);
+    assert_no_decode_errors(&mixed);
     for r in [2, 3] {
         assert_decoded(&mixed, 1, r, &hist);
         assert_decoded(&mixed, r, 1, &hist);
@@ -575,6 +593,35 @@ fn mixed_three_with_data_elects_what_apache_alone_elects() {
     let apache_leader = start_with_histories(&mut apache, &hist, &[3]);
     assert_eq!(leader, apache_leader);
     assert_eq!(leader, 3);
+}
+
+/// QuorumHierarchical across implementations: groups {1,2,3} and {4,5}, server 5 of
+/// weight 0; ours 1, 3, 5 and Java 2, 4, empty data. 5 has the highest sid but never
+/// leads: 4 (Java) does, and every peer parses the other side's hierarchical config.
+#[test]
+fn mixed_hierarchical_weight_zero_never_leads() {
+    let layout = [(1, Impl::Ours), (2, Impl::Apache), (3, Impl::Ours), (4, Impl::Apache), (5, Impl::Ours)];
+    let s = mixed_spec(members(&layout)).group(1, &[1, 2, 3]).group(2, &[4, 5]).weight(1, 1).weight(2, 1).weight(3, 1).weight(4, 1).weight(5, 0);
+    let mut ens = Ensemble::new(s);
+    ens.start_nodes(&[4]);
+    ens.node(4).wait_electing(T);
+    ens.start_nodes(&[1, 2, 3, 5]);
+    let leader = ens.wait_for_agreed_leader(&ens.sids(), T);
+    assert_eq!(leader, 4, "{}", ens.describe_all(30));
+    assert_exact_outcomes(&ens);
+    assert_no_decode_errors(&ens);
+    let hist = BTreeMap::new();
+    for j in [2, 4] {
+        for r in [1, 3, 5] {
+            assert_decoded(&ens, j, r, &hist);
+            assert_decoded(&ens, r, j, &hist);
+        }
+    }
+    // 5 proposed itself and no one took it up: every vote for 5 is 5's own.
+    for n in ens.sids() {
+        let o = ens.wait_for_election_outcome(n, T);
+        assert!(o.notifications.iter().filter(|x| x.leader == 5).all(|x| x.sid == 5), "node {n} saw a vote for 5 from another peer: {o:?}");
+    }
 }
 
 // ------------------------------------------------------ come and go --
