@@ -186,9 +186,11 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `--server-bin`, made absolute (servers run in their own directories), or the
+/// zk-server next to this zk-bench.
 fn our_server(server_bin: Option<PathBuf>) -> Result<PathBuf, String> {
     match server_bin {
-        Some(p) => Ok(p),
+        Some(p) => Ok(std::fs::canonicalize(&p).unwrap_or(p)),
         None => {
             let exe = std::env::current_exe().map_err(|e| format!("cannot find zk-bench's own path (pass --server-bin): {e}"))?;
             Ok(exe.with_file_name("zk-server"))
