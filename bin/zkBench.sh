@@ -2,23 +2,28 @@
 #
 # zkBench.sh — build and run zk-bench, the zookeeper-rs benchmark tool.
 #
-# Usage: zkBench.sh {compare|run} [zk-bench options...]
+# Usage: zkBench.sh {compare|election|run} [zk-bench options...]
 #
 #   compare   start Apache ZooKeeper 3.8 (the Debian packages' jars) and our
 #             zk-server with the same zoo.cfg and compare them side by side:
 #             start-up, create/set/get/delete/mixed/multi/watch/churn, RSS and
 #             restart time; tables, ratios ours/Apache and one JSON line.
 #             `--smoke` is a quick check (well under a minute), not a measurement.
+#   election  Apache ZooKeeper 3.8 ensembles (QuorumPeerMain) and ours, side
+#             by side with the same zoo.cfg: start -> leader and leader
+#             kill -9 -> new leader for 3 and 5 peers (10 rounds each, median
+#             and max, ratios), idle RSS and threads of a follower.
+#             `--smoke` is one round of 3 peers (well under 20 s).
 #   run       one workload against a running server, e.g.
 #             zkBench.sh run --server 127.0.0.1:2181 --workload get
 #
-#   zkBench.sh compare --help / zkBench.sh run --help list the options;
+#   zkBench.sh compare --help / election --help / run --help list the options;
 #   docs/benchmarks.md describes the method.
 #
-# Both subcommands first build zk-server and zk-bench in the checkout
+# Every subcommand first builds zk-server and zk-bench in the checkout
 # (`cargo build --release --bin zk-server --bin zk-bench`; a no-op when they
 # are up to date), then exec zk-bench. zk-bench compare runs the zk-server
-# next to it.
+# (zk-bench election: the zk-server peers) next to it.
 #
 # Environment:
 #   ZKBENCH_PROFILE   release (default) or debug: which build to make and run
@@ -33,8 +38,8 @@ ZOOBINDIR="$(cd "$(dirname "$ZOOBIN")" && pwd)"
 . "$ZOOBINDIR/zkEnv.sh"
 
 usage() {
-    echo "Usage: $0 {compare|run} [zk-bench options...]" >&2
-    echo "       $0 compare --help | $0 run --help    (options)" >&2
+    echo "Usage: $0 {compare|election|run} [zk-bench options...]" >&2
+    echo "       $0 compare --help | $0 election --help | $0 run --help    (options)" >&2
     exit 1
 }
 
@@ -47,7 +52,7 @@ die() {
 ZK_SUBCMD=$1
 shift
 case $ZK_SUBCMD in
-    compare|run) ;;
+    compare|election|run) ;;
     *) usage ;;
 esac
 

@@ -72,6 +72,45 @@ fn compare_smoke_via_script() {
     }
 }
 
+/// `zk-bench election --smoke`: one round of 3 Apache peers and 3 of ours (start ->
+/// leader, one leader kill for Apache, footprint), under 20 s. Checks the rows and the
+/// JSON summary, never a time.
+#[test]
+fn election_smoke() {
+    require_apache();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zk-bench"));
+    cmd.args(["election", "--smoke", "--server-bin", env!("CARGO_BIN_EXE_zk-server")]);
+    let t0 = Instant::now();
+    let out = run_with_timeout(cmd, b"", Duration::from_secs(180));
+    let report = describe_output("zk-bench election --smoke", &out);
+    assert!(out.status.success(), "zk-bench election --smoke failed\n{report}");
+    eprintln!("zk-bench election --smoke took {:?}", t0.elapsed());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // "<ratio>  3 peers start -> leader, median (ms)  <apache> <ours>": both elected.
+    let row = |label: &str| -> Vec<String> {
+        let l = stdout.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no row {label:?}\n{report}"));
+        l.split_whitespace().map(str::to_string).collect()
+    };
+    for label in ["3 peers start -> leader, median (ms)", "3 peers idle follower RSS (MiB)", "3 peers idle follower threads"] {
+        let t = row(label);
+        let num = |s: &str| s.parse::<f64>().unwrap_or_else(|e| panic!("bad number {s:?} in {t:?}: {e}\n{report}"));
+        assert!(num(&t[t.len() - 2]) > 0.0 && num(&t[t.len() - 1]) > 0.0, "{label}: {t:?}\n{report}");
+    }
+    // Apache's survivors elect a new leader; ours need Zab for that (or it is measured).
+    let kill = stdout.lines().find(|l| l.contains("3 peers leader kill -> new leader, median (ms)")).unwrap_or_else(|| panic!("no kill row\n{report}"));
+    let apache_kill: f64 = kill.split("(ms)").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no Apache kill figure in {kill:?}"));
+    assert!(apache_kill > 0.0, "{kill}");
+    assert!(kill.ends_with("n/a (needs Zab)") || kill.split_whitespace().last().is_some_and(|v| v.parse::<f64>().is_ok()), "{kill}");
+    let json = json_lines(&stdout);
+    assert_eq!(json.len(), 1, "expected exactly one JSON line\n{report}");
+    if let Err(e) = check_json(json[0]) {
+        panic!("the JSON line does not parse ({e}): {}", json[0]);
+    }
+    for k in ["\"bench\":\"zk-bench-election\"", "\"start_to_leader_ms\":", "\"kill_to_leader_ms\":", "\"follower_rss_kib\":", "\"follower_threads\":"] {
+        assert!(json[0].contains(k), "JSON lacks {k}: {}", json[0]);
+    }
+}
+
 #[test]
 fn run_get_against_our_server() {
     let srv = OurServer::start_standalone("", &[]);

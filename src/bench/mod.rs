@@ -5,11 +5,15 @@
 //! * [`compare::compare`]: starts both servers with the same zoo.cfg and runs every
 //!   workload against each, alternating, plus start-up, RSS and restart measurements
 //!   (`zk-bench compare`, `bin/zkBench.sh compare`).
+//! * [`election::election`]: Apache and our ensembles of 3 and 5 peers side by side:
+//!   start -> leader, leader kill -> new leader, idle footprint (`zk-bench election`,
+//!   `bin/zkBench.sh election`).
 //!
 //! Everything is OS threads and blocking calls; the client's async calls keep requests
 //! in flight, a bounded channel per client thread carries their completions back.
 
 pub mod compare;
+pub mod election;
 pub mod histogram;
 pub mod servers;
 mod workload;

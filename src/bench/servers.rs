@@ -246,6 +246,26 @@ pub fn rss_kib(pid: u32) -> Result<(u64, u64), String> {
     Ok((field("VmRSS:"), field("VmHWM:")))
 }
 
+/// Makes the child of `cmd` die with zk-bench: `PR_SET_PDEATHSIG` (SIGKILL), and a
+/// refusal to start if zk-bench is already gone. The signal fires when the *thread*
+/// that spawned the child exits: zk-bench spawns every server from its main thread.
+pub(crate) fn guard_child(cmd: &mut Command) {
+    let parent = std::process::id() as i32;
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe raw syscalls.
+    unsafe {
+        cmd.pre_exec(move || {
+            if prctl(PR_SET_PDEATHSIG, SIGKILL as std::ffi::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if getppid() != parent {
+                return Err(io::Error::other("zk-bench exited during the spawn"));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// How long a (re)start took, both from the instant before the spawn.
 #[derive(Debug, Clone, Copy)]
 pub struct StartTimes {
@@ -360,22 +380,7 @@ impl ManagedServer {
         let logf2 = logf.try_clone().map_err(|e| format!("cannot dup the log file: {e}"))?;
         let mut cmd = self.programs.command(self.kind, &self.cfg, &self.dir);
         cmd.current_dir(&self.dir).stdin(Stdio::null()).stdout(logf).stderr(logf2);
-        let parent = std::process::id() as i32;
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe raw syscalls.
-        unsafe {
-            cmd.pre_exec(move || {
-                // PDEATHSIG fires when the forking *thread* exits: compare spawns every
-                // server from the thread that runs it (the main thread of zk-bench).
-                if prctl(PR_SET_PDEATHSIG, SIGKILL as std::ffi::c_ulong) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if getppid() != parent {
-                    return Err(io::Error::other("zk-bench exited during the spawn"));
-                }
-                Ok(())
-            });
-        }
+        guard_child(&mut cmd);
         let t0 = Instant::now();
         let child = cmd.spawn().map_err(|e| format!("cannot start the {} server ({cmd:?}): {e}", self.kind.name()))?;
         self.child = Some(child);

@@ -2,13 +2,15 @@
 //!
 //! `zk-bench run --workload get [--server 127.0.0.1:2181] ...` runs one workload against
 //! a running server; `zk-bench compare [--smoke] ...` starts Apache ZooKeeper 3.8 and our
-//! zk-server and compares them (see docs/benchmarks.md).
+//! zk-server and compares them; `zk-bench election [--smoke] ...` compares leader election of
+//! Apache and our ensembles (see docs/benchmarks.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use zookeeper::bench::compare::{compare, CompareConfig};
+use zookeeper::bench::election::{election, ElectionConfig};
 use zookeeper::bench::servers::{ServerPrograms, DEFAULT_APACHE_JARS_DIR, DEFAULT_JAVA};
 use zookeeper::bench::{run, RunConfig, Workload};
 use zookeeper::system_properties;
@@ -26,6 +28,46 @@ enum Cmd {
     Run(RunArgs),
     /// Start Apache ZooKeeper 3.8 and our zk-server and compare them side by side.
     Compare(CompareArgs),
+    /// Leader election of Apache ZooKeeper 3.8 and our ensembles side by side: start ->
+    /// leader, leader kill -> new leader, idle footprint.
+    Election(ElectionArgs),
+}
+
+#[derive(Args)]
+struct ElectionArgs {
+    /// One round of 3 peers (well under 20 s); checks that everything works, measures
+    /// nothing worth reporting.
+    #[arg(long)]
+    smoke: bool,
+    /// Rounds per measurement, size and implementation (at least 3 unless --smoke)
+    /// [default: 10; smoke 1]
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Ensemble sizes [default: 3,5; smoke 3]
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// tickTime of every peer (ms), the same for both.
+    #[arg(long, default_value_t = 2000)]
+    tick_time: u32,
+    /// Longest wait for one election or for an ensemble to serve (s).
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+    /// Idle seconds before the footprint is read [default: 3; smoke 0.3]
+    #[arg(long)]
+    idle: Option<f64>,
+    /// Our server binary [default: zk-server next to this zk-bench]
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Keep the ensembles' directories (zoo.cfg, dataDir, logs) afterwards (they are
+    /// always kept when the benchmark fails).
+    #[arg(long)]
+    keep: bool,
+    /// Java for the Apache peers.
+    #[arg(long, default_value = DEFAULT_JAVA)]
+    java: PathBuf,
+    /// Directory with zookeeper.jar, zookeeper-jute.jar, slf4j-api.jar, slf4j-simple.jar.
+    #[arg(long, default_value = DEFAULT_APACHE_JARS_DIR)]
+    apache_jars: PathBuf,
 }
 
 #[derive(Args)]
@@ -144,16 +186,43 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `--server-bin`, made absolute (servers run in their own directories), or the
+/// zk-server next to this zk-bench.
+fn our_server(server_bin: Option<PathBuf>) -> Result<PathBuf, String> {
+    match server_bin {
+        Some(p) => Ok(std::fs::canonicalize(&p).unwrap_or(p)),
+        None => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find zk-bench's own path (pass --server-bin): {e}"))?;
+            Ok(exe.with_file_name("zk-server"))
+        }
+    }
+}
+
+fn election_cmd(a: ElectionArgs) -> Result<(), String> {
+    let smoke = a.smoke;
+    let cfg = ElectionConfig {
+        programs: ServerPrograms { java: a.java, apache_jars_dir: a.apache_jars, ours: our_server(a.server_bin)? },
+        sizes: if !a.sizes.is_empty() {
+            a.sizes
+        } else if smoke {
+            vec![3]
+        } else {
+            vec![3, 5]
+        },
+        rounds: a.rounds.unwrap_or(if smoke { 1 } else { 10 }),
+        tick_time: a.tick_time,
+        smoke,
+        timeout: secs("timeout", a.timeout)?,
+        idle: secs("idle", a.idle.unwrap_or(if smoke { 0.3 } else { 3.0 }))?,
+        keep_dir: a.keep,
+    };
+    election(&cfg)
+}
+
 fn compare_cmd(a: CompareArgs) -> Result<(), String> {
     let smoke = a.smoke;
     let pick = |v: Option<f64>, full: f64, quick: f64| v.unwrap_or(if smoke { quick } else { full });
-    let ours = match a.server_bin {
-        Some(p) => p,
-        None => {
-            let exe = std::env::current_exe().map_err(|e| format!("cannot find zk-bench's own path (pass --server-bin): {e}"))?;
-            exe.with_file_name("zk-server")
-        }
-    };
+    let ours = our_server(a.server_bin)?;
     let cfg = CompareConfig {
         programs: ServerPrograms { java: a.java, apache_jars_dir: a.apache_jars, ours },
         rounds: a.rounds.unwrap_or(if smoke { 1 } else { 3 }),
@@ -187,6 +256,7 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Run(a) => run_cmd(a),
         Cmd::Compare(a) => compare_cmd(a),
+        Cmd::Election(a) => election_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("zk-bench: {e}");

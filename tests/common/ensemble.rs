@@ -925,6 +925,13 @@ impl Node {
         }
     }
 
+    /// Waits until the peer runs its first election since its last start (it logged
+    /// "New election. My id = N"), so that its vote goes out to peers started after it.
+    /// Panics with the log tail after `timeout` or if the process exits.
+    pub fn wait_electing(&self, timeout: Duration) -> LogMatch {
+        self.wait_for_log(format!("New election. My id = {}, ", self.sid), self.start_offset, timeout)
+    }
+
     /// SIGKILL (kill -9) and reap. Idempotent.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -1313,7 +1320,8 @@ impl Ensemble {
     /// [`Node::wait_listening`]; an `Impl::Ours` node may also exit, e.g. refusing quorum
     /// mode — the test sees it with `is_running`; an Apache node that exits panics).
     ///
-    /// The participant with the highest sid starts first, the others once it listens:
+    /// The participant with the highest sid starts first, the others once it listens
+    /// and runs its election ([`Node::wait_electing`]):
     /// FLE prefers the highest (epoch, zxid, sid), but two peers that find each other
     /// before the third is up form a quorum of their own after finalizeWait (200 ms). With
     /// the highest sid up first, an ensemble on empty data always elects it, even on a
@@ -1328,6 +1336,10 @@ impl Ensemble {
 
     /// Like [`start_all`](Self::start_all) for some sids (e.g. only the Apache ones).
     pub fn start_nodes(&mut self, sids: &[u64]) {
+        self.start_waves(sids);
+    }
+
+    fn start_waves(&mut self, sids: &[u64]) {
         let first = sids.iter().copied().filter(|&s| self.node(s).peer_type == PeerType::Participant).max();
         let waves: Vec<Vec<u64>> = match first {
             Some(f) if sids.len() > 1 => vec![vec![f], sids.iter().copied().filter(|&s| s != f).collect()],
@@ -1335,7 +1347,7 @@ impl Ensemble {
         };
         for attempt in 1..=3 {
             let mut port_taken = false;
-            for wave in &waves {
+            for (wi, wave) in waves.iter().enumerate() {
                 for &sid in wave {
                     if !self.node_mut(sid).is_running() {
                         self.node_mut(sid).spawn();
@@ -1357,6 +1369,18 @@ impl Ensemble {
                 }
                 if port_taken {
                     break;
+                }
+                if wi == 0 && waves.len() > 1 {
+                    // Listening is not electing: a JVM binds its election port a few
+                    // hundred ms before its QuorumPeer thread starts FLE, and our peers
+                    // start in milliseconds; two of them would elect each other within
+                    // finalizeWait before the first wave votes.
+                    for &sid in wave {
+                        let n = self.node(sid);
+                        if n.peer_type == PeerType::Participant && n.alive() {
+                            n.wait_electing(startup_timeout());
+                        }
+                    }
                 }
             }
             if !port_taken {
