@@ -403,6 +403,9 @@ pub fn sync_with_leader(
             qp::NEWLEADER => {
                 log::info!("Learner received NEWLEADER message");
                 crate::server::fault_points::hit("learner.newleader.beforePersist");
+                // What we persist now may belong to the new epoch before currentEpoch
+                // does: leave a note so that a crash in between can be told from damage.
+                peer.epochs.begin_update(new_epoch)?;
                 if snapshot_needed {
                     // Always durable: a learner that acks NEWLEADER must survive a crash
                     // with what it acked (ZOOKEEPER-3642).
@@ -437,6 +440,7 @@ pub fn sync_with_leader(
                 }
                 crate::server::fault_points::hit("learner.newleader.afterPersist");
                 peer.epochs.set_current(new_epoch)?;
+                peer.epochs.end_update();
                 log::info!("Set the current epoch to {new_epoch}");
                 crate::server::fault_points::hit("learner.newleader.afterEpoch");
                 conn.set_read_timeout((i64::from(peer.tick_time) * i64::from(peer.sync_limit)).max(1) as u64);

@@ -275,14 +275,16 @@ impl QuorumCnxManager {
             }
         };
         log::debug!("Connected to server {sid} using election address: {}", fmt_addrs(addr));
-        if let Err(e) = self.start_connection(sock, sid) {
+        // The connection's place in time, taken before the handshake (see start_workers).
+        let seq = self.next_worker_id.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.start_connection(sock, sid, seq) {
             log::error!("Exception while connecting, id: {sid}, addr: {}, closing learner connection: {e}", fmt_addrs(addr));
         }
     }
 
     /// `startConnection`: send our initial message, then keep the socket only if our id
     /// is the larger.
-    fn start_connection(self: &Arc<Self>, mut sock: TcpStream, sid: i64) -> io::Result<bool> {
+    fn start_connection(self: &Arc<Self>, mut sock: TcpStream, sid: i64, seq: u64) -> io::Result<bool> {
         log::debug!("startConnection (myId:{} --> sid:{sid})", self.my_sid);
         let multi = self.peer.is_multi_address_enabled();
         let version = if multi { PROTOCOL_VERSION_V2 } else { PROTOCOL_VERSION_V1 };
@@ -302,7 +304,7 @@ impl QuorumCnxManager {
             ConnectionDecision::Keep => {
                 log::debug!("Have larger server identifier, so keeping the connection: (myId:{} --> sid:{sid})", self.my_sid);
                 let din = BufReader::new(sock.try_clone()?);
-                self.start_workers(sock, din, sid)?;
+                self.start_workers(sock, din, sid, seq)?;
                 Ok(true)
             }
             _ => {
@@ -321,7 +323,10 @@ impl QuorumCnxManager {
         log::debug!("Async handling of connection request received from: {remote}");
         let me = self.clone();
         let shut = sock.try_clone();
-        let res = self.executor.execute(move || me.receive_connection(sock));
+        // Accept order: handshakes run in parallel, but a peer's newer connection must
+        // win over an older one whose handshake happened to finish later.
+        let seq = self.next_worker_id.fetch_add(1, Ordering::Relaxed);
+        let res = self.executor.execute(move || me.receive_connection(sock, seq));
         match res {
             Ok(()) => {
                 self.connection_thread_cnt.fetch_add(1, Ordering::Relaxed);
@@ -336,7 +341,7 @@ impl QuorumCnxManager {
     }
 
     /// `receiveConnection` + `handleConnection`.
-    fn receive_connection(self: &Arc<Self>, sock: TcpStream) {
+    fn receive_connection(self: &Arc<Self>, sock: TcpStream, seq: u64) {
         let remote = sock.peer_addr().map(|a| format!("/{a}")).unwrap_or_default();
         let mut din = match sock.try_clone() {
             Ok(s) => BufReader::new(s),
@@ -386,7 +391,7 @@ impl QuorumCnxManager {
                 let _ = sock.shutdown(Shutdown::Both);
             }
             ConnectionDecision::Keep | ConnectionDecision::Drop => {
-                if let Err(e) = self.start_workers(sock, din, sid) {
+                if let Err(e) = self.start_workers(sock, din, sid, seq) {
                     log::error!("Exception handling connection, addr: {remote}, closing server connection: {e}");
                 }
             }
@@ -395,14 +400,26 @@ impl QuorumCnxManager {
 
     /// Starts the SendWorker/RecvWorker pair for a kept connection, replacing (and
     /// finishing) any older pair for the same peer.
-    fn start_workers(self: &Arc<Self>, sock: TcpStream, din: BufReader<TcpStream>, sid: i64) -> io::Result<()> {
+    ///
+    /// `seq` orders connections as they were accepted (or dialled): upstream handshakes
+    /// one accepted connection at a time, so the newest always replaces the older; our
+    /// handshakes run in parallel on the pool, so an older connection whose handshake
+    /// finishes last is the one dropped.
+    fn start_workers(self: &Arc<Self>, sock: TcpStream, din: BufReader<TcpStream>, sid: i64, seq: u64) -> io::Result<()> {
         if self.is_shutdown() {
             let _ = sock.shutdown(Shutdown::Both);
             return Ok(());
         }
-        let id = self.next_worker_id.fetch_add(1, Ordering::Relaxed);
-        let (sw, stop_rx) = SendWorker::new(sid, id, sock.try_clone()?);
-        let old = self.sender_worker_map.lock().insert(sid, sw.clone());
+        let (sw, stop_rx) = SendWorker::new(sid, seq, sock.try_clone()?);
+        let old = {
+            let mut map = self.sender_worker_map.lock();
+            if map.get(&sid).is_some_and(|w| w.id > seq) {
+                log::debug!("Dropping an older connection from server {sid}: a newer one is in use");
+                let _ = sock.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            map.insert(sid, sw.clone())
+        };
         if let Some(old) = old {
             old.finish(self);
         }

@@ -9,6 +9,12 @@ use parking_lot::Mutex;
 use crate::server::persistence::epoch_file::{read_long_from_file, write_long_to_file, ACCEPTED_EPOCH_FILENAME, CURRENT_EPOCH_FILENAME};
 use crate::server::util::zxid_utils::{epoch_from_zxid, zxid_to_string};
 
+/// Written by a learner before it persists what it synced for a new epoch and removed
+/// once currentEpoch holds that epoch: a crash in between leaves data of an epoch newer
+/// than currentEpoch, which upstream cannot start from (ZOOKEEPER-2354). The file names
+/// the epoch, so start-up can tell this case from real damage.
+pub const UPDATING_EPOCH_FILENAME: &str = "updatingEpoch";
+
 #[derive(Debug)]
 pub struct Epochs {
     snap_dir: PathBuf,
@@ -41,11 +47,21 @@ impl Epochs {
         if epoch_of_zxid > current {
             let tmp_name = format!("{CURRENT_EPOCH_FILENAME}.tmp");
             let tmp = snap_dir.join(&tmp_name);
+            let updating = snap_dir.join(UPDATING_EPOCH_FILENAME);
+            let updating_epoch = if updating.exists() { read_long_from_file(snap_dir, UPDATING_EPOCH_FILENAME).ok() } else { None };
             if tmp.exists() {
                 let v = read_long_from_file(snap_dir, &tmp_name).map_err(|e| fail(e.to_string()))?;
                 log::info!("{} found. Setting current epoch to {v}.", tmp.display());
                 write_long_to_file(snap_dir, CURRENT_EPOCH_FILENAME, v).map_err(|e| fail(e.to_string()))?;
                 current = v;
+            } else if updating_epoch == Some(epoch_of_zxid) {
+                log::info!(
+                    "{} found. The server was terminated after persisting the state synced for epoch {epoch_of_zxid} but before updating the current epoch. Setting current epoch to {epoch_of_zxid}.",
+                    updating.display()
+                );
+                write_long_to_file(snap_dir, CURRENT_EPOCH_FILENAME, epoch_of_zxid).map_err(|e| fail(e.to_string()))?;
+                let _ = std::fs::remove_file(&updating);
+                current = epoch_of_zxid;
             } else {
                 return Err(fail(format!(
                     "The current epoch, {}, is older than the last zxid, {last_processed_zxid}",
@@ -89,6 +105,21 @@ impl Epochs {
         Ok(())
     }
 
+    /// Marks that the state of `epoch` is being persisted before currentEpoch says so.
+    pub fn begin_update(&self, epoch: i64) -> io::Result<()> {
+        write_long_to_file(&self.snap_dir, UPDATING_EPOCH_FILENAME, epoch)
+    }
+
+    /// currentEpoch now holds the epoch the marker named.
+    pub fn end_update(&self) {
+        let f = self.snap_dir.join(UPDATING_EPOCH_FILENAME);
+        if f.exists() {
+            if let Err(e) = std::fs::remove_file(&f) {
+                log::warn!("Unable to remove {}: {e}", f.display());
+            }
+        }
+    }
+
     /// `setAcceptedEpoch`.
     pub fn set_accepted(&self, e: i64) -> io::Result<()> {
         write_long_to_file(&self.snap_dir, ACCEPTED_EPOCH_FILENAME, e)?;
@@ -124,6 +155,21 @@ mod tests {
         std::fs::write(d.path().join("currentEpoch.tmp"), "2").unwrap();
         let e = Epochs::load(d.path(), 0x2_0000_0001).unwrap();
         assert_eq!(e.current(), 2);
+    }
+
+    #[test]
+    fn interrupted_epoch_update_is_repaired_only_for_the_marked_epoch() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("currentEpoch"), "1").unwrap();
+        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
+        // A marker for another epoch proves nothing.
+        std::fs::write(d.path().join(UPDATING_EPOCH_FILENAME), "3").unwrap();
+        assert!(Epochs::load(d.path(), 0x2_0000_0001).is_err());
+        std::fs::write(d.path().join(UPDATING_EPOCH_FILENAME), "2").unwrap();
+        let e = Epochs::load(d.path(), 0x2_0000_0001).unwrap();
+        assert_eq!((e.current(), e.accepted()), (2, 2));
+        assert!(!d.path().join(UPDATING_EPOCH_FILENAME).exists());
+        assert_eq!(std::fs::read_to_string(d.path().join("currentEpoch")).unwrap(), "2");
     }
 
     #[test]
