@@ -239,3 +239,111 @@ fn unknown_key_is_accepted() {
         assert!(ok, "{} did not start with an unknown key:\n{logtxt}", if ours { "ours" } else { "Apache" });
     }
 }
+
+/// A quorum zoo.cfg (three servers on loopback ports) with `extra` lines; `myid` is
+/// written into the data dir when given.
+fn quorum_case(dir: &Path, extra: &[&str], myid: Option<&str>) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    if let Some(id) = myid {
+        std::fs::write(data.join("myid"), id).expect("myid");
+    }
+    let mut lines = vec![
+        "tickTime=2000".to_string(),
+        format!("dataDir={}", data.display()),
+        "admin.enableServer=false".into(),
+        "standaloneEnabled=false".into(),
+    ];
+    let has = |k: &str| extra.iter().any(|l| l.starts_with(k));
+    if !has("initLimit") && !extra.contains(&"#no-initLimit") {
+        lines.push("initLimit=5".into());
+    }
+    if !has("syncLimit") && !extra.contains(&"#no-syncLimit") {
+        lines.push("syncLimit=2".into());
+    }
+    if !extra.iter().any(|l| l.starts_with("server.")) {
+        for i in 1..=3 {
+            lines.push(format!("server.{i}=127.0.0.1:{}:{};127.0.0.1:{}", free_port(), free_port(), free_port()));
+        }
+    }
+    lines.extend(extra.iter().filter(|l| !l.starts_with('#')).map(|l| l.to_string()));
+    let cfg = dir.join("zoo.cfg");
+    std::fs::write(&cfg, lines.join("\n") + "\n").expect("write cfg");
+    cfg
+}
+
+/// Quorum configurations upstream refuses: the same exit code and messages from both
+/// servers, each checked against the message Apache 3.8 prints.
+#[test]
+fn bad_quorum_configs_parity() {
+    struct QCase {
+        name: &'static str,
+        extra: Vec<&'static str>,
+        myid: Option<&'static str>,
+        key: &'static str,
+        wrapped: bool,
+    }
+    let cases = vec![
+        QCase { name: "myid missing", extra: vec![], myid: None, key: "myid file is missing", wrapped: true },
+        QCase { name: "myid not a number", extra: vec![], myid: Some("one"), key: "serverid one is not a number", wrapped: true },
+        QCase { name: "initLimit not set", extra: vec!["#no-initLimit"], myid: Some("1"), key: "initLimit is not set", wrapped: true },
+        QCase { name: "syncLimit not set", extra: vec!["#no-syncLimit"], myid: Some("1"), key: "syncLimit is not set", wrapped: true },
+        QCase {
+            name: "same quorum and election port",
+            extra: vec!["server.1=127.0.0.1:5555:5555", "server.2=127.0.0.1:5556:5557"],
+            myid: Some("1"),
+            key: "Client and election port must be different! Please update the configuration file on server.1",
+            wrapped: false,
+        },
+        QCase {
+            name: "multiple addresses without multiAddress.enabled",
+            extra: vec!["server.1=127.0.0.1:5555:5556|127.0.0.2:5555:5556", "server.2=127.0.0.1:5557:5558"],
+            myid: Some("1"),
+            key: "Multiple address feature is disabled, but multiple addresses were specified for sid 1",
+            wrapped: false,
+        },
+        QCase {
+            name: "bad server line",
+            extra: vec!["server.1=127.0.0.1:5555", "server.2=127.0.0.1:5557:5558"],
+            myid: Some("1"),
+            key: "127.0.0.1:5555 does not have the form server_config or server_config;client_config where server_config is the pipe separated list of host:port:port or host:port:port:type and client_config is port or host:port",
+            wrapped: false,
+        },
+        QCase {
+            name: "observers only",
+            extra: vec!["server.1=127.0.0.1:5555:5556:observer", "server.2=127.0.0.1:5557:5558:observer"],
+            myid: Some("1"),
+            key: "standaloneEnabled = false then number of participants should be >0",
+            wrapped: true,
+        },
+        QCase { name: "electionAlg=2", extra: vec!["electionAlg=2"], myid: Some("1"), key: "Invalid electionAlg value. Only 3 is supported.", wrapped: false },
+    ];
+    let mut failures = Vec::new();
+    for c in &cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = quorum_case(dir.path(), &c.extra, c.myid);
+        let r = std::panic::catch_unwind(|| run_case(c.name, &cfg, dir.path(), c.key, c.wrapped));
+        match r {
+            Ok(t) => eprintln!("== {} ==\n{}", c.name, t.join("\n")),
+            Err(_) => failures.push(c.name),
+        }
+    }
+    assert!(failures.is_empty(), "cases that differ: {failures:?}");
+}
+
+/// A server whose myid is not in the server list: upstream's QuorumPeer.start throws
+/// "My id 4 not in the peer list", which QuorumPeerMain reports as an unexpected
+/// exception with exit code 1 (not a config error). Both servers: same code, same text.
+#[test]
+fn myid_not_in_the_peer_list_parity() {
+    for ours in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = quorum_case(dir.path(), &[], Some("4"));
+        let cmd = if ours { ours_cmd(&cfg, dir.path()) } else { apache_cmd(&cfg, dir.path()) };
+        let o = run_with_timeout(cmd, b"", LIMIT);
+        let (out, err) = text(&o);
+        let who = if ours { "ours" } else { "Apache" };
+        assert_eq!(o.status.code(), Some(1), "{who}: exit code\n{out}\n{err}");
+        assert!(format!("{out}\n{err}").contains("My id 4 not in the peer list"), "{who}: message\n{out}\n{err}");
+    }
+}
