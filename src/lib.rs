@@ -5,6 +5,7 @@
 //! its subpackages), `client` and `cli`; `bench` is the `zk-bench` load generator.
 
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod client;
 pub mod common;
