@@ -257,6 +257,22 @@ mod tests {
     }
 
     #[test]
+    fn local_session_changes_need_no_commit() {
+        let mut q = CommitQueues::new(true);
+        let mut ready = Vec::new();
+        let mut create = req(1, 0, op_code::CREATE_SESSION);
+        create.is_local_session = true;
+        q.on_request(create, &mut ready);
+        let mut close = req(1, 1, op_code::CLOSE_SESSION);
+        close.is_local_session = true;
+        q.on_request(close, &mut ready);
+        assert_eq!(ids(&ready), vec![(1, 0), (1, 1)]);
+        ready.clear();
+        q.on_request(req(2, 0, op_code::CREATE_SESSION), &mut ready);
+        assert!(ready.is_empty(), "a global session waits for its txn");
+    }
+
+    #[test]
     fn syncs_wait_on_learners_only() {
         let mut q = CommitQueues::new(false);
         let mut ready = Vec::new();

@@ -144,3 +144,45 @@ impl LeaderSessionTracker {
         self.global.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn tracker(local: bool) -> Arc<LeaderSessionTracker> {
+        LeaderSessionTracker::new(SessionTrackerImpl::new(2000, 1, &HashMap::new()), 2000, 1, local)
+    }
+
+    #[test]
+    fn new_sessions_are_local_and_upgrade_to_global() {
+        let t = tracker(true);
+        let local = t.local.clone().expect("local tracker");
+        let id = t.create_session(5000);
+        assert_eq!(server_id_from_session_id(id), 1);
+        assert!(local.is_local(id) && !t.is_global_session(id));
+        assert_eq!(t.check_session(id, Some(1)), Ok(()));
+        let timeout = local.upgrade_session(id, |i, to| {
+            t.track_session(i, to);
+        });
+        assert_eq!(timeout, Some(5000));
+        assert!(!local.is_local(id) && local.is_upgrading(id) && t.is_global_session(id));
+        assert_eq!(local.upgrade_session(id, |_, _| panic!("upgraded twice")), None);
+        t.commit_session(id, 5000, true);
+        assert!(!local.is_upgrading(id));
+        assert_eq!(t.check_global_session(id, Some(1)), Ok(()));
+    }
+
+    #[test]
+    fn unknown_sessions_by_whose_they_are() {
+        let t = tracker(true);
+        // Ours but unknown: expired. Another server's: its local session, not ours to judge.
+        assert_eq!(t.check_session(1 << 56 | 5, None), Err(Code::SessionExpired));
+        assert_eq!(t.check_session(2 << 56 | 5, None), Ok(()));
+        assert_eq!(t.check_global_session(2 << 56 | 5, None), Err(Code::SessionExpired));
+        let t = tracker(false);
+        assert_eq!(t.check_session(2 << 56 | 5, None), Err(Code::SessionExpired));
+        let id = t.create_session(5000);
+        assert!(t.is_global_session(id));
+    }
+}

@@ -144,3 +144,45 @@ impl LearnerSessionTracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::persistence::{FileTxnSnapLog, Restored};
+
+    fn db() -> Arc<ZKDatabase> {
+        let log = FileTxnSnapLog { data_dir: std::path::PathBuf::new(), snap_dir: std::path::PathBuf::new() };
+        let restored = Restored {
+            tree: crate::server::data_tree::DataTree::new(),
+            sessions: HashMap::from([(2 << 56 | 7, 4000)]),
+            snapshot: None,
+            replayed: 0,
+            committed: Vec::new(),
+        };
+        ZKDatabase::new(log, restored)
+    }
+
+    #[test]
+    fn with_local_sessions_only_known_sessions_are_touched() {
+        let t = LearnerSessionTracker::new(3, db(), 2000, true);
+        let id = t.create_session(6000);
+        assert!(t.touch_session(id, 6000), "local session");
+        assert!(t.take_touch_snapshot().is_empty(), "a local session is not reported to the leader");
+        assert!(t.touch_session(2 << 56 | 7, 4000), "global session");
+        assert!(!t.touch_session(3 << 56 | 99, 4000), "unknown session");
+        assert_eq!(t.take_touch_snapshot().len(), 1);
+        assert_eq!(t.check_session(3 << 56 | 99, None), Err(Code::SessionExpired));
+        assert_eq!(t.check_session(2 << 56 | 7, None), Ok(()));
+        assert!(t.dump().starts_with("Local Session Sets (1)/(1):\n"), "{}", t.dump());
+        t.remove_session(id);
+        assert_eq!(t.local.as_ref().map(|l| l.count()), Some(0));
+    }
+
+    #[test]
+    fn without_local_sessions_everything_goes_to_the_leader() {
+        let t = LearnerSessionTracker::new(3, db(), 2000, false);
+        assert!(t.touch_session(3 << 56 | 99, 4000));
+        assert_eq!(t.check_session(3 << 56 | 99, None), Ok(()));
+        assert!(t.dump().starts_with("Global Sessions(1):\n"));
+    }
+}

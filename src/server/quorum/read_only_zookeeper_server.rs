@@ -109,3 +109,27 @@ fn send_error_response(zk: &ZooKeeperServer, r: &Request) {
     cnxn.read_left_pipeline(r.r#type);
     zk.request_finished(cnxn);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_syncs_and_global_session_changes_are_refused() {
+        let r = |t: i32, local: bool| {
+            let mut r = Request::new(None, 1, 1, t, Vec::new(), Vec::new());
+            r.is_local_session = local;
+            r
+        };
+        for t in [op_code::CREATE, op_code::CREATE2, op_code::DELETE, op_code::SET_DATA, op_code::SET_ACL, op_code::MULTI, op_code::SYNC, op_code::CHECK] {
+            assert!(refused(&r(t, false)), "{t}");
+        }
+        for t in [op_code::GET_DATA, op_code::EXISTS, op_code::GET_CHILDREN2, op_code::MULTI_READ, op_code::PING, op_code::SET_WATCHES] {
+            assert!(!refused(&r(t, false)), "{t}");
+        }
+        assert!(refused(&r(op_code::CREATE_SESSION, false)));
+        assert!(!refused(&r(op_code::CREATE_SESSION, true)));
+        assert!(refused(&r(op_code::CLOSE_SESSION, false)));
+        assert!(!refused(&r(op_code::CLOSE_SESSION, true)));
+    }
+}
