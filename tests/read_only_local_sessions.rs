@@ -403,9 +403,13 @@ fn raw_read_only_handshake(addr: &str, req: &zookeeper::proto::proto::ConnectReq
     format!("{n} bytes, xid {} err {err}", i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))
 }
 
+/// One scenario pair at a time: each runs six peers and Java clients, on two cores.
+static HEAVY: Mutex<()> = Mutex::new(());
+
 /// Runs the scenario for each implementation at the same time and compares.
 fn side_by_side(cases: Vec<(&'static str, Box<dyn FnOnce() -> Vec<String> + Send>)>) {
     require_apache();
+    let _one_at_a_time = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
     let results: Arc<Mutex<Vec<(&'static str, Vec<String>)>>> = Arc::default();
     let handles: Vec<_> = cases
         .into_iter()
@@ -447,6 +451,16 @@ fn local_sessions_and_read_only_mode_as_apache() {
     side_by_side(vec![
         ("apache", Box::new(|| local_and_read_only_scenario("apache", &[Impl::Apache; 3], 1))),
         ("ours", Box::new(|| local_and_read_only_scenario("ours", &[Impl::Ours; 3], 1))),
+    ]);
+}
+
+/// Our peer as the read-only survivor of an otherwise Apache ensemble: its local
+/// sessions are upgraded through an Apache leader, and it rejoins that ensemble.
+#[test]
+fn our_peer_among_apache_peers_as_apache() {
+    side_by_side(vec![
+        ("apache", Box::new(|| local_and_read_only_scenario("apache", &[Impl::Apache; 3], 3))),
+        ("mixed", Box::new(|| local_and_read_only_scenario("mixed", &[Impl::Apache, Impl::Apache, Impl::Ours], 3))),
     ]);
 }
 
