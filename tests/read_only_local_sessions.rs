@@ -249,6 +249,11 @@ fn local_and_read_only_scenario(name: &str, imps: &[Impl], survivor: u64) -> Vec
     });
     t.note(format!("abandoned local session: connected {abandoned}, counted {grew}, expired {expired}"));
 
+    // A global session (upgraded for its ephemeral), alive when the partition comes.
+    let (global_zk, _) = client(&all, 10_000, false, T);
+    let _ = global_zk.create("/global-eph", None, &ids::open_acl_unsafe(), CreateMode::Ephemeral);
+    let global_session = (global_zk.session_id(), global_zk.session_passwd());
+
     // Partition: the survivor alone.
     for s in &others {
         e.kill(*s);
@@ -274,6 +279,11 @@ fn local_and_read_only_scenario(name: &str, imps: &[Impl], survivor: u64) -> Vec
     t.note(format!("delete: {}", code_of(ro_zk.delete("/ro", -1))));
     t.note(format!("sync: {}", code_of(ro_zk.sync("/ro"))));
     t.note(format!("local sessions on the read-only server: {}", mntr_value(&e, survivor, "local_sessions").parse::<i64>().map(|v| v >= 1).unwrap_or(false)));
+    // Its session resumes there; a global session does not.
+    let local_session = (ro_zk.session_id(), ro_zk.session_passwd());
+    t.note(format!("read-only client's session resumed: {}", raw_read_only_handshake(&on_survivor, local_session.0, &local_session.1)));
+    t.note(format!("global session resumed read-only: {}", raw_read_only_handshake(&on_survivor, global_session.0, &global_session.1)));
+    global_zk.close();
     ro_zk.close();
 
     let (plain, st) = client(&on_survivor, 10_000, false, Duration::from_secs(4));
@@ -365,20 +375,23 @@ fn read_only_without_local_sessions(name: &str, imp: Impl) -> Vec<String> {
     let ro = poll_until(T, || e.node(1).mode() == Some(Mode::ReadOnly));
     t.note(format!("lone peer read-only: {ro}"));
     t.note(format!("isro: {}", e.node(1).four_letter("isro")));
+    if std::env::var("ZKRS_RO_MNTR").is_ok() {
+        eprintln!("[{name}] mntr:\n{}\nconf:\n{}\nstat:\n{}", e.node(1).four_letter("mntr"), e.node(1).four_letter("conf"), e.node(1).four_letter("stat"));
+    }
     let (zk, st) = client(&e.node(1).connect_string(), 10_000, true, Duration::from_secs(4));
     t.note(format!("read-only client: {st:?}"));
     zk.close();
     // What the server sends for the createSession it refuses: NOTREADONLY in a reply
     // header where the client expects its ConnectResponse.
-    let req = zookeeper::proto::proto::ConnectRequest { protocol_version: 0, last_zxid_seen: 0, time_out: 10_000, session_id: 0, passwd: Some(vec![0; 16]) };
-    t.note(format!("raw read-only handshake: {}", raw_read_only_handshake(&e.node(1).connect_string(), &req)));
+    t.note(format!("raw read-only handshake: {}", raw_read_only_handshake(&e.node(1).connect_string(), 0, &[0; 16])));
     t.lines
 }
 
-/// A handshake with readOnly=true; returns the answer's length and its last int.
-fn raw_read_only_handshake(addr: &str, req: &zookeeper::proto::proto::ConnectRequest) -> String {
+/// A handshake with readOnly=true: what came back.
+fn raw_read_only_handshake(addr: &str, session_id: i64, passwd: &[u8]) -> String {
     use std::io::{Read, Write};
     use zookeeper::jute::{OutputArchive, Record};
+    let req = &zookeeper::proto::proto::ConnectRequest { protocol_version: 0, last_zxid_seen: 0, time_out: 10_000, session_id, passwd: Some(passwd.to_vec()) };
     let Ok(mut s) = std::net::TcpStream::connect(addr) else { return "connect failed".into() };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let mut out = OutputArchive::new();
@@ -399,8 +412,16 @@ fn raw_read_only_handshake(addr: &str, req: &zookeeper::proto::proto::ConnectReq
     if s.read_exact(&mut buf).is_err() {
         return format!("{n} bytes announced, fewer sent");
     }
-    let err = if n >= 16 { i32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]) } else { 0 };
-    format!("{n} bytes, xid {} err {err}", i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))
+    if n == 16 {
+        // A ReplyHeader where the ConnectResponse belongs.
+        let err = i32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]);
+        return format!("reply header, xid {} err {err}", i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+    }
+    match zookeeper::proto::proto::ConnectResponse::from_bytes(&buf) {
+        Ok(r) if r.time_out > 0 => format!("valid, read-only flag {}", buf.last().copied().unwrap_or(0)),
+        Ok(_) => "expired (timeout 0)".into(),
+        Err(e) => format!("{n} bytes, undecodable: {e}"),
+    }
 }
 
 /// One scenario pair at a time: each runs six peers and Java clients, on two cores.

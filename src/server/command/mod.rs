@@ -538,7 +538,8 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     // ZooKeeperServer.dumpMonitorValues
     kv("version", crate::version::full_version());
     kv("server_state", server_state(zks).into());
-    let peer = zks.quorum_peer.as_ref();
+    // QuorumZooKeeperServer's values; a ReadOnlyZooKeeperServer is not one.
+    let peer = zks.quorum_peer.as_ref().filter(|_| zks.kind != ServerKind::ReadOnly);
     if let Some(p) = peer {
         kv("peer_state", p.detailed_peer_state());
         if zks.kind == ServerKind::Observer {
