@@ -424,14 +424,17 @@ fn raw_read_only_handshake(addr: &str, session_id: i64, passwd: &[u8]) -> String
     }
 }
 
+type Scenario = Box<dyn FnOnce() -> Vec<String> + Send>;
+type Results = Arc<Mutex<Vec<(&'static str, Vec<String>)>>>;
+
 /// One scenario pair at a time: each runs six peers and Java clients, on two cores.
 static HEAVY: Mutex<()> = Mutex::new(());
 
 /// Runs the scenario for each implementation at the same time and compares.
-fn side_by_side(cases: Vec<(&'static str, Box<dyn FnOnce() -> Vec<String> + Send>)>) {
+fn side_by_side(cases: Vec<(&'static str, Scenario)>) {
     require_apache();
     let _one_at_a_time = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
-    let results: Arc<Mutex<Vec<(&'static str, Vec<String>)>>> = Arc::default();
+    let results: Results = Arc::default();
     let handles: Vec<_> = cases
         .into_iter()
         .map(|(name, f)| {

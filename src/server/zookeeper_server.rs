@@ -422,11 +422,8 @@ impl ZooKeeperServer {
             return;
         }
         match si.r#type {
-            op_code::CREATE_SESSION => {
-                if self.config.local_sessions_enabled {
-                    si.is_local_session = true;
-                }
-            }
+            // Every new session is local when local sessions are on.
+            op_code::CREATE_SESSION if self.config.local_sessions_enabled => si.is_local_session = true,
             op_code::CLOSE_SESSION => {
                 let local = self.session_tracker.is_local_session(si.session_id);
                 si.is_local_session = local;

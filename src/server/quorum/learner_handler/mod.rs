@@ -364,7 +364,7 @@ impl LearnerHandler {
         let timeout = BigEndian::read_i32(&d[8..12]);
         let tracker = leader.zk.session_tracker();
         // `checkIfValidGlobalSession`: another server's local session cannot move here.
-        let valid = !(leader.zk.config.local_sessions_enabled && !tracker.is_global_session(session_id))
+        let valid = (!leader.zk.config.local_sessions_enabled || tracker.is_global_session(session_id))
             && tracker.touch_session(session_id, timeout);
         if valid && tracker.set_owner(session_id, self.owner).is_err() {
             log::error!("Somehow session 0x{session_id:x} expired right after being renewed! (impossible)");
