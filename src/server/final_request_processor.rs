@@ -103,6 +103,10 @@ impl FinalRequestProcessor {
     /// the outstanding change records the txn made current.
     fn apply(&self, request: &Request) -> ProcessTxnResult {
         if request.hdr.is_none() {
+            // A local session's close is no txn, but the session ends all the same.
+            if request.r#type == op_code::CLOSE_SESSION && request.is_local_session {
+                self.zks.session_tracker().remove_session(request.session_id);
+            }
             return ProcessTxnResult::default();
         }
         self.session_bookkeeping(request);
@@ -119,8 +123,8 @@ impl FinalRequestProcessor {
         match hdr.r#type {
             op_code::CREATE_SESSION => {
                 if let Some(TxnRecord::CreateSession(t)) = &request.txn {
-                    self.zks.db.sessions.lock().insert(hdr.client_id, t.time_out);
-                    self.zks.session_tracker().commit_session(hdr.client_id, t.time_out);
+                    let added = self.zks.db.sessions.lock().insert(hdr.client_id, t.time_out).is_none();
+                    self.zks.session_tracker().commit_session(hdr.client_id, t.time_out, added);
                 }
             }
             op_code::CLOSE_SESSION => {

@@ -187,6 +187,8 @@ impl PrepRequestProcessor {
                     self.p_check(request, &r)?;
                 }
                 op_code::MULTI => self.p_multi(request, &body)?,
+                // A local session's createSession/closeSession is no txn.
+                op_code::CREATE_SESSION | op_code::CLOSE_SESSION if request.is_local_session => {}
                 op_code::CREATE_SESSION => {
                     let zxid = self.next_zxid();
                     self.set_hdr(request, zxid, request.r#type);
@@ -420,7 +422,15 @@ impl PrepRequestProcessor {
         } else if r.ttl >= 0 {
             return Err(Code::BadArguments);
         }
-        self.check_session(request)?;
+        if mode.is_ephemeral() {
+            // Set when a local session could not be upgraded.
+            if let Some(e) = request.exception {
+                return Err(e);
+            }
+            self.zks.session_tracker().check_global_session(request.session_id, request.owner)?;
+        } else {
+            self.check_session(request)?;
+        }
         let parent_path = Self::validate_path_for_create(&path)?;
         let list_acl = Self::fixup_acl(&request.auth_info, &r.acl)?;
         let parent = self.record(&parent_path)?;

@@ -35,6 +35,9 @@ pub struct Request {
     pub txn_bytes: Option<std::sync::Arc<[u8]>>,
     /// The TxnDigest that came with a proposal.
     pub digest: Option<crate::proto::txn::TxnDigest>,
+    /// `isLocalSession`: a createSession/closeSession of a local session, which no
+    /// other server hears of.
+    pub is_local_session: bool,
 }
 
 impl Request {
@@ -61,6 +64,7 @@ impl Request {
             create_time: time::current_elapsed_time(),
             txn_bytes: None,
             digest: None,
+            is_local_session: false,
         }
     }
 

@@ -146,10 +146,17 @@ impl SessionTrackerImpl {
         }
     }
 
-    pub fn remove_session(&self, id: i64) {
+    /// `removeSession`; returns the timeout of the session if it was tracked.
+    pub fn remove_session(&self, id: i64) -> Option<i32> {
         let mut st = self.state.lock();
-        st.sessions_by_id.remove(&id);
+        let removed = st.sessions_by_id.remove(&id).map(|s| s.timeout);
         st.queue.remove(&id);
+        removed
+    }
+
+    /// The timeout of a tracked session.
+    pub fn session_timeout(&self, id: i64) -> Option<i32> {
+        self.state.lock().sessions_by_id.get(&id).map(|s| s.timeout)
     }
 
     pub fn is_tracking(&self, id: i64) -> bool {

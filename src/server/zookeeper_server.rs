@@ -53,6 +53,16 @@ pub enum ServerKind {
     Leader,
     Follower,
     Observer,
+    /// `ReadOnlyZooKeeperServer`: a partitioned peer serving reads while it looks for a
+    /// leader (`readonlymode.enabled`).
+    ReadOnly,
+}
+
+impl ServerKind {
+    /// A server of an ensemble (`QuorumZooKeeperServer`).
+    pub fn is_quorum(self) -> bool {
+        self != ServerKind::Standalone
+    }
 }
 
 /// What a learner's server asks of its connection to the leader.
@@ -176,7 +186,7 @@ impl ZooKeeperServer {
                 .name(format!("SyncThread:{}", zks.server_id))
                 .spawn(move || sync.run(sync_rx))?,
         );
-        zks.start_session_tracker(&tracker)?;
+        zks.start_session_trackers()?;
         // "Make a clean snapshot" of what was loaded, as upstream's loadData does — but on
         // the Snapshot Thread instead of before serving: the logs already hold everything
         // it contains, and on a large tree it would otherwise add seconds to every restart.
@@ -184,16 +194,19 @@ impl ZooKeeperServer {
         Ok(zks)
     }
 
-    /// Starts the global tracker's expiry thread; expired sessions are closed through
-    /// this server's pipeline.
-    pub fn start_session_tracker(self: &Arc<Self>, tracker: &Arc<SessionTrackerImpl>) -> std::io::Result<()> {
-        let weak = Arc::downgrade(self);
-        let t = tracker.start(Box::new(move |sid, _to| {
-            if let Some(z) = weak.upgrade() {
-                z.expire(sid);
-            }
-        }))?;
-        self.add_thread(t);
+    /// Starts the expiry threads of this server's trackers (global on a standalone
+    /// server or leader, local with `localSessionsEnabled`); expired sessions are closed
+    /// through this server's pipeline.
+    pub fn start_session_trackers(self: &Arc<Self>) -> std::io::Result<()> {
+        for tracker in self.session_tracker.expiring_trackers() {
+            let weak = Arc::downgrade(self);
+            let t = tracker.start(Box::new(move |sid, _to| {
+                if let Some(z) = weak.upgrade() {
+                    z.expire(sid);
+                }
+            }))?;
+            self.add_thread(t);
+        }
         Ok(())
     }
 
@@ -402,8 +415,88 @@ impl ZooKeeperServer {
         Ok(())
     }
 
+    /// `setLocalSessionFlag` of a quorum server: every new session is local when local
+    /// sessions are enabled; a closeSession is local if its session is.
+    fn set_local_session_flag(&self, si: &mut Request) {
+        if !self.kind.is_quorum() {
+            return;
+        }
+        match si.r#type {
+            // Every new session is local when local sessions are on.
+            op_code::CREATE_SESSION if self.config.local_sessions_enabled => si.is_local_session = true,
+            op_code::CLOSE_SESSION => {
+                let local = self.session_tracker.is_local_session(si.session_id);
+                si.is_local_session = local;
+                if self.kind == ServerKind::ReadOnly {
+                    if !local {
+                        log::warn!("Submitting global closeSession request for session 0x{:x} in ReadOnly mode", si.session_id);
+                    }
+                } else {
+                    log::info!(
+                        "Submitting {} closeSession request for session 0x{:x}",
+                        if local { "local" } else { "global" },
+                        si.session_id
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `QuorumZooKeeperServer.checkUpgradeSession`: a local session that creates an
+    /// ephemeral node (create, create2, or a multi with one) must become global first.
+    /// Returns the createSession request that upgrades it, or EphemeralOnLocalSession
+    /// when upgrading is off.
+    pub fn check_upgrade_session(&self, request: &Request) -> Result<Option<Request>, Code> {
+        use crate::proto::proto::CreateRequest;
+        use crate::proto::CreateMode;
+        let Some(local) = self.session_tracker.local() else { return Ok(None) };
+        if !matches!(request.r#type, op_code::CREATE | op_code::CREATE2 | op_code::MULTI) || !local.is_local(request.session_id) {
+            return Ok(None);
+        }
+        let is_ephemeral = |flags: i32| CreateMode::from_flag(flags).is_some_and(|m| m.is_ephemeral());
+        let ephemeral = if request.r#type == op_code::MULTI {
+            match crate::proto::multi::MultiOperationRecord::from_bytes(&request.request) {
+                Ok(m) => m.ops.iter().any(|op| match op {
+                    crate::proto::multi::Op::Create { op, req, .. } if *op == op_code::CREATE || *op == op_code::CREATE2 => is_ephemeral(req.flags),
+                    _ => false,
+                }),
+                // Upstream's decoding fails with an IOException: no upgrade, the request
+                // goes on and fails where it is prepared.
+                Err(_) => false,
+            }
+        } else {
+            match CreateRequest::from_bytes(&request.request) {
+                Ok(c) => is_ephemeral(c.flags),
+                Err(_) => false,
+            }
+        };
+        if !ephemeral {
+            return Ok(None);
+        }
+        if !self.config.local_sessions_upgrading_enabled {
+            return Err(Code::EphemeralOnLocalSession);
+        }
+        Ok(self.make_upgrade_request(request.session_id))
+    }
+
+    /// `makeUpgradeRequest`: atomically, the session stops being local and a global
+    /// createSession with its timeout is made.
+    fn make_upgrade_request(&self, session_id: i64) -> Option<Request> {
+        let local = self.session_tracker.local()?;
+        let _g = local.upgrade_guard();
+        if !local.is_local(session_id) {
+            return None;
+        }
+        let tracker = &self.session_tracker;
+        let timeout = local.upgrade_session(session_id, |id, to| {
+            tracker.track_session(id, to);
+        })?;
+        Some(Request::new(None, session_id, 0, op_code::CREATE_SESSION, timeout.to_be_bytes().to_vec(), Vec::new()))
+    }
+
     /// `submitRequest`: touch the session, then hand the request to the first stage.
-    pub fn submit_request(&self, si: Request) {
+    pub fn submit_request(&self, mut si: Request) {
         if let Some(c) = &si.cnxn {
             let id = c.session_id();
             if !self.session_tracker.touch_session(id, c.session_timeout()) {
@@ -412,9 +505,26 @@ impl ZooKeeperServer {
             }
         }
         if Request::is_valid(si.r#type) {
+            self.set_local_session_flag(&mut si);
             if let Some(c) = &si.cnxn {
                 self.in_process.fetch_add(1, Ordering::SeqCst);
                 c.request_submitted(si.r#type);
+            }
+            // LeaderRequestProcessor / Follower- and ObserverRequestProcessor: the
+            // upgrade goes ahead of the request that needs it.
+            if matches!(self.kind, ServerKind::Leader | ServerKind::Follower | ServerKind::Observer) {
+                match self.check_upgrade_session(&si) {
+                    Ok(Some(up)) => {
+                        if self.submit.send(up).is_err() {
+                            log::warn!("Request submitted after shutdown");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(code) => {
+                        log::warn!("Error creating upgrade request: KeeperErrorCode = {}", code.message());
+                        si.exception = Some(code);
+                    }
+                }
             }
             if self.submit.send(si).is_err() {
                 log::warn!("Request submitted after shutdown");
@@ -442,12 +552,23 @@ impl ZooKeeperServer {
     pub fn process_connect_request(&self, cnxn: &Arc<ServerCnxn>, buf: &[u8]) -> Result<(), CloseConnection> {
         let mut inp = InputArchive::new(buf);
         let req = ConnectRequest::deserialize(&mut inp).map_err(|e| CloseConnection(format!("Connection request malformed: {e}")))?;
-        match inp.read_bool() {
-            Ok(_) => cnxn.is_old_client.store(false, Ordering::Release),
-            Err(_) => log::warn!(
-                "Connection request from old client {}; will be dropped if server is in r-o mode",
-                crate::server::server_cnxn::fmt_addr(&cnxn.remote)
-            ),
+        let read_only = match inp.read_bool() {
+            Ok(b) => {
+                cnxn.is_old_client.store(false, Ordering::Release);
+                b
+            }
+            Err(_) => {
+                log::warn!(
+                    "Connection request from old client {}; will be dropped if server is in r-o mode",
+                    crate::server::server_cnxn::fmt_addr(&cnxn.remote)
+                );
+                false
+            }
+        };
+        if !read_only && self.kind == ServerKind::ReadOnly {
+            let msg = format!("Refusing session request for not-read-only client {}", crate::server::server_cnxn::fmt_addr(&cnxn.remote));
+            log::info!("{msg}");
+            return Err(CloseConnection(msg));
         }
         let last = self.last_processed_zxid();
         if req.last_zxid_seen > last {
@@ -470,6 +591,13 @@ impl ZooKeeperServer {
             self.submit_request(si);
         } else {
             let id = req.session_id;
+            // `ReadOnlyZooKeeperServer.validateSession`: only the leader could renew a
+            // global session.
+            if self.kind == ServerKind::ReadOnly && self.session_tracker.is_global_session(id) {
+                let msg = format!("Refusing global session reconnection in RO mode {}", crate::server::server_cnxn::fmt_addr(&cnxn.remote));
+                log::info!("{msg}");
+                return Err(CloseConnection(msg));
+            }
             // Any other connection of this session goes first (client reconnect).
             let others: Vec<Arc<ServerCnxn>> = self
                 .cnxns
@@ -486,8 +614,9 @@ impl ZooKeeperServer {
             let pw = req.passwd.unwrap_or_default();
             if pw != Self::generate_passwd(id) {
                 self.finish_session_init(cnxn, false);
-            } else if matches!(self.kind, ServerKind::Follower | ServerKind::Observer) {
-                // `LearnerZooKeeperServer.revalidateSession`: only the leader knows.
+            } else if matches!(self.kind, ServerKind::Follower | ServerKind::Observer) && !self.session_tracker.is_local_session(id) {
+                // `LearnerZooKeeperServer.revalidateSession`: only the leader knows a
+                // session that is not one of our local ones.
                 let link = self.learner_link.lock().clone();
                 match link {
                     Some(l) => l.validate_session(cnxn, id, timeout),
@@ -516,7 +645,7 @@ impl ZooKeeperServer {
         out.write_int(-1);
         rsp.serialize(&mut out);
         if !cnxn.is_old_client.load(Ordering::Acquire) {
-            out.write_bool(false);
+            out.write_bool(self.kind == ServerKind::ReadOnly);
         }
         let mut frame = out.into_inner();
         let len = (frame.len() - 4) as i32;

@@ -135,6 +135,10 @@ pub struct Shared {
     pub events: event_thread::EventQueue,
     pub closing: AtomicBool,
     pub can_be_read_only: bool,
+    /// `seenRwServerBefore`: until a read-write server gave us a session (or the
+    /// application passed one in), a reconnect asks for a new session — a session made
+    /// by a read-only server is local to it.
+    pub seen_rw_server_before: AtomicBool,
 }
 
 impl Shared {
@@ -227,6 +231,7 @@ impl ClientCnxn {
         can_be_read_only: bool,
     ) -> std::io::Result<ClientCnxn> {
         let (events, event_rx) = event_thread::EventQueue::new();
+        let session_given = session.is_some();
         let shared = Arc::new(Shared {
             state: AtomicU8::new(States::Connecting as u8),
             session_id: AtomicI64::new(session.as_ref().map(|s| s.0).unwrap_or(0)),
@@ -241,6 +246,7 @@ impl ClientCnxn {
             events,
             closing: AtomicBool::new(false),
             can_be_read_only,
+            seen_rw_server_before: AtomicBool::new(session_given),
         });
         let (tx, rx) = unbounded::<Packet>();
         let thread_name = std::thread::current().name().unwrap_or("main").to_owned();

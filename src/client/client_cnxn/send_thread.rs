@@ -30,6 +30,10 @@ const NOTIFICATION_XID: i32 = -1;
 const MAX_SEND_PING_INTERVAL: u64 = 10_000;
 /// `SET_WATCHES_MAX_LENGTH`: paths per SetWatches batch, in characters.
 const SET_WATCHES_MAX_LENGTH: usize = 128 * 1024;
+/// `minPingRwTimeout` / `maxPingRwTimeout`: how often a client connected to a read-only
+/// server looks for a read-write one, doubling from the first to the second.
+const MIN_PING_RW_TIMEOUT: u64 = 100;
+const MAX_PING_RW_TIMEOUT: u64 = 60_000;
 
 pub struct SendThread {
     shared: Arc<Shared>,
@@ -38,6 +42,11 @@ pub struct SendThread {
     xid: i32,
     random: JavaRandom,
     name: String,
+    /// `rwServerAddress`: a read-write server found while connected read-only; the
+    /// next connection goes there.
+    rw_server_address: Option<SocketAddr>,
+    ping_rw_timeout: u64,
+    last_ping_rw_server: Instant,
 }
 
 fn frame(hdr: Option<&RequestHeader>, body: &[u8]) -> Vec<u8> {
@@ -81,6 +90,9 @@ impl SendThread {
             xid: 1,
             random: JavaRandom::new(time::current_wall_time()),
             name: name.clone(),
+            rw_server_address: None,
+            ping_rw_timeout: MIN_PING_RW_TIMEOUT,
+            last_ping_rw_server: Instant::now(),
         };
         thread::Builder::new().name(name).spawn(move || t.run())
     }
@@ -99,7 +111,13 @@ impl SendThread {
                 thread::sleep(Duration::from_millis(ms));
             }
             first = false;
-            let Some(addr) = self.hosts.next(Duration::from_secs(1)) else { continue };
+            let addr = match self.rw_server_address.take() {
+                Some(a) => a,
+                None => match self.hosts.next(Duration::from_secs(1)) {
+                    Some(a) => a,
+                    None => continue,
+                },
+            };
             self.shared.set_state(States::Connecting);
             log::info!("Opening socket connection to server {addr}.");
             match self.connect(addr) {
@@ -133,7 +151,7 @@ impl SendThread {
             protocol_version: 0,
             last_zxid_seen: self.shared.last_zxid.load(Ordering::Acquire),
             time_out: self.shared.session_timeout,
-            session_id: self.shared.session_id.load(Ordering::Acquire),
+            session_id: if self.shared.seen_rw_server_before.load(Ordering::Acquire) { self.shared.session_id.load(Ordering::Acquire) } else { 0 },
             passwd: Some(self.shared.passwd.lock().clone()),
         };
         let mut out = OutputArchive::new();
@@ -155,14 +173,21 @@ impl SendThread {
             self.shared.events.queue_death();
             return Ok(None);
         }
+        if !self.shared.can_be_read_only && read_only {
+            log::error!("Read/write client got connected to read-only server");
+        }
         self.shared.negotiated_timeout.store(rsp.time_out, Ordering::Release);
         self.shared.session_id.store(rsp.session_id, Ordering::Release);
         *self.shared.passwd.lock() = rsp.passwd.unwrap_or_default();
         self.shared.set_state(if read_only { States::ConnectedReadOnly } else { States::Connected });
+        if !read_only {
+            self.shared.seen_rw_server_before.store(true, Ordering::Release);
+        }
         log::info!(
-            "Session establishment complete on server {addr}, session id = 0x{:x}, negotiated timeout = {}",
+            "Session establishment complete on server {addr}, session id = 0x{:x}, negotiated timeout = {}{}",
             rsp.session_id,
-            rsp.time_out
+            rsp.time_out,
+            if read_only { " (READ-ONLY mode)" } else { "" }
         );
         self.shared.queue_state_event(if read_only { keeper_state::CONNECTED_READ_ONLY } else { keeper_state::SYNC_CONNECTED });
         Ok(Some(stream))
@@ -197,7 +222,24 @@ impl SendThread {
             let idle = last_send.elapsed().as_millis() as u64;
             let half = read_timeout / 2;
             let interval = half.saturating_sub(if idle > 1000 { 1000 } else { 0 }).min(MAX_SEND_PING_INTERVAL);
-            let wait = Duration::from_millis(interval.saturating_sub(idle).max(1));
+            let mut wait = Duration::from_millis(interval.saturating_sub(idle).max(1));
+            // Connected read-only: look for a read-write server now and then.
+            if self.shared.state() == States::ConnectedReadOnly {
+                let mut idle_ping_rw = self.last_ping_rw_server.elapsed().as_millis() as u64;
+                if idle_ping_rw >= self.ping_rw_timeout {
+                    self.last_ping_rw_server = Instant::now();
+                    idle_ping_rw = 0;
+                    self.ping_rw_timeout = (2 * self.ping_rw_timeout).min(MAX_PING_RW_TIMEOUT);
+                    if let Some(found) = self.ping_rw_server() {
+                        log::warn!(
+                            "Session 0x{:x} for server {addr}, Closing socket connection. Attempting reconnect except it is a SessionExpiredException or SessionTimeoutException. ({found})",
+                            self.shared.session_id.load(Ordering::Acquire)
+                        );
+                        break;
+                    }
+                }
+                wait = wait.min(Duration::from_millis(self.ping_rw_timeout.saturating_sub(idle_ping_rw).max(1)));
+            }
             select! {
                 recv(self.outgoing) -> p => match p {
                     Ok(p) if p.op == OP_SHUTDOWN => { shutdown = true; break; }
@@ -236,6 +278,39 @@ impl SendThread {
             self.shared.closing.store(true, Ordering::Release);
         }
         self.cleanup();
+    }
+
+    /// `pingRwServer`: asks the next server of the list whether it is read-write
+    /// (`isro`). Returns the reason to leave the current connection if it is.
+    fn ping_rw_server(&mut self) -> Option<String> {
+        let addr = self.hosts.next(Duration::ZERO)?;
+        log::info!("Checking server {addr} for being r/w. Timeout {}", self.ping_rw_timeout);
+        let result = (|| -> std::io::Result<String> {
+            let mut sock = TcpStream::connect_timeout(&addr, Duration::from_millis(1000))?;
+            sock.set_read_timeout(Some(Duration::from_millis(1000)))?;
+            sock.set_nodelay(true)?;
+            sock.write_all(b"isro")?;
+            sock.flush()?;
+            sock.shutdown(Shutdown::Write)?;
+            let mut out = Vec::new();
+            sock.take(64).read_to_end(&mut out)?;
+            let text = String::from_utf8_lossy(&out);
+            Ok(text.lines().next().unwrap_or("").to_owned())
+        })();
+        match result {
+            Ok(r) if r == "rw" => {
+                self.ping_rw_timeout = MIN_PING_RW_TIMEOUT;
+                self.rw_server_address = Some(addr);
+                Some(format!("Majority server found at {}:{}", addr.ip(), addr.port()))
+            }
+            Ok(_) => None,
+            // The server is not up.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => None,
+            Err(e) => {
+                log::warn!("Exception while seeking for r/w server. ({e})");
+                None
+            }
+        }
     }
 
     /// `primeConnection`: auth packets, then SetWatches batches.

@@ -166,7 +166,7 @@ fn answer(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zks
             let _ = writeln!(out, "datadir_size: {}", dir_size(&zks.config.data_dir.join("version-2")));
             let _ = writeln!(out, "logdir_size: {}", dir_size(&zks.config.data_log_dir.join("version-2")));
         }
-        "isro" => out.push_str("rw"),
+        "isro" => out.push_str(if zks.kind == ServerKind::ReadOnly { "ro" } else { "rw" }),
         "gtmk" => out.push_str(&TRACE_MASK.load(Ordering::Relaxed).to_string()),
         "stmk" => {
             let mut b = [0u8; 8];
@@ -222,6 +222,9 @@ pub fn java_double(v: f64) -> String {
 
 fn stat(out: &mut String, zks: &ZooKeeperServer, full: bool) {
     let _ = writeln!(out, "Zookeeper version: {}", crate::version::full_version());
+    if zks.kind == ServerKind::ReadOnly {
+        out.push_str("READ-ONLY mode; serving only read-only clients\n");
+    }
     if full {
         out.push_str("Clients:\n");
         for c in connections(zks) {
@@ -246,13 +249,15 @@ fn stat(out: &mut String, zks: &ZooKeeperServer, full: bool) {
     }
 }
 
-/// `ServerStats.getServerState`: `standalone`, `leader`, `follower`, `observer`.
+/// `ServerStats.getServerState`: `standalone`, `leader`, `follower`, `observer`,
+/// `read-only`.
 pub fn server_state(zks: &ZooKeeperServer) -> &'static str {
     match zks.kind {
         ServerKind::Standalone => "standalone",
         ServerKind::Leader => "leader",
         ServerKind::Follower => "follower",
         ServerKind::Observer => "observer",
+        ServerKind::ReadOnly => "read-only",
     }
 }
 
@@ -290,8 +295,11 @@ fn conf(out: &mut String, zks: &ZooKeeperServer) {
             crate::server::quorum::quorum_server::LearnerType::Observer => 1,
         };
         let _ = writeln!(out, "peerType={peer_type}");
-        out.push_str("membership: \n");
-        out.push_str(&p.quorum_verifier().to_string());
+        // ReadOnlyZooKeeperServer.dumpConf stops before the membership.
+        if zks.kind != ServerKind::ReadOnly {
+            out.push_str("membership: \n");
+            out.push_str(&p.quorum_verifier().to_string());
+        }
     }
 }
 
@@ -530,7 +538,8 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     // ZooKeeperServer.dumpMonitorValues
     kv("version", crate::version::full_version());
     kv("server_state", server_state(zks).into());
-    let peer = zks.quorum_peer.as_ref();
+    // QuorumZooKeeperServer's values; a ReadOnlyZooKeeperServer is not one.
+    let peer = zks.quorum_peer.as_ref().filter(|_| zks.kind != ServerKind::ReadOnly);
     if let Some(p) = peer {
         kv("peer_state", p.detailed_peer_state());
         if zks.kind == ServerKind::Observer {
@@ -570,7 +579,8 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
             "avg_latency" => java_double(s.avg_latency()),
             "outstanding_requests" => zks.outstanding_requests().to_string(),
             "znode_count" => tree.node_count().to_string(),
-            "global_sessions" => zks.session_tracker().session_count().to_string(),
+            "global_sessions" => zks.db.sessions.lock().len().to_string(),
+            "local_sessions" => zks.session_tracker().local_session_count().to_string(),
             "last_client_response_size" => s.packets_sent.last_size.load(Ordering::Relaxed).to_string(),
             "packets_sent" => sent_packets(zks).to_string(),
             "packets_received" => s.packets_received.load(Ordering::Relaxed).to_string(),
@@ -585,7 +595,7 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
             "uptime" => (crate::common::time::current_wall_time() - zks.start_time).to_string(),
             "max_latency" => s.max_latency().to_string(),
             "min_client_response_size" => s.packets_sent.min_size.load(Ordering::Relaxed).to_string(),
-            // local_sessions, outstanding_tls_handshake, non_mtls_*: no local sessions, no TLS
+            // outstanding_tls_handshake, non_mtls_*: no TLS
             _ => "0".into(),
         };
         kv(g, v);

@@ -27,8 +27,8 @@ pub enum CommitEvent {
 
 /// `needCommit`: what must wait for the quorum. `match_syncs`: followers and observers
 /// also hold a sync until the leader answers it.
-pub fn need_commit(t: i32, match_syncs: bool) -> bool {
-    match t {
+pub fn need_commit(r: &Request, match_syncs: bool) -> bool {
+    match r.r#type {
         op_code::CREATE
         | op_code::CREATE2
         | op_code::CREATE_TTL
@@ -41,8 +41,8 @@ pub fn need_commit(t: i32, match_syncs: bool) -> bool {
         | op_code::SET_ACL
         | op_code::CHECK => true,
         op_code::SYNC => match_syncs,
-        // Global sessions only (local sessions are not supported): always a txn.
-        op_code::CREATE_SESSION | op_code::CLOSE_SESSION => true,
+        // A global session's are txns; a local session's never leave this server.
+        op_code::CREATE_SESSION | op_code::CLOSE_SESSION => !r.is_local_session,
         _ => false,
     }
 }
@@ -64,7 +64,7 @@ impl CommitQueues {
     /// A new request: the ones that can run now are appended to `ready`.
     pub fn on_request(&mut self, r: Request, ready: &mut Vec<Request>) {
         let s = r.session_id;
-        if need_commit(r.r#type, self.match_syncs) {
+        if need_commit(&r, self.match_syncs) {
             self.queued_writes.push_back((s, r.cxid));
             self.pending.entry(s).or_default().push_back(r);
         } else if self.pending.get(&s).is_some_and(|q| !q.is_empty()) {
@@ -87,7 +87,7 @@ impl CommitQueues {
                 ready.push(local);
                 // Everything of this session up to its next write can go now.
                 while let Some(next) = queue.front() {
-                    if need_commit(next.r#type, self.match_syncs) {
+                    if need_commit(next, self.match_syncs) {
                         break;
                     }
                     if let Some(n) = queue.pop_front() {
@@ -254,6 +254,22 @@ mod tests {
         assert_eq!(ids(&ready), vec![(1, 1), (1, 2)]);
         assert_eq!(ready[0].hdr.as_ref().map(|h| h.zxid), Some(11), "the local request gets the committed header");
         assert_eq!(q.pending_count(), 0);
+    }
+
+    #[test]
+    fn local_session_changes_need_no_commit() {
+        let mut q = CommitQueues::new(true);
+        let mut ready = Vec::new();
+        let mut create = req(1, 0, op_code::CREATE_SESSION);
+        create.is_local_session = true;
+        q.on_request(create, &mut ready);
+        let mut close = req(1, 1, op_code::CLOSE_SESSION);
+        close.is_local_session = true;
+        q.on_request(close, &mut ready);
+        assert_eq!(ids(&ready), vec![(1, 0), (1, 1)]);
+        ready.clear();
+        q.on_request(req(2, 0, op_code::CREATE_SESSION), &mut ready);
+        assert!(ready.is_empty(), "a global session waits for its txn");
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct LearnerServer {
 impl LearnerServer {
     /// The server (not running yet) on the shared database.
     pub fn new(peer: &Arc<QuorumPeer>, db: Arc<ZKDatabase>, observer: bool) -> Arc<LearnerServer> {
-        let tracker = LearnerSessionTracker::new(peer.myid, db.clone());
+        let tracker = LearnerSessionTracker::new(peer.myid, db.clone(), peer.tick_time, peer.config.local_sessions_enabled);
         let kind = if observer { ServerKind::Observer } else { ServerKind::Follower };
         let (zk, first_rx) = ZooKeeperServer::new(peer.config.clone(), db, peer.myid, kind, SessionTracker::Learner(tracker), Some(peer.clone()));
         Arc::new(LearnerServer {
@@ -90,6 +90,7 @@ impl LearnerServer {
         let c3 = commit.clone();
         zk.on_shutdown(Box::new(move || c3.shutdown()));
         *zk.learner_link.lock() = Some(conn);
+        zk.start_session_trackers()?;
         Ok(())
     }
 
@@ -158,7 +159,10 @@ fn follower_request_processor(rx: Receiver<Request>, commit: CommitSink, conn: A
         if r.r#type == REQUEST_OF_DEATH {
             break;
         }
-        let forward = is_forwarded_write(r.r#type) || matches!(r.r#type, op_code::SYNC | op_code::CREATE_SESSION | op_code::CLOSE_SESSION);
+        // A local session's create/close is not forwarded to the leader.
+        let forward = is_forwarded_write(r.r#type)
+            || r.r#type == op_code::SYNC
+            || (matches!(r.r#type, op_code::CREATE_SESSION | op_code::CLOSE_SESSION) && !r.is_local_session);
         let mut forwarded = None;
         if forward {
             let mut copy = Request::new(None, r.session_id, r.cxid, r.r#type, r.request.clone(), r.auth_info.clone());

@@ -121,8 +121,9 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
     use proposal_request_processor::{AckRequestProcessor, ProposalRequestProcessor, ToBeAppliedRequestProcessor};
 
     let sessions = db.sessions.lock().clone();
-    let tracker = SessionTrackerImpl::new(peer.tick_time, peer.myid, &sessions);
-    let (zk, first_rx) = ZooKeeperServer::new(peer.config.clone(), db.clone(), peer.myid, ServerKind::Leader, SessionTracker::Global(tracker.clone()), Some(peer.clone()));
+    let global = SessionTrackerImpl::new(peer.tick_time, peer.myid, &sessions);
+    let tracker = crate::server::quorum::leader_session_tracker::LeaderSessionTracker::new(global, peer.tick_time, peer.myid, peer.config.local_sessions_enabled);
+    let (zk, first_rx) = ZooKeeperServer::new(peer.config.clone(), db.clone(), peer.myid, ServerKind::Leader, SessionTracker::Leader(tracker), Some(peer.clone()));
     let (commit_tx, commit_rx) = crossbeam_channel::unbounded();
     let commit = CommitSink(commit_tx);
     let leader = Leader::new(peer.clone(), zk.clone(), commit.clone());
@@ -136,7 +137,7 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
         let prep = PrepRequestProcessor::new(zk.clone(), Box::new(ProposalRequestProcessor { leader: leader.clone(), commit: commit.clone(), sync: sync_tx }));
         let cport = peer.config.client_port;
         zk.add_thread(std::thread::Builder::new().name(format!("ProcessThread(sid:{} cport:{cport}):", peer.myid)).spawn(move || prep.run(first_rx))?);
-        zk.start_session_tracker(&tracker)?;
+        zk.start_session_trackers()?;
         let (t, stop) = crate::server::container_manager::ContainerManager::new(zk.clone()).start()?;
         zk.on_shutdown(Box::new(move || stop.store(true, std::sync::atomic::Ordering::Release)));
         zk.add_thread(t);

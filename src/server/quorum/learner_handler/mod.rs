@@ -363,7 +363,12 @@ impl LearnerHandler {
         let session_id = BigEndian::read_i64(&d[0..8]);
         let timeout = BigEndian::read_i32(&d[8..12]);
         let tracker = leader.zk.session_tracker();
-        let valid = tracker.touch_session(session_id, timeout) && tracker.set_owner(session_id, self.owner).is_ok();
+        // `checkIfValidGlobalSession`: another server's local session cannot move here.
+        let valid = (!leader.zk.config.local_sessions_enabled || tracker.is_global_session(session_id))
+            && tracker.touch_session(session_id, timeout);
+        if valid && tracker.set_owner(session_id, self.owner).is_err() {
+            log::error!("Somehow session 0x{session_id:x} expired right after being renewed! (impossible)");
+        }
         log::debug!("Session 0x{session_id:x} is valid: {valid}");
         let mut out = Vec::with_capacity(9);
         out.extend_from_slice(&session_id.to_be_bytes());

@@ -173,6 +173,11 @@ impl QuorumPeer {
         *self.db.lock() = Some(db);
     }
 
+    /// The peer's database, once loaded.
+    pub fn database(&self) -> Option<Arc<crate::server::zk_database::ZKDatabase>> {
+        self.db.lock().clone()
+    }
+
     pub fn active_server(&self) -> Option<Arc<crate::server::zookeeper_server::ZooKeeperServer>> {
         self.server_holder.get()
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::QuorumPeer;
 use crate::common::time;
@@ -76,6 +76,14 @@ fn main_loop(rp: &RunningPeer, roles: &dyn Roles) {
         match peer.peer_state() {
             ServerState::Looking => {
                 log::info!("LOOKING");
+                // `readonlymode.enabled`: a read-only server starts if the election
+                // takes longer than the grace period, and stops when it ends.
+                let ro = if crate::system_properties::get_bool("readonlymode.enabled") {
+                    log::info!("Attempting to start ReadOnlyZooKeeperServer");
+                    ReadOnlyManager::start(peer)
+                } else {
+                    None
+                };
                 match rp.fle.look_for_leader() {
                     Some(v) => peer.set_current_vote(v),
                     None => {
@@ -83,6 +91,9 @@ fn main_loop(rp: &RunningPeer, roles: &dyn Roles) {
                             peer.set_peer_state(ServerState::Looking);
                         }
                     }
+                }
+                if let Some(ro) = ro {
+                    ro.stop(peer);
                 }
             }
             ServerState::Observing => {
@@ -104,6 +115,73 @@ fn main_loop(rp: &RunningPeer, roles: &dyn Roles) {
         }
     }
     log::warn!("QuorumPeer main thread exited");
+}
+
+/// The `roZkMgr` thread of upstream's LOOKING state: waits max(2000, tickTime) ms,
+/// then starts the read-only server if the peer is still LOOKING.
+struct ReadOnlyManager {
+    state: Arc<(Mutex<ReadOnlyState>, Condvar)>,
+    thread: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct ReadOnlyState {
+    cancelled: bool,
+    server: Option<Arc<crate::server::zookeeper_server::ZooKeeperServer>>,
+}
+
+impl ReadOnlyManager {
+    fn start(peer: &Arc<QuorumPeer>) -> Option<ReadOnlyManager> {
+        let db = peer.database()?;
+        let state: Arc<(Mutex<ReadOnlyState>, Condvar)> = Arc::default();
+        let st = state.clone();
+        let p = peer.clone();
+        let grace = Duration::from_millis(u64::try_from(peer.tick_time.max(2000)).unwrap_or(2000));
+        let spawned = thread::Builder::new().name("ReadOnlyZooKeeperServerManager".into()).spawn(move || {
+            let (lock, cv) = &*st;
+            let mut g = lock.lock();
+            let deadline = std::time::Instant::now() + grace;
+            while !g.cancelled {
+                if cv.wait_until(&mut g, deadline).timed_out() {
+                    break;
+                }
+            }
+            if g.cancelled {
+                log::info!("Interrupted while attempting to start ReadOnlyZooKeeperServer, not started");
+                return;
+            }
+            if p.peer_state() != ServerState::Looking || !p.is_running() {
+                return;
+            }
+            match crate::server::quorum::read_only_zookeeper_server::start(&p, db) {
+                Ok(zk) => g.server = Some(zk),
+                Err(e) => log::error!("FAILED to start ReadOnlyZooKeeperServer: {e}"),
+            }
+        });
+        match spawned {
+            Ok(thread) => Some(ReadOnlyManager { state, thread }),
+            Err(e) => {
+                log::error!("FAILED to start ReadOnlyZooKeeperServer: {e}");
+                None
+            }
+        }
+    }
+
+    /// The election ended: interrupt the grace period, or shut the server down.
+    fn stop(self, peer: &QuorumPeer) {
+        let server = {
+            let (lock, cv) = &*self.state;
+            let mut g = lock.lock();
+            g.cancelled = true;
+            cv.notify_all();
+            g.server.take()
+        };
+        let _ = self.thread.join();
+        let server = server.or_else(|| self.state.0.lock().server.take());
+        if let Some(zk) = server {
+            crate::server::quorum::read_only_zookeeper_server::shutdown(peer, &zk);
+        }
+    }
 }
 
 /// `end_fle - start_fle`, as Leader.lead / Follower.followLeader record it.
