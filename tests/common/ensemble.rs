@@ -145,7 +145,7 @@ use regex::Regex;
 
 use super::{
     apache_main_command, four_letter_word, free_port, libc_kill, our_server_bin, ours_is_apache, require_apache,
-    spawn_guarded, startup_timeout, wait_deadline, COMMON_CFG, LOOPBACK, SIGTERM,
+    spawn_guarded, startup_timeout, wait_deadline, COMMON_CFG, LOOPBACK, SIGCONT, SIGSTOP, SIGTERM,
 };
 
 const QUORUM_PEER_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
@@ -923,6 +923,30 @@ impl Node {
             }
             thread::sleep(POLL);
         }
+    }
+
+    /// SIGSTOP: the process is frozen (its sockets stay open; the kernel keeps
+    /// accepting bytes into their buffers). [`resume`](Self::resume) undoes it; `kill`
+    /// works on a stopped process.
+    pub fn suspend(&self) {
+        self.signal(SIGSTOP, "SIGSTOP");
+    }
+    /// SIGCONT after [`suspend`](Self::suspend).
+    pub fn resume(&self) {
+        self.signal(SIGCONT, "SIGCONT");
+    }
+    fn signal(&self, sig: i32, name: &str) {
+        let pid = self.pid().unwrap_or_else(|| panic!("node {} is not running: cannot send {name}", self.sid));
+        let rc = unsafe { libc_kill(pid as i32, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {name}) failed");
+        self.mark(&format!("sent {name} to node {} (pid {pid})", self.sid));
+    }
+    /// Runs another implementation on this node's zoo.cfg, dataDir and myid from the next
+    /// start on (rolling replacement). Panics while the process runs.
+    pub fn set_impl(&mut self, imp: Impl) {
+        assert!(!self.is_running(), "node {}: set_impl while running", self.sid);
+        self.mark(&format!("node {} switches to {imp:?}", self.sid));
+        self.imp = imp;
     }
 
     /// SIGKILL (kill -9) and reap. Idempotent.
