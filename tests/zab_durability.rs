@@ -751,3 +751,33 @@ fn sync_trunc_across_epochs_is_snap_rust() {
     let _g = serial();
     sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Ours], true);
 }
+
+// Mixed layouts: the learner and the leader of each sync run different implementations.
+// On empty data the highest sid leads; after the TRUNC dance the higher of the two
+// others leads.
+
+#[test]
+fn sync_diff_rust_leader_apache_learner() {
+    let _g = serial();
+    sync_diff(&[Impl::Apache, Impl::Ours, Impl::Ours]);
+}
+
+#[test]
+fn sync_snap_apache_leader_rust_learner() {
+    let _g = serial();
+    sync_snap(&[Impl::Ours, Impl::Ours, Impl::Apache]);
+}
+
+#[test]
+fn sync_trunc_apache_leader_rust_learner() {
+    let _g = serial();
+    // Old leader 3 (ours) is cut back by the new leader 2 (Apache).
+    sync_trunc(&[Impl::Ours, Impl::Apache, Impl::Ours], false);
+}
+
+#[test]
+fn sync_trunc_rust_leader_apache_learner() {
+    let _g = serial();
+    // Old leader 3 (Apache) is cut back by the new leader 2 (ours).
+    sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Apache], false);
+}
