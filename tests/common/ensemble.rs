@@ -928,8 +928,27 @@ impl Node {
     /// SIGSTOP: the process is frozen (its sockets stay open; the kernel keeps
     /// accepting bytes into their buffers). [`resume`](Self::resume) undoes it; `kill`
     /// works on a stopped process.
+    /// Returns once every thread of the process is stopped (a signal only takes effect
+    /// when each thread next enters the kernel; a busy thread may run on briefly).
     pub fn suspend(&self) {
         self.signal(SIGSTOP, "SIGSTOP");
+        let pid = self.pid().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let states: Vec<char> = fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+                        .filter_map(|st| st.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !states.is_empty() && states.iter().all(|&c| c == 'T' || c == 't') {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {}: threads not stopped 10 s after SIGSTOP: {states:?}", self.sid);
+            thread::sleep(Duration::from_millis(5));
+        }
     }
     /// SIGCONT after [`suspend`](Self::suspend).
     pub fn resume(&self) {
