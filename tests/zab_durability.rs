@@ -839,3 +839,38 @@ fn rolling_replacement_apache_to_rust_and_back() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+// ------------------------------------------------------- syncs under load --
+
+/// A follower is killed and restarted many times while writers keep the leader
+/// committing: each restart is a learner sync (the leader decides DIFF/TRUNC/SNAP under
+/// its committed log's lock) racing the commit path. Regression test for the leader's
+/// lock-order deadlock between the two (LearnerHandler read the tree inside the
+/// committed log's lock; commits take them the other way round): a hung leader stops
+/// answering `srvr`, and no follower comes back.
+#[test]
+fn follower_rejoins_repeatedly_under_write_load() {
+    let _g = serial();
+    let t0 = Instant::now();
+    let mut ens = Ensemble::start(spec(&[Impl::Ours, Impl::Ours, Impl::Ours]));
+    ens.wait_for_mode_all(WAIT);
+    let leader = ens.wait_for_leader(WAIT);
+    init_writer_tree(&ens.connect_string());
+    let cs = ens.node(leader).connect_string();
+    let writers = Writers::start(&[cs.clone(), cs.clone(), cs.clone(), cs]);
+    writers.wait_progress(50, WAIT, "warm-up");
+    let victims = followers(&ens, leader);
+    let restarts = 40;
+    for i in 0..restarts {
+        let v = victims[i % victims.len()];
+        ens.kill(v);
+        ens.node_mut(v).start();
+        ens.wait_for_mode_all(WAIT);
+        writers.wait_progress(5, WAIT, &format!("writes after restart {i} of node {v}"));
+    }
+    assert_eq!(ens.leader(), Some(leader), "the leader changed");
+    let outcomes = writers.finish();
+    let tree = assert_identical_everywhere(&ens, "after the follower restarts");
+    let (c, s) = check_outcomes(&outcomes, &tree);
+    eprintln!("{restarts} follower restarts under load: {c} creates and {s} CAS writes checked, {:.1}s", t0.elapsed().as_secs_f64());
+}
