@@ -609,14 +609,34 @@ fn sync_snap(imps: &[Impl]) {
     eprintln!("SNAP {imps:?}: learner {learner} from {} to {}, {} znodes identical, {:.1}s", hex(peer_zxid), hex(leader_zxid), tree.len(), t0.elapsed().as_secs_f64());
 }
 
-/// The leader logs txns that never reach a follower (both frozen with SIGSTOP, then
-/// killed with whatever their socket buffers held), dies, and comes back after the
-/// others formed a new epoch. Without new-epoch txns on the new leader, upstream's rule
-/// gives the old leader a TRUNC to the new leader's last committed zxid; with new-epoch
-/// txns the truncation would cross an epoch and it gets a SNAP ("Cannot send TRUNC to
-/// peer"). Either way the unacknowledged txns are gone everywhere, also after one
-/// more restart of the old leader.
-fn sync_trunc(imps: &[Impl], new_epoch_writes: bool) {
+/// What happens after the leader logged txns its followers (frozen with SIGSTOP) never
+/// acked, and died.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum After {
+    /// The followers are killed too, with the proposals unread in their sockets; they
+    /// restart and form a new epoch; the old leader comes back before any new-epoch txn.
+    Trunc,
+    /// The same, but the new leader commits txns before the old leader comes back.
+    NewEpochWrites,
+    /// The followers resume (SIGCONT), read the proposals still in their sockets, log
+    /// them, then see the leader gone.
+    FollowersResume,
+}
+
+/// The leader logs txns no follower acks (both frozen with SIGSTOP), dies, and comes
+/// back after the others formed a new epoch.
+/// * `Trunc`: no follower has the txns; without new-epoch txns on the new leader,
+///   upstream's rule gives the old leader a TRUNC to the new leader's last committed
+///   zxid, and the unacknowledged txns are gone everywhere.
+/// * `NewEpochWrites`: a truncation would cross an epoch: SNAP ("Cannot send TRUNC to
+///   peer"); the txns are gone everywhere.
+/// * `FollowersResume`: both followers logged the txns after all: they are part of the
+///   new leader's history and committed in the new epoch (Zab keeps what a quorum
+///   logged, acknowledged or not); the old leader gets a DIFF.
+/// In each case the trees are identical, also after restarts from disk.
+fn sync_trunc(imps: &[Impl], after: After) {
+    let new_epoch_writes = after == After::NewEpochWrites;
+    let resume = after == After::FollowersResume;
     let t0 = Instant::now();
     let mut ens = Ensemble::start(spec(imps));
     ens.wait_for_mode_all(WAIT);
@@ -653,22 +673,30 @@ fn sync_trunc(imps: &[Impl], new_epoch_writes: bool) {
         thread::sleep(Duration::from_millis(20));
     }
     ens.kill(old);
-    // Frozen followers die with the proposals still unread in their sockets.
     for &f in &others {
-        ens.kill(f);
+        if resume {
+            ens.node(f).resume();
+        } else {
+            // Frozen followers die with the proposals still unread in their sockets.
+            ens.kill(f);
+        }
     }
     for _ in 0..lost {
         let r = rx.recv_timeout(WAIT).expect("a write to the dead leader got no answer");
-        assert!(r.is_err(), "a write that no follower saw was acknowledged: {r:?}");
+        assert!(r.is_err(), "a write that no follower acked was acknowledged: {r:?}");
     }
-    for &f in &others {
-        ens.node_mut(f).start();
+    if !resume {
+        for &f in &others {
+            ens.node_mut(f).start();
+        }
     }
     let new_leader = ens.wait_for_leader(WAIT);
     assert_ne!(new_leader, old);
     ens.wait_for_modes(&others, WAIT);
+    let peer = committed + lost as i64;
     for &f in &others {
-        assert_eq!(logged_zxids(&ens, f).last().copied(), Some(committed), "node {f} logged what it never received");
+        let want = if resume { peer } else { committed };
+        assert_eq!(logged_zxids(&ens, f).last().map(|z| hex(*z)), Some(hex(want)), "last txn logged by node {f}");
     }
     if new_epoch_writes {
         let zk = connect(&ens.node(new_leader).connect_string());
@@ -678,12 +706,16 @@ fn sync_trunc(imps: &[Impl], new_epoch_writes: bool) {
     let (lfrom, ffrom) = (ens.node(new_leader).log_offset(), ens.node(old).log_offset());
     ens.node_mut(old).start();
     ens.wait_for_mode_all(WAIT);
-    let peer = committed + lost as i64;
     let l = ens.node(new_leader);
     let f = ens.node(old);
     let sync_line = l.wait_for_log(&re(&format!("Synchronizing with Learner sid: {old} .*peerLastZxid={}", hex(peer))), lfrom, WAIT);
     let kind;
-    if new_epoch_writes {
+    if resume {
+        assert!(sync_line.line.contains(&format!("maxCommittedLog={}", hex(peer))), "{}", sync_line.line);
+        l.wait_for_log(format!("Using committedLog for peer sid: {old}").as_str(), lfrom, WAIT);
+        f.wait_for_log(format!("Getting a diff from the leader {}", hex(peer)).as_str(), ffrom, WAIT);
+        kind = "DIFF";
+    } else if new_epoch_writes {
         l.wait_for_log("Cannot send TRUNC to peer", lfrom, WAIT);
         l.wait_for_log(format!("Sending snapshot last zxid of peer is {}", hex(peer)).as_str(), lfrom, WAIT);
         f.wait_for_log(format!("Getting a snapshot from leader {}", hex(leader_zxid)).as_str(), ffrom, WAIT);
@@ -705,17 +737,27 @@ fn sync_trunc(imps: &[Impl], new_epoch_writes: bool) {
     let check = |ens: &Ensemble, what: &str| {
         let tree = assert_identical_everywhere(ens, what);
         for i in 0..lost {
-            assert!(!tree.contains_key(&format!("/t/lost{i}")), "{what}: unacknowledged /t/lost{i} survived");
+            let p = format!("/t/lost{i}");
+            if resume {
+                let (_, st) = tree.get(&p).unwrap_or_else(|| panic!("{what}: {p}, logged by a quorum, is lost"));
+                assert_eq!(st.czxid, committed + 1 + i as i64, "{what}: {p} committed with another zxid");
+            } else {
+                assert!(!tree.contains_key(&p), "{what}: unacknowledged {p} survived");
+            }
         }
-        assert_eq!(tree["/t"].1.num_children, 20 + 1 + if new_epoch_writes { 3 } else { 0 }, "{what}");
+        let n = 20 + 1 + if new_epoch_writes { 3 } else { 0 } + if resume { lost } else { 0 };
+        assert_eq!(tree["/t"].1.num_children as usize, n, "{what}");
         tree
     };
     let tree = check(&ens, &format!("after the {kind}"));
-    // Once more from its own disk.
-    ens.kill(old);
-    ens.node_mut(old).start();
-    ens.wait_for_mode_all(WAIT);
-    let again = check(&ens, &format!("after the old leader restarted after its {kind}"));
+    // Once more from disk: the old leader (all nodes when the followers kept the txns).
+    let again_nodes = if resume { ens.sids() } else { vec![old] };
+    for s in again_nodes {
+        ens.kill(s);
+        ens.node_mut(s).start();
+        ens.wait_for_mode_all(WAIT);
+    }
+    let again = check(&ens, &format!("after restarting after the {kind}"));
     assert_eq!(again["/t/after"], tree["/t/after"]);
     drop(writer);
     eprintln!(
@@ -743,13 +785,29 @@ fn sync_snap_rust() {
 #[test]
 fn sync_trunc_rust() {
     let _g = serial();
-    sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Ours], false);
+    sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Ours], After::Trunc);
+}
+
+/// Regression test for the missing fastForwardDataBase (see `After::FollowersResume`):
+/// the followers voted with their last applied zxid, and the txns they had logged
+/// vanished from the new epoch — until a restart replayed them on top of it.
+#[test]
+fn followers_keep_logged_uncommitted_txns_rust() {
+    let _g = serial();
+    sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Ours], After::FollowersResume);
+}
+
+/// The same with Apache only: what upstream does, which the Rust test asserts.
+#[test]
+fn followers_keep_logged_uncommitted_txns_apache() {
+    let _g = serial();
+    sync_trunc(&[Impl::Apache, Impl::Apache, Impl::Apache], After::FollowersResume);
 }
 
 #[test]
 fn sync_trunc_across_epochs_is_snap_rust() {
     let _g = serial();
-    sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Ours], true);
+    sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Ours], After::NewEpochWrites);
 }
 
 // Mixed layouts: the learner and the leader of each sync run different implementations.
@@ -772,14 +830,14 @@ fn sync_snap_apache_leader_rust_learner() {
 fn sync_trunc_apache_leader_rust_learner() {
     let _g = serial();
     // Old leader 3 (ours) is cut back by the new leader 2 (Apache).
-    sync_trunc(&[Impl::Ours, Impl::Apache, Impl::Ours], false);
+    sync_trunc(&[Impl::Ours, Impl::Apache, Impl::Ours], After::Trunc);
 }
 
 #[test]
 fn sync_trunc_rust_leader_apache_learner() {
     let _g = serial();
     // Old leader 3 (Apache) is cut back by the new leader 2 (ours).
-    sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Apache], false);
+    sync_trunc(&[Impl::Ours, Impl::Ours, Impl::Apache], After::Trunc);
 }
 
 // -------------------------------------------------------- rolling replacement --
