@@ -505,6 +505,8 @@ mod tests {
         c.update_proposal(5, t0);
         c.update_ack(5);
         assert_eq!(c.oldest.map(|o| o.0), Some(4));
-        assert!(c.check(t0 + Duration::from_secs(5), Duration::from_secs(2)));
+        // ... and the older one, unacked for 5 s, is past the 2 s limit.
+        assert!(!c.check(t0 + Duration::from_secs(5), Duration::from_secs(2)));
+        assert!(c.check(t0 + Duration::from_secs(1), Duration::from_secs(2)));
     }
 }
