@@ -479,6 +479,72 @@ fn kill_rounds(imps: &[Impl], rounds: usize) {
     );
 }
 
+/// Harsher faults, one per round in turn: the leader killed and restarted at once
+/// (it takes part in the election that replaces it, with whatever it logged last); a
+/// follower likewise; the leader and a follower together (the quorum is lost until they
+/// are back); all three nodes at once. Same checks as `kill_rounds`.
+fn harsh_rounds(imps: &[Impl], rounds: usize) {
+    let t0 = Instant::now();
+    let mut ens = Ensemble::start(spec(imps));
+    ens.wait_for_mode_all(WAIT);
+    init_writer_tree(&ens.connect_string());
+    let mut connects: Vec<String> = ens.sids().iter().map(|&s| ens.node(s).connect_string()).collect();
+    connects.push(ens.connect_string());
+    let writers = Writers::start(&connects);
+    writers.wait_progress(50, WAIT, "warm-up");
+    for round in 0..rounds {
+        let leader = ens.wait_for_leader(WAIT);
+        let fs = followers(&ens, leader);
+        let (what, victims) = match round % 4 {
+            0 => ("leader, restarted at once", vec![leader]),
+            1 => ("follower, restarted at once", vec![fs[round % 2]]),
+            2 => ("leader and a follower", vec![leader, fs[round % 2]]),
+            _ => ("every node", ens.sids()),
+        };
+        writers.wait_progress(20, WAIT, &format!("round {round}: load before the kill"));
+        let acked_before = writers.acked();
+        let t_kill = Instant::now();
+        for &v in &victims {
+            ens.kill(v);
+        }
+        for &v in &victims {
+            ens.node_mut(v).start();
+        }
+        ens.wait_for_mode_all(WAIT);
+        let new_leader = ens.wait_for_leader(WAIT);
+        let t_resume = writers.wait_progress(10, WAIT, &format!("round {round}: writes after killing {victims:?}"));
+        eprintln!(
+            "harsh round {round}: killed {what} {victims:?} after {acked_before} acked writes; leader {new_leader}, writes resumed after {:.2}s",
+            (t_kill.elapsed()).as_secs_f64().max(t_resume.as_secs_f64())
+        );
+    }
+    writers.wait_progress(10, WAIT, "after the last round");
+    let outcomes = writers.finish();
+    ens.wait_for_mode_all(WAIT);
+    let tree = assert_identical_everywhere(&ens, "after the harsh rounds");
+    let (c, s) = check_outcomes(&outcomes, &tree);
+    assert_eq!(outcomes.errors.get("SessionExpired"), None, "a session expired: {:?}", outcomes.errors);
+    eprintln!(
+        "harsh rounds {imps:?}: {rounds} rounds, {c} acknowledged creates and {s} acknowledged CAS writes checked, {} creates / {} CAS with unknown outcome, errors {:?}, {:.1}s",
+        outcomes.unknown_creates.len(),
+        outcomes.unknown_cas.len(),
+        outcomes.errors,
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn harsh_rounds_rust_ensemble() {
+    let _g = serial();
+    harsh_rounds(&[Impl::Ours, Impl::Ours, Impl::Ours], 8);
+}
+
+#[test]
+fn harsh_rounds_mixed_ensemble() {
+    let _g = serial();
+    harsh_rounds(&[Impl::Ours, Impl::Apache, Impl::Ours], 4);
+}
+
 #[test]
 fn kill_rounds_rust_ensemble() {
     let _g = serial();
