@@ -145,7 +145,7 @@ use regex::Regex;
 
 use super::{
     apache_main_command, four_letter_word, free_port, libc_kill, our_server_bin, ours_is_apache, require_apache,
-    spawn_guarded, startup_timeout, wait_deadline, COMMON_CFG, LOOPBACK, SIGTERM,
+    spawn_guarded, startup_timeout, wait_deadline, COMMON_CFG, LOOPBACK, SIGCONT, SIGSTOP, SIGTERM,
 };
 
 const QUORUM_PEER_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
@@ -930,6 +930,49 @@ impl Node {
     /// Panics with the log tail after `timeout` or if the process exits.
     pub fn wait_electing(&self, timeout: Duration) -> LogMatch {
         self.wait_for_log(format!("New election. My id = {}, ", self.sid), self.start_offset, timeout)
+    }
+
+    /// SIGSTOP: the process is frozen (its sockets stay open; the kernel keeps
+    /// accepting bytes into their buffers). [`resume`](Self::resume) undoes it; `kill`
+    /// works on a stopped process.
+    /// Returns once every thread of the process is stopped (a signal only takes effect
+    /// when each thread next enters the kernel; a busy thread may run on briefly).
+    pub fn suspend(&self) {
+        self.signal(SIGSTOP, "SIGSTOP");
+        let pid = self.pid().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let states: Vec<char> = fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+                        .filter_map(|st| st.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !states.is_empty() && states.iter().all(|&c| c == 'T' || c == 't') {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {}: threads not stopped 10 s after SIGSTOP: {states:?}", self.sid);
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    /// SIGCONT after [`suspend`](Self::suspend).
+    pub fn resume(&self) {
+        self.signal(SIGCONT, "SIGCONT");
+    }
+    fn signal(&self, sig: i32, name: &str) {
+        let pid = self.pid().unwrap_or_else(|| panic!("node {} is not running: cannot send {name}", self.sid));
+        let rc = unsafe { libc_kill(pid as i32, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {name}) failed");
+        self.mark(&format!("sent {name} to node {} (pid {pid})", self.sid));
+    }
+    /// Runs another implementation on this node's zoo.cfg, dataDir and myid from the next
+    /// start on (rolling replacement). Panics while the process runs.
+    pub fn set_impl(&mut self, imp: Impl) {
+        assert!(!self.is_running(), "node {}: set_impl while running", self.sid);
+        self.mark(&format!("node {} switches to {imp:?}", self.sid));
+        self.imp = imp;
     }
 
     /// SIGKILL (kill -9) and reap. Idempotent.

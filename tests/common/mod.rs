@@ -191,6 +191,8 @@ extern "C" {
 const PR_SET_PDEATHSIG: i32 = 1;
 const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
+const SIGSTOP: i32 = 19;
+const SIGCONT: i32 = 18;
 
 type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 

@@ -382,9 +382,15 @@ impl LearnerHandler {
         let db = leader.zk.db.clone();
         let force_snap = crate::system_properties::get_bool("zookeeper.forceSnapshotSync");
         let sid = self.sid();
-        db.with_committed_log(|log| {
+        // Lock order: the tree, then the committed log. The commit path applies a txn
+        // and adds it to the committed log while it holds the tree's write lock; taking
+        // the tree (even to read) inside the committed log's lock deadlocks with it. Held
+        // here, the tree also cannot move while the decision is made. Nothing below may
+        // lock the tree again (a second read lock behind a waiting writer blocks).
+        let tree = db.tree.read();
+        let last_processed = tree.last_processed_zxid;
+        let out = db.with_committed_log(|log| {
             let committed: Vec<_> = log.proposals.iter().cloned().collect();
-            let last_processed = db.last_processed_zxid();
             log::info!(
                 "Synchronizing with Learner sid: {sid} maxCommittedLog=0x{:x} minCommittedLog=0x{:x} lastProcessedZxid=0x{last_processed:x} peerLastZxid=0x{peer_last_zxid:x}",
                 log.max,
@@ -414,7 +420,9 @@ impl LearnerHandler {
             log::debug!("Start forwarding 0x{:x} for peer sid: {sid}", plan.current_zxid);
             let leader_last_zxid = leader.start_forwarding(self, plan.current_zxid);
             (plan.need_snap, leader_last_zxid)
-        })
+        });
+        drop(tree);
+        out
     }
 
     /// `startSendingPackets`: the `Sender-<addr>` thread owns the writer from now on.
