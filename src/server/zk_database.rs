@@ -110,6 +110,38 @@ impl ZKDatabase {
         f(&self.committed_log.read())
     }
 
+    /// `fastForwardDataBase`: apply the txns this node logged after the last one it
+    /// applied — a learner's proposals whose COMMIT never came, a leader's own
+    /// uncommitted proposals — once the role's request processors have stopped, so that
+    /// the zxid it reports in the next election is the one its log holds. Returns the
+    /// new last processed zxid.
+    pub fn fast_forward_from_log(&self) -> io::Result<i64> {
+        let last = self.last_processed_zxid();
+        let itr = FileTxnIterator::new(&self.txn_snap_log.data_dir, last + 1, true)?;
+        let mut applied = 0u64;
+        for entry in itr {
+            let e = entry?;
+            let hdr = &e.header;
+            let mut tree = self.tree.write();
+            if hdr.zxid <= tree.last_processed_zxid {
+                continue;
+            }
+            {
+                let mut sessions = self.sessions.lock();
+                crate::server::persistence::file_txn_snap_log::process_transaction(hdr, e.txn.as_ref(), &mut tree, &mut sessions);
+            }
+            tree.last_processed_zxid = hdr.zxid;
+            drop(tree);
+            self.add_committed_proposal(hdr.zxid, Arc::from(marshall_txn_entry(hdr, e.txn.as_ref(), e.digest.as_ref())));
+            applied += 1;
+        }
+        let now = self.last_processed_zxid();
+        if applied > 0 {
+            log::info!("Fast-forwarded the database from 0x{last:x} to 0x{now:x} with {applied} logged txns");
+        }
+        Ok(now)
+    }
+
     /// `clear`: forget everything (before loading a snapshot from the leader).
     pub fn clear(&self) {
         *self.tree.write() = DataTree::new();
@@ -189,6 +221,14 @@ impl ZKDatabase {
             }
         }
         out
+    }
+}
+
+/// [`ZKDatabase::fast_forward_from_log`] after a role's server stopped; a log that cannot
+/// be read leaves the database as it was (logged).
+pub fn fast_forward(db: &ZKDatabase) {
+    if let Err(e) = db.fast_forward_from_log() {
+        log::error!("Error updating DB from the txn log: {e}");
     }
 }
 
