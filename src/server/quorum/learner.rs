@@ -288,6 +288,8 @@ pub fn sync_with_leader(
     let db = zk.db.clone();
     let mut snapshot_needed = true;
     let mut sync_snapshot = false;
+    // After a TRUNC the leader's proposals continue the truncated history.
+    let mut last_queued = 0i64;
     let first = reader.read_packet()?;
     match first.r#type {
         qp::DIFF => {
@@ -336,6 +338,7 @@ pub fn sync_with_leader(
                 std::process::exit(QUORUM_PACKET_ERROR);
             }
             db.set_last_processed_zxid(first.zxid);
+            last_queued = first.zxid;
             crate::server::fault_points::hit("learner.trunc.done");
         }
         _ => {
@@ -347,7 +350,6 @@ pub fn sync_with_leader(
     peer.set_last_logged_zxid(db.last_processed_zxid());
 
     let mut txn_log = db.txn_snap_log.txn_log();
-    let mut last_queued = 0i64;
     let mut is_pre_zab1_0 = true;
     let mut write_to_txn_log = !snapshot_needed;
     let mut committed: VecDeque<i64> = VecDeque::new();
