@@ -448,7 +448,7 @@ fn zk3911_zk4646_diff_txns_are_on_disk_before_the_newleader_ack() {
     assert_eq!(wait_exit(&mut ens, f, WAIT), CRASH, "node {f} should crash after its NEWLEADER ack");
     let log = ens.node(f).log_since(from);
     assert!(log.contains("Getting a diff from the leader"), "node {f} was not synced by DIFF:\n{log}");
-    assert!(log.contains("Sent NEWLEADER ack"), "node {f} crashed before its NEWLEADER ack");
+    assert!(log.contains("Fault point learner.newleader.afterAck: crash"), "node {f} crashed elsewhere:\n{log}");
     let d = read_disk(&ens, f);
     assert_has(&format!("node {f} after a crash right after its NEWLEADER ack"), &d.tree, &acked);
     set_faults(&ens, f, "");
@@ -525,7 +525,9 @@ fn zk4643_current_epoch_is_written_only_after_the_synced_txns() {
 /// pause: a restarting follower receives proposals and commits between DIFF and
 /// NEWLEADER and between NEWLEADER and UPTODATE. The leader must keep leading in the
 /// same epoch, see the NEWLEADER ack first, every write completes, and the follower
-/// syncs on its first attempt.
+/// syncs on its first attempt. Then the case that made upstream's leader quit: a new
+/// leader establishing its epoch with exactly this follower, whose DIFF carries
+/// proposals — its first ACK must be the NEWLEADER ack, and the leader leads once.
 #[test]
 fn zk4685_proposals_during_sync_do_not_make_the_leader_give_up() {
     let spec = spec3().cfg("rs.faultPoints=leader.newleader.beforeQueue=delay:1000,leader.uptodate.beforeSend=delay:1000");
@@ -560,6 +562,23 @@ fn zk4685_proposals_during_sync_do_not_make_the_leader_give_up() {
     assert_eq!(flog.matches("Learner received UPTODATE").count(), 1, "node {f} needed more than one sync:\n{flog}");
     assert!(!flog.contains("Exception when following the leader"), "node {f} lost its leader during the sync:\n{flog}");
     acked.extend(writes);
+    // The case where it mattered upstream: a new leader needs this follower's NEWLEADER
+    // ack for its quorum, and the follower's DIFF carries proposals (acked early, they
+    // made the leader time out waiting for NEWLEADER acks and give up).
+    ens.kill(f);
+    acked.extend(write_batch(&ens, &[l], "e", 10));
+    let g = others(&ens, &[l, f])[0];
+    let gfrom = ens.node(g).log_offset();
+    ens.kill(l);
+    let ffrom = ens.node(f).log_offset();
+    ens.node_mut(f).start();
+    assert_eq!(wait_roles(&ens, &[f, g], WAIT), g, "node {g} has the longer history");
+    let glog = ens.node(g).log_since(gfrom);
+    for bad in ["is from a different epoch", "Waiting for a quorum of followers", "Not sufficient followers synced"] {
+        assert!(!glog.contains(bad), "new leader {g} logged {bad:?} while establishing with {f}:\n{}", ens.describe_all(40));
+    }
+    assert_eq!(glog.matches("LEADING - LEADER ELECTION TOOK").count(), 1, "node {g} had to lead more than once:\n{glog}");
+    assert!(ens.node(f).log_since(ffrom).contains("Getting a diff from the leader"), "node {f} was not synced by DIFF");
     final_check(&mut ens, &acked);
 }
 
