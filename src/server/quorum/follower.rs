@@ -13,7 +13,7 @@ use crate::server::quorum::quorum_packet::{self as qp, packet_to_string};
 use crate::server::quorum::quorum_peer::run::record_election_time;
 use crate::server::quorum::quorum_peer::{QuorumPeer, ZabState};
 use crate::server::request_processor::RequestProcessor;
-use crate::server::zk_database::{fast_forward, ZKDatabase};
+use crate::server::zk_database::ZKDatabase;
 
 pub fn follow_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
     let taken = record_election_time(peer);
@@ -79,7 +79,7 @@ pub fn follow_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
     log::info!("shutdown Follower");
     peer.set_active_server(None);
     ls.zk.shutdown();
-    fast_forward(db);
+    learner::settle_database_after_learning(peer, db);
     peer.set_last_logged_zxid(db.last_processed_zxid());
 }
 

@@ -463,6 +463,26 @@ fn append_to_log(txn_log: &mut FileTxnLog, r: &Request) -> io::Result<()> {
     txn_log.append_entry(hdr.zxid, hdr.r#type, bytes).map(|_| ())
 }
 
+/// What a learner's database holds once its role has ended (`zk.shutdown(fullyShutDown)`
+/// with `fullyShutDown` = "still in a SNAP sync"): a SNAP sync cut short before NEWLEADER
+/// left the leader's snapshot in memory only, so the database is reloaded from disk
+/// (ZOOKEEPER-3642: voting with, and later diffing from, a zxid the disk does not have
+/// loses what the snapshot brought); otherwise the txns logged but never committed are
+/// applied (`fastForwardDataBase`).
+pub fn settle_database_after_learning(peer: &QuorumPeer, db: &crate::server::zk_database::ZKDatabase) {
+    if peer.sync_mode() == SyncMode::Snap {
+        log::warn!("Left the leader during a SNAP sync: reloading the database from disk");
+        db.clear();
+        if let Err(e) = db.load_database() {
+            log::error!("Unable to reload the database from disk: {e}");
+            db.clear();
+        }
+        peer.set_sync_mode(SyncMode::None);
+    } else {
+        crate::server::zk_database::fast_forward(db);
+    }
+}
+
 /// `initConfigInZKDatabase`: `/zookeeper/config` holds the membership text.
 pub fn init_config_node(peer: &QuorumPeer, zk: &ZooKeeperServer) {
     init_config_node_on(peer, &zk.db);

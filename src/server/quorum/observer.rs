@@ -11,7 +11,7 @@ use crate::server::quorum::learner_zookeeper_server::LearnerServer;
 use crate::server::quorum::quorum_packet::{self as qp, packet_to_string};
 use crate::server::quorum::quorum_peer::{QuorumPeer, ZabState};
 use crate::server::request_processor::RequestProcessor;
-use crate::server::zk_database::{fast_forward, ZKDatabase};
+use crate::server::zk_database::ZKDatabase;
 
 pub fn observe_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
     let ls = LearnerServer::new(peer, db.clone(), true);
@@ -81,7 +81,7 @@ pub fn observe_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
     }
     peer.set_active_server(None);
     ls.zk.shutdown();
-    fast_forward(db);
+    learner::settle_database_after_learning(peer, db);
     peer.set_last_logged_zxid(db.last_processed_zxid());
     // `Observer.waitForObserverElectionDelay`: a random pause (default < 200 ms) so that
     // observers do not all rush the new leader.
