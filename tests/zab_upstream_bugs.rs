@@ -925,3 +925,39 @@ fn learner_counts_its_logged_uncommitted_txns_after_its_leader_dies() {
     acked.extend(write_batch(&ens, &[1], "m", 2));
     final_check(&mut ens, &acked);
 }
+
+/// ZOOKEEPER-3642, the other half: a SNAP sync cut short. The learner replaces its
+/// database with the leader's snapshot in memory, then loses the leader before
+/// NEWLEADER (so nothing of it is on disk). Upstream 3.5 kept that database and voted
+/// with its zxid; synced afterwards by DIFF from that zxid, its disk lacked everything
+/// between its old history and the snapshot, and the next restart served a tree with
+/// committed txns missing. (Fixed upstream by a full shutdown — database cleared —
+/// when a learner leaves while its sync mode is SNAP.)
+///
+/// Here (3 leads the fresh ensemble, `forceSnapshotSync=true` on it, and it waits 3 s
+/// between sending a learner's snapshot and queueing NEWLEADER —
+/// `leader.newleader.beforeQueue=delay:3000`): node 1 misses writes b*, restarts, loads
+/// the leader's snapshot, and the leader is killed before NEWLEADER. Nodes 1 and 2 go
+/// on, writes c* happen, node 1 restarts from its disk: it must have b* and c*.
+#[test]
+fn zk3642_snap_sync_cut_short_is_not_counted() {
+    let (mut ens, l) = start(spec3().node_cfg(3, "forceSnapshotSync=true\nrs.faultPoints=leader.newleader.beforeQueue=delay:3000"));
+    assert_eq!(l, 3, "the highest sid leads a fresh ensemble");
+    let mut acked = write_batch(&ens, &[3], "a", 5);
+    ens.kill(1);
+    acked.extend(write_batch(&ens, &[3], "b", 10));
+    let from1 = ens.node(1).log_offset();
+    let from3 = ens.node(3).log_offset();
+    ens.node_mut(1).start();
+    ens.node(1).wait_for_log("Getting a snapshot from leader", from1, WAIT);
+    ens.node(3).wait_for_log("Fault point leader.newleader.beforeQueue", from3, WAIT);
+    thread::sleep(Duration::from_millis(500));
+    ens.kill(3);
+    assert!(!ens.node(1).log_since(from1).contains("Learner received NEWLEADER"), "the leader died too late");
+    let nl = wait_roles(&ens, &[1, 2], WAIT);
+    acked.extend(write_batch(&ens, &[nl], "c", 5));
+    ens.node_mut(1).restart();
+    wait_roles(&ens, &[1, 2], WAIT);
+    assert_has("node 1 restarted after a SNAP sync cut short", &live_tree(&ens, 1), &acked);
+    final_check(&mut ens, &acked);
+}
