@@ -78,6 +78,13 @@ fn set_faults(ens: &Ensemble, sid: u64, spec: &str) {
     fs::write(&p, out).expect("write zoo.cfg");
 }
 
+/// Starts node `sid` on its dataDir without waiting for its role. Should one of its
+/// ports have been taken meanwhile (a killed node's ports are free for anyone), the
+/// harness gives every node new ports and restarts them.
+fn start_node(ens: &mut Ensemble, sid: u64) {
+    ens.start_nodes(&[sid]);
+}
+
 /// Waits until the process of `sid` exits; its exit code.
 fn wait_exit(ens: &mut Ensemble, sid: u64, timeout: Duration) -> i32 {
     let deadline = Instant::now() + timeout;
@@ -372,7 +379,7 @@ fn final_check(ens: &mut Ensemble, acked: &Acked) {
     let sids = ens.sids();
     for &s in &sids {
         if !ens.node(s).alive() {
-            ens.node_mut(s).start();
+            start_node(ens, s);
         }
     }
     wait_roles(ens, &sids, WAIT);
@@ -444,7 +451,7 @@ fn zk3911_zk4646_diff_txns_are_on_disk_before_the_newleader_ack() {
     acked.extend(write_batch(&ens, &[l], "b", 10));
     set_faults(&ens, f, "learner.newleader.afterAck=crash");
     let from = ens.node(f).log_offset();
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     assert_eq!(wait_exit(&mut ens, f, WAIT), CRASH, "node {f} should crash after its NEWLEADER ack");
     let log = ens.node(f).log_since(from);
     assert!(log.contains("Getting a diff from the leader"), "node {f} was not synced by DIFF:\n{log}");
@@ -452,7 +459,7 @@ fn zk3911_zk4646_diff_txns_are_on_disk_before_the_newleader_ack() {
     let d = read_disk(&ens, f);
     assert_has(&format!("node {f} after a crash right after its NEWLEADER ack"), &d.tree, &acked);
     set_faults(&ens, f, "");
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     wait_roles(&ens, &ens.sids(), WAIT);
     acked.extend(write_batch(&ens, &[f], "c", 3));
     final_check(&mut ens, &acked);
@@ -479,7 +486,8 @@ fn zk4643_current_epoch_is_written_only_after_the_synced_txns() {
         let before = write_batch(&ens, &[l], &format!("r{round}x"), 5);
         // A leader change while F is away: F's NEWLEADER will carry a new epoch.
         let old_epoch = epoch(srvr_zxid(&ens, l).expect("leader zxid"));
-        ens.node_mut(l).restart();
+        ens.kill(l);
+        start_node(&mut ens, l);
         let rest = others(&ens, &[f]);
         l = wait_roles(&ens, &rest, WAIT);
         let mut round_acked = before;
@@ -487,7 +495,7 @@ fn zk4643_current_epoch_is_written_only_after_the_synced_txns() {
         let new_epoch = epoch(srvr_zxid(&ens, l).expect("leader zxid"));
         assert!(new_epoch > old_epoch, "the leader change did not start a new epoch");
         set_faults(&ens, f, &format!("{point}=crash"));
-        ens.node_mut(f).start();
+        start_node(&mut ens, f);
         assert_eq!(wait_exit(&mut ens, f, WAIT), CRASH, "node {f} should crash at {point}");
         let d = read_disk(&ens, f);
         let has_all = round_acked.iter().all(|(p, data)| d.tree.get(p).map(|x| &x.0) == Some(data));
@@ -504,7 +512,7 @@ fn zk4643_current_epoch_is_written_only_after_the_synced_txns() {
         assert_eq!(has_all, want_data, "{point}: synced txns on disk");
         assert_eq!(d.current_epoch >= new_epoch, want_epoch, "{point}: currentEpoch {} vs new epoch {new_epoch}", d.current_epoch);
         set_faults(&ens, f, "");
-        ens.node_mut(f).start();
+        start_node(&mut ens, f);
         l = wait_roles(&ens, &ens.sids(), WAIT);
         acked.extend(round_acked);
     }
@@ -540,7 +548,7 @@ fn zk4685_proposals_during_sync_do_not_make_the_leader_give_up() {
     let w = Writer::start(&ens, &[l], "w");
     thread::sleep(Duration::from_millis(300));
     let ffrom = ens.node(f).log_offset();
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     ens.node(l).wait_for_log("Fault point leader.newleader.beforeQueue", lfrom, WAIT);
     let at_decision = w.count();
     ens.node(f).wait_for_log("Learner received UPTODATE", ffrom, WAIT);
@@ -571,7 +579,7 @@ fn zk4685_proposals_during_sync_do_not_make_the_leader_give_up() {
     let gfrom = ens.node(g).log_offset();
     ens.kill(l);
     let ffrom = ens.node(f).log_offset();
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     assert_eq!(wait_roles(&ens, &[f, g], WAIT), g, "node {g} has the longer history");
     let glog = ens.node(g).log_since(gfrom);
     for bad in ["is from a different epoch", "Waiting for a quorum of followers", "Not sufficient followers synced"] {
@@ -606,7 +614,7 @@ fn zk4785_proposals_during_a_diff_are_logged_once_in_order() {
     let w = Writer::start(&ens, &[l], "w");
     thread::sleep(Duration::from_millis(300));
     let ffrom = ens.node(f).log_offset();
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     ens.node(f).wait_for_log("Fault point learner.newleader.beforePersist", ffrom, WAIT);
     let c0 = w.count();
     ens.node(f).wait_for_log("Learner received UPTODATE", ffrom, WAIT);
@@ -647,7 +655,7 @@ fn zk4394_learner_loses_its_leader_inside_newleader() {
     acked.extend(write_batch(&ens, &[l], "b", 5));
     set_faults(&ens, f, "learner.newleader.beforePersist=delay:2000");
     let from = ens.node(f).log_offset();
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     ens.node(f).wait_for_log("Fault point learner.newleader.beforePersist", from, WAIT);
     ens.kill(l);
     let rest = others(&ens, &[l]);
@@ -673,7 +681,7 @@ fn zk4409_ack_after_the_leader_connection_closed() {
     let mut acked = write_batch(&ens, &[l], "a", 3);
     ens.kill(f);
     set_faults(&ens, f, "sync.beforeFsync=delay:1500");
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     wait_roles(&ens, &ens.sids(), WAIT);
     let zk = client(&ens, &[l]);
     ensure_root(&zk);
@@ -719,7 +727,7 @@ fn zk4925_leader_with_a_hole_in_its_txn_log_syncs_a_peer_without_loss() {
     ens.kill(1);
     acked.extend(write_batch(&ens, &[3], "h", 5));
     let from1 = ens.node(1).log_offset();
-    ens.node_mut(1).start();
+    start_node(&mut ens, 1);
     wait_roles(&ens, &[1, 2, 3], WAIT);
     assert!(ens.node(1).log_since(from1).contains("Getting a snapshot from leader"), "node 1 was not synced by SNAP");
     wait_same_zxid(&ens, &[1, 2, 3], WAIT);
@@ -728,7 +736,7 @@ fn zk4925_leader_with_a_hole_in_its_txn_log_syncs_a_peer_without_loss() {
     wait_same_zxid(&ens, &[1, 3], WAIT);
     ens.kill(3);
     let from2 = ens.node(2).log_offset();
-    ens.node_mut(2).start();
+    start_node(&mut ens, 2);
     assert_eq!(wait_roles(&ens, &[1, 2], WAIT), 1, "node 1 (the longest history) should lead");
     let log2 = ens.node(2).log_since(from2);
     eprintln!("node 2 sync: {:?}", log2.lines().filter(|l| l.contains("Getting a") || l.contains("Truncating")).collect::<Vec<_>>());
@@ -757,14 +765,14 @@ fn zk3642_snap_is_durable_before_the_newleader_ack() {
     fs::remove_dir_all(ens.node(f).data_dir().join("version-2")).expect("wipe version-2");
     set_faults(&ens, f, "learner.newleader.afterAck=crash");
     let from = ens.node(f).log_offset();
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     assert_eq!(wait_exit(&mut ens, f, WAIT), CRASH, "node {f} should crash after its NEWLEADER ack");
     assert!(ens.node(f).log_since(from).contains("Getting a snapshot from leader"), "node {f} was not synced by SNAP");
     let d = read_disk(&ens, f);
     assert_has(&format!("node {f} after a crash right after its SNAP sync's NEWLEADER ack"), &d.tree, &acked);
     set_faults(&ens, f, "");
     let from = ens.node(f).log_offset();
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     wait_roles(&ens, &ens.sids(), WAIT);
     let log = ens.node(f).log_since(from);
     assert!(log.contains("Getting a diff from the leader"), "node {f} needed the snapshot again:\n{log}");
@@ -813,9 +821,18 @@ fn zk3127_snapshot_never_splits_a_multi() {
             assert!(n == 0 || n == per + 1, "{what}: multi {m} is split: {n} of {} ops", per + 1);
         }
     };
+    // Copies of the dataDirs, and the nodes restarted at once (their ports were freed:
+    // the shorter the gap, the smaller the chance another test takes one).
+    let copies = tempfile::tempdir().expect("tempdir");
+    for &s in &sids {
+        copy_dir(&ens.node(s).data_dir().join("version-2"), &copies.path().join(format!("node{s}")));
+    }
+    for &s in &sids {
+        start_node(&mut ens, s);
+    }
     let mut snapshots = 0;
     for &s in &sids {
-        let v2 = ens.node(s).data_dir().join("version-2");
+        let v2 = copies.path().join(format!("node{s}"));
         for e in fs::read_dir(&v2).expect("read version-2").flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if !name.starts_with("snapshot.") {
@@ -828,9 +845,6 @@ fn zk3127_snapshot_never_splits_a_multi() {
         }
     }
     assert!(snapshots >= 6, "too few snapshots ({snapshots}) to test anything");
-    for &s in &sids {
-        ens.node_mut(s).start();
-    }
     final_check(&mut ens, &acked);
 }
 
@@ -848,7 +862,7 @@ fn follower_crash_between_ack_and_commit() {
     acked.push(("/t/before".to_string(), b"0".to_vec()));
     ens.kill(f);
     set_faults(&ens, f, "follower.ack.sent=crash");
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     wait_roles(&ens, &ens.sids(), WAIT);
     zk.create("/t/x", Some(b"x"), &ids::open_acl_unsafe(), CreateMode::Persistent).expect("the write completes without the crashed follower");
     acked.push(("/t/x".to_string(), b"x".to_vec()));
@@ -857,7 +871,7 @@ fn follower_crash_between_ack_and_commit() {
     let d = read_disk(&ens, f);
     assert_has(&format!("node {f} (crashed after acking)"), &d.tree, &acked);
     set_faults(&ens, f, "");
-    ens.node_mut(f).start();
+    start_node(&mut ens, f);
     wait_roles(&ens, &ens.sids(), WAIT);
     assert_has(&format!("node {f} after rejoining"), &live_tree(&ens, f), &acked);
     final_check(&mut ens, &acked);
@@ -892,9 +906,10 @@ fn learner_counts_its_logged_uncommitted_txns_after_its_leader_dies() {
         }
         tries += 1;
         assert!(tries < 4, "node 2 never leads");
-        ens.node_mut(l).restart();
+        ens.kill(l);
+        start_node(&mut ens, l);
     }
-    ens.node_mut(3).start();
+    start_node(&mut ens, 3);
     wait_roles(&ens, &[1, 2, 3], WAIT);
     let zk = client(&ens, &[1]);
     ensure_root(&zk); // commits 1 (createSession) and 2 (/t)
@@ -911,16 +926,17 @@ fn learner_counts_its_logged_uncommitted_txns_after_its_leader_dies() {
     assert!(r.is_err(), "the write cannot have been acknowledged: {r:?}");
     ens.node(1).wait_for_log("Exception when following the leader", from1, WAIT);
     set_faults(&ens, 2, "");
-    ens.node_mut(3).start();
+    start_node(&mut ens, 3);
     let nl = wait_roles(&ens, &[1, 3], WAIT);
     eprintln!("leader after node 2's crash: {nl}");
     let mut acked = write_batch(&ens, &[nl], "n", 3);
     // Every node restarts from its dataDir: what it logged is what it has.
     for s in [1u64, 3] {
-        ens.node_mut(s).restart();
+        ens.kill(s);
+        start_node(&mut ens, s);
         wait_roles(&ens, &[1, 3], WAIT);
     }
-    ens.node_mut(2).start();
+    start_node(&mut ens, 2);
     wait_roles(&ens, &[1, 2, 3], WAIT);
     acked.extend(write_batch(&ens, &[1], "m", 2));
     final_check(&mut ens, &acked);
@@ -948,7 +964,7 @@ fn zk3642_snap_sync_cut_short_is_not_counted() {
     acked.extend(write_batch(&ens, &[3], "b", 10));
     let from1 = ens.node(1).log_offset();
     let from3 = ens.node(3).log_offset();
-    ens.node_mut(1).start();
+    start_node(&mut ens, 1);
     ens.node(1).wait_for_log("Getting a snapshot from leader", from1, WAIT);
     ens.node(3).wait_for_log("Fault point leader.newleader.beforeQueue", from3, WAIT);
     thread::sleep(Duration::from_millis(500));
@@ -956,7 +972,8 @@ fn zk3642_snap_sync_cut_short_is_not_counted() {
     assert!(!ens.node(1).log_since(from1).contains("Learner received NEWLEADER"), "the leader died too late");
     let nl = wait_roles(&ens, &[1, 2], WAIT);
     acked.extend(write_batch(&ens, &[nl], "c", 5));
-    ens.node_mut(1).restart();
+    ens.kill(1);
+        start_node(&mut ens, 1);
     wait_roles(&ens, &[1, 2], WAIT);
     assert_has("node 1 restarted after a SNAP sync cut short", &live_tree(&ens, 1), &acked);
     final_check(&mut ens, &acked);
