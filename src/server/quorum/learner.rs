@@ -395,6 +395,9 @@ pub fn sync_with_leader(
             }
             qp::UPTODATE => {
                 log::info!("Learner received UPTODATE message");
+                if !is_pre_zab1_0 {
+                    log::info!("{} proposals to log and {} commits received after NEWLEADER", not_logged.len(), committed.len());
+                }
                 crate::server::fault_points::hit("learner.uptodate");
                 if is_pre_zab1_0 {
                     zk.take_snapshot(sync_snapshot).map_err(|e| io::Error::other(format!("snapshot failed: {e}")))?;
