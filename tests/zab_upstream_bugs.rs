@@ -666,6 +666,65 @@ fn zk4394_learner_loses_its_leader_inside_newleader() {
     final_check(&mut ens, &acked);
 }
 
+/// ZOOKEEPER-4394, the interleaving itself: PROPOSALs reach the syncing learner before
+/// NEWLEADER and their COMMITs after it (3.9.0 had emptied its pending list at NEWLEADER
+/// and dereferenced the missing proposal). Ours keeps them in order through NEWLEADER
+/// and UPTODATE; the commits must match (no exit 12), nothing panics, the learner syncs
+/// once, and the writes are everywhere.
+///
+/// Here (3 leads; node 1 away): the leader waits 0.5 s before queueing NEWLEADER
+/// (`leader.newleader.beforeQueue=delay:500`) and 2 s before UPTODATE
+/// (`leader.uptodate.beforeSend=delay:2000`, under syncLimit), node 2 waits 0.7 s before
+/// each fsync (`sync.beforeFsync=delay:700`) so that writes issued during the leader's
+/// first wait are committed only after NEWLEADER went out and before UPTODATE.
+#[test]
+fn zk4394_commits_after_newleader_for_proposals_before_it() {
+    let spec = spec3()
+        .node_cfg(3, "rs.faultPoints=leader.newleader.beforeQueue=delay:500,leader.uptodate.beforeSend=delay:2000")
+        .node_cfg(2, "rs.faultPoints=sync.beforeFsync=delay:700");
+    let (mut ens, l) = start(spec);
+    assert_eq!(l, 3, "the highest sid leads a fresh ensemble");
+    let mut acked = write_batch(&ens, &[3], "a", 3);
+    let zk = client(&ens, &[3]);
+    ensure_root(&zk);
+    ens.kill(1);
+    let lfrom = ens.node(3).log_offset();
+    let ffrom = ens.node(1).log_offset();
+    start_node(&mut ens, 1);
+    ens.node(3).wait_for_log("Fault point leader.newleader.beforeQueue", lfrom, WAIT);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..5 {
+        let (path, data) = (format!("/t/straddle{i}"), format!("s{i}").into_bytes());
+        let tx = tx.clone();
+        let p2 = path.clone();
+        zk.create_async(&path, Some(&data.clone()), &ids::open_acl_unsafe(), CreateMode::Persistent, move |r| {
+            let _ = tx.send((p2, data, r));
+        });
+    }
+    for _ in 0..5 {
+        let (p, d, r) = rx.recv_timeout(WAIT).expect("a write's answer");
+        r.unwrap_or_else(|e| panic!("create {p}: {e}"));
+        acked.push((p, d));
+    }
+    let m = ens.node(1).wait_for_log(
+        regex::Regex::new(r"(\d+) proposals to log and (\d+) commits received after NEWLEADER").unwrap(),
+        ffrom,
+        WAIT,
+    );
+    let line = m.line.clone();
+    let caps = regex::Regex::new(r"(\d+) proposals to log and (\d+) commits").unwrap().captures(&line).map(|c| (c[1].parse::<u32>().unwrap(), c[2].parse::<u32>().unwrap()));
+    // The writes were proposed during the leader's wait before NEWLEADER: commits after
+    // NEWLEADER are commits of proposals that came before it.
+    let (_props, commits) = caps.expect("counts");
+    assert!(commits >= 1, "no commit came between NEWLEADER and UPTODATE ({line}); nothing tested");
+    wait_roles(&ens, &ens.sids(), WAIT);
+    zk.close();
+    let flog = ens.node(1).log_since(ffrom);
+    assert_eq!(flog.matches("Learner received UPTODATE").count(), 1, "node 1 needed more than one sync:\n{flog}");
+    assert!(!flog.contains("Exception when following the leader"), "node 1 lost its leader:\n{flog}");
+    final_check(&mut ens, &acked);
+}
+
 /// ZOOKEEPER-4409: the follower's SyncThread acks a logged proposal while the follower
 /// is shutting down after losing its leader (upstream dereferenced the closed socket).
 ///
