@@ -79,6 +79,7 @@ pub fn follow_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
     log::info!("shutdown Follower");
     peer.set_active_server(None);
     ls.zk.shutdown();
+    learner::settle_database_after_learning(peer, db);
     peer.set_last_logged_zxid(db.last_processed_zxid());
 }
 

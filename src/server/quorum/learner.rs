@@ -288,6 +288,8 @@ pub fn sync_with_leader(
     let db = zk.db.clone();
     let mut snapshot_needed = true;
     let mut sync_snapshot = false;
+    // After a TRUNC the leader's proposals continue the truncated history.
+    let mut last_queued = 0i64;
     let first = reader.read_packet()?;
     match first.r#type {
         qp::DIFF => {
@@ -336,6 +338,7 @@ pub fn sync_with_leader(
                 std::process::exit(QUORUM_PACKET_ERROR);
             }
             db.set_last_processed_zxid(first.zxid);
+            last_queued = first.zxid;
             crate::server::fault_points::hit("learner.trunc.done");
         }
         _ => {
@@ -347,7 +350,6 @@ pub fn sync_with_leader(
     peer.set_last_logged_zxid(db.last_processed_zxid());
 
     let mut txn_log = db.txn_snap_log.txn_log();
-    let mut last_queued = 0i64;
     let mut is_pre_zab1_0 = true;
     let mut write_to_txn_log = !snapshot_needed;
     let mut committed: VecDeque<i64> = VecDeque::new();
@@ -393,6 +395,9 @@ pub fn sync_with_leader(
             }
             qp::UPTODATE => {
                 log::info!("Learner received UPTODATE message");
+                if !is_pre_zab1_0 {
+                    log::info!("{} proposals to log and {} commits received after NEWLEADER", not_logged.len(), committed.len());
+                }
                 crate::server::fault_points::hit("learner.uptodate");
                 if is_pre_zab1_0 {
                     zk.take_snapshot(sync_snapshot).map_err(|e| io::Error::other(format!("snapshot failed: {e}")))?;
@@ -463,6 +468,26 @@ pub fn sync_with_leader(
 fn append_to_log(txn_log: &mut FileTxnLog, r: &Request) -> io::Result<()> {
     let (Some(hdr), Some(bytes)) = (&r.hdr, &r.txn_bytes) else { return Ok(()) };
     txn_log.append_entry(hdr.zxid, hdr.r#type, bytes).map(|_| ())
+}
+
+/// What a learner's database holds once its role has ended (`zk.shutdown(fullyShutDown)`
+/// with `fullyShutDown` = "still in a SNAP sync"): a SNAP sync cut short before NEWLEADER
+/// left the leader's snapshot in memory only, so the database is reloaded from disk
+/// (ZOOKEEPER-3642: voting with, and later diffing from, a zxid the disk does not have
+/// loses what the snapshot brought); otherwise the txns logged but never committed are
+/// applied (`fastForwardDataBase`).
+pub fn settle_database_after_learning(peer: &QuorumPeer, db: &crate::server::zk_database::ZKDatabase) {
+    if peer.sync_mode() == SyncMode::Snap {
+        log::warn!("Left the leader during a SNAP sync: reloading the database from disk");
+        db.clear();
+        if let Err(e) = db.load_database() {
+            log::error!("Unable to reload the database from disk: {e}");
+            db.clear();
+        }
+        peer.set_sync_mode(SyncMode::None);
+    } else {
+        crate::server::zk_database::fast_forward(db);
+    }
 }
 
 /// `initConfigInZKDatabase`: `/zookeeper/config` holds the membership text.

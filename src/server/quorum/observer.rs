@@ -81,6 +81,7 @@ pub fn observe_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
     }
     peer.set_active_server(None);
     ls.zk.shutdown();
+    learner::settle_database_after_learning(peer, db);
     peer.set_last_logged_zxid(db.last_processed_zxid());
     // `Observer.waitForObserverElectionDelay`: a random pause (default < 200 ms) so that
     // observers do not all rush the new leader.

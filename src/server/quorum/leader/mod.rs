@@ -153,6 +153,7 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
     }
     leader.shutdown("Forcing shutdown");
     peer.set_leader(None);
+    crate::server::zk_database::fast_forward(db);
     peer.set_last_logged_zxid(db.last_processed_zxid());
 }
 

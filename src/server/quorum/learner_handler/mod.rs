@@ -276,6 +276,8 @@ impl LearnerHandler {
             oa.write_all(&body)?;
             oa.flush()?;
         }
+        // Forwarding has started: proposals made from here on reach the learner before NEWLEADER.
+        crate::server::fault_points::hit("leader.newleader.beforeQueue");
         log::debug!("Sending NEWLEADER message to {sid}");
         if self.version() < qp::ZAB_PROTOCOL_VERSION {
             oa.write_all(&encode_parts(qp::NEWLEADER, new_leader_zxid, None))?;

@@ -86,12 +86,22 @@ pub fn plan_sync(inp: &SyncInputs<'_>, txn_log: impl FnOnce(i64) -> Vec<Committe
         q.need_op_packet = false;
         need_snap = false;
     } else if max >= peer && min <= peer {
-        q.notes.push("Using committedLog for peer".into());
-        current_zxid = queue_committed_proposals(&mut q, inp.committed.iter(), peer, None, max);
-        need_snap = false;
+        if let Some((a, b)) = hole_after(inp.committed, peer) {
+            q.notes.push(format!("Detected a hole in committedLog between 0x{a:x} and 0x{b:x}, cannot diff from it"));
+        } else {
+            q.notes.push("Using committedLog for peer".into());
+            current_zxid = queue_committed_proposals(&mut q, inp.committed.iter(), peer, None, max);
+            need_snap = false;
+        }
     } else if peer < min && inp.txn_log_sync_enabled {
         let from_log = txn_log(peer);
-        if !from_log.is_empty() {
+        let hole = hole_after(&from_log, peer).or_else(|| hole_after(inp.committed, min));
+        if let Some((a, b)) = hole {
+            // A learner synced by SNAP keeps its older log files: its log jumps over what
+            // the snapshot brought. Read as a history, such a log makes a peer inside the
+            // jump look divergent, and the TRUNC it would get drops committed txns.
+            q.notes.push(format!("Detected a hole in txnlog between 0x{a:x} and 0x{b:x}, cannot diff from it"));
+        } else if !from_log.is_empty() {
             q.notes.push("Use txnlog and committedLog for peer".into());
             current_zxid = queue_committed_proposals(&mut q, from_log.iter(), peer, Some(min), max);
             if current_zxid < min {
@@ -119,6 +129,21 @@ pub fn plan_sync(inp: &SyncInputs<'_>, txn_log: impl FnOnce(i64) -> Vec<Committe
         q.items.clear();
     }
     SyncPlan { need_snap, items: q.items, current_zxid, notes: q.notes }
+}
+
+/// `next` may follow `prev` in one history: the next counter of the same epoch, or the
+/// first txn of a later epoch.
+fn follows(prev: i64, next: i64) -> bool {
+    let (pe, ne) = (epoch_from_zxid(prev), epoch_from_zxid(next));
+    (ne == pe && next == prev + 1) || (ne > pe && (next & 0xffff_ffff) == 1)
+}
+
+/// The first discontinuity of `proposals` from the last one before `peer` on (what a
+/// sync from `peer` reads): a DIFF or TRUNC computed across it would be wrong
+/// (ZOOKEEPER-4925's hole in the history a leader propagates).
+fn hole_after(proposals: &[CommittedProposal], peer: i64) -> Option<(i64, i64)> {
+    let start = proposals.iter().rposition(|p| p.zxid < peer).unwrap_or(0);
+    proposals.get(start..)?.windows(2).find(|w| !follows(w[0].zxid, w[1].zxid)).map(|w| (w[0].zxid, w[1].zxid))
 }
 
 /// `queueCommittedProposals`: the first proposal at or after the peer's zxid decides
@@ -232,12 +257,18 @@ mod tests {
     }
 
     #[test]
-    fn divergent_peer_within_the_log_is_truncated_then_diffed() {
-        // The peer logged 1.3 which the leader never committed; the leader has 1.4 after 1.2.
+    fn divergent_peer_across_epochs_or_into_a_hole_gets_a_snapshot() {
+        // The peer logged 2.3 which was never committed; the leader's history goes on in epoch 3.
+        let c = log(&[z(2, 1), z(2, 2), z(3, 1)]);
+        let p = plan(z(2, 3), z(3, 1), &c, vec![]);
+        assert!(p.need_snap, "across epochs: snapshot");
+        // Upstream would TRUNC a peer at 1.3 to 1.2 when the leader has 1.4 after 1.2; in
+        // one epoch that is a hole in the leader's history (1.4 committed means 1.3 was):
+        // never TRUNC into it.
         let c = log(&[z(1, 1), z(1, 2), z(1, 4)]);
         let p = plan(z(1, 3), z(1, 4), &c, vec![]);
-        assert_eq!(p.items, vec![SyncItem::Trunc(z(1, 2)), SyncItem::Proposal(c[2].clone()), SyncItem::Commit(z(1, 4))]);
-        assert!(!p.need_snap);
+        assert!(p.need_snap);
+        assert!(p.items.is_empty());
         // Across epochs the TRUNC is refused: snapshot instead.
         let c = log(&[z(1, 1), z(2, 1)]);
         let p = plan(z(1, 3), z(2, 1), &c, vec![]);
@@ -262,6 +293,30 @@ mod tests {
         let p = plan(z(1, 2), z(1, 6), &c, vec![]);
         assert!(p.need_snap);
         assert_eq!(p.current_zxid, z(1, 6));
+    }
+
+    #[test]
+    fn hole_in_the_txn_log_is_not_read_as_history() {
+        // The leader was synced by SNAP at 1.8 while its log ended at 1.4: its log jumps
+        // from 1.4 to 1.9. A peer at 1.8 must not be told to TRUNC to 1.4.
+        let c = log(&[z(1, 9), z(1, 10)]);
+        let disk = log(&[z(1, 1), z(1, 2), z(1, 3), z(1, 4), z(1, 9), z(1, 10)]);
+        let p = plan(z(1, 8), z(1, 10), &c, disk.clone());
+        assert!(p.need_snap, "{p:?}");
+        assert!(!p.items.iter().any(|i| matches!(i, SyncItem::Trunc(_))));
+        // A peer before the hole: its DIFF would cross the hole too.
+        let p = plan(z(1, 2), z(1, 10), &c, disk);
+        assert!(p.need_snap);
+        // Holes wholly before the peer do not matter.
+        let disk = log(&[z(1, 1), z(1, 5), z(1, 6), z(1, 7), z(1, 8), z(1, 9)]);
+        let p = plan(z(1, 7), z(1, 10), &c, disk);
+        assert!(!p.need_snap, "{p:?}");
+        assert_eq!(p.items[0], SyncItem::Diff(z(1, 10)));
+        // A new epoch starting at counter 1 is no hole.
+        let c = log(&[z(2, 1), z(2, 2)]);
+        let disk = log(&[z(1, 1), z(1, 2), z(2, 1)]);
+        let p = plan(z(1, 2), z(2, 2), &c, disk);
+        assert!(!p.need_snap, "{p:?}");
     }
 
     #[test]

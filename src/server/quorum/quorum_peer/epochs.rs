@@ -62,6 +62,17 @@ impl Epochs {
                 write_long_to_file(snap_dir, CURRENT_EPOCH_FILENAME, epoch_of_zxid).map_err(|e| fail(e.to_string()))?;
                 let _ = std::fs::remove_file(&updating);
                 current = epoch_of_zxid;
+            } else if read_long_from_file(snap_dir, ACCEPTED_EPOCH_FILENAME).is_ok_and(|a| a >= epoch_of_zxid) {
+                // A learner persists the committed txns of its sync before it records the
+                // leader's epoch as current (ZOOKEEPER-4643's order): a crash in between
+                // leaves txns of an epoch it had accepted and already holds durably. That
+                // history is a prefix of the leader's, so the epoch is ours to claim.
+                log::warn!(
+                    "The current epoch, {}, is older than the last zxid, 0x{last_processed_zxid:x}, of accepted epoch {epoch_of_zxid}: a sync was persisted but its epoch not recorded. Setting current epoch to {epoch_of_zxid}.",
+                    zxid_to_string(current)
+                );
+                write_long_to_file(snap_dir, CURRENT_EPOCH_FILENAME, epoch_of_zxid).map_err(|e| fail(e.to_string()))?;
+                current = epoch_of_zxid;
             } else {
                 return Err(fail(format!(
                     "The current epoch, {}, is older than the last zxid, {last_processed_zxid}",
@@ -149,10 +160,11 @@ mod tests {
     fn stale_current_epoch_uses_tmp_or_fails() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("currentEpoch"), "1").unwrap();
-        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
+        std::fs::write(d.path().join("acceptedEpoch"), "1").unwrap();
         let err = Epochs::load(d.path(), 0x2_0000_0001).unwrap_err();
         assert!(err.contains("The current epoch, 1, is older than the last zxid, 8589934593"), "{err}");
         std::fs::write(d.path().join("currentEpoch.tmp"), "2").unwrap();
+        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
         let e = Epochs::load(d.path(), 0x2_0000_0001).unwrap();
         assert_eq!(e.current(), 2);
     }
@@ -161,14 +173,27 @@ mod tests {
     fn interrupted_epoch_update_is_repaired_only_for_the_marked_epoch() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("currentEpoch"), "1").unwrap();
-        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
-        // A marker for another epoch proves nothing.
+        std::fs::write(d.path().join("acceptedEpoch"), "1").unwrap();
+        // A marker for another epoch proves nothing (and epoch 2 was never accepted).
         std::fs::write(d.path().join(UPDATING_EPOCH_FILENAME), "3").unwrap();
         assert!(Epochs::load(d.path(), 0x2_0000_0001).is_err());
         std::fs::write(d.path().join(UPDATING_EPOCH_FILENAME), "2").unwrap();
+        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
         let e = Epochs::load(d.path(), 0x2_0000_0001).unwrap();
         assert_eq!((e.current(), e.accepted()), (2, 2));
         assert!(!d.path().join(UPDATING_EPOCH_FILENAME).exists());
+        assert_eq!(std::fs::read_to_string(d.path().join("currentEpoch")).unwrap(), "2");
+    }
+
+    #[test]
+    fn sync_persisted_before_its_epoch_was_recorded() {
+        // A learner crashed between persisting the committed txns of its NEWLEADER sync
+        // (of epoch 2, which it had accepted) and writing currentEpoch.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("currentEpoch"), "1").unwrap();
+        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
+        let e = Epochs::load(d.path(), 0x2_0000_0005).unwrap();
+        assert_eq!((e.current(), e.accepted()), (2, 2));
         assert_eq!(std::fs::read_to_string(d.path().join("currentEpoch")).unwrap(), "2");
     }
 
