@@ -340,3 +340,115 @@ fn logging_conf_sets_the_level() {
         assert_eq!(log.contains(" - INFO  ["), expect_info, "level {spec}, log:\n{log}");
     }
 }
+
+/// As [`apache_wrapper`], for a quorum peer (`QuorumPeerMain`, what Apache's own script runs).
+fn apache_quorum_wrapper(dir: &Path) -> PathBuf {
+    require_apache();
+    let p = dir.join("apache-zk-quorum-peer");
+    write_exe(
+        &p,
+        &format!(
+            "#!/usr/bin/env bash\n\
+             exec {JAVA} -Xmx128m -XX:+UseSerialGC -Dorg.slf4j.simpleLogger.logFile=System.out \
+             \"${{@:1:$#-1}}\" -cp {cp} org.apache.zookeeper.server.quorum.QuorumPeerMain \"${{@: -1}}\"\n",
+            cp = apache_classpath()
+        ),
+    );
+    p
+}
+
+/// Waits until `zkServer.sh status` says `Mode: leader` or `Mode: follower` on every peer
+/// in `peers`, and returns the modes.
+fn quorum_modes(peers: &[&Setup]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let outs: Vec<Output> = peers.iter().map(|s| s.run(&["status"], &[])).collect();
+        let modes: Vec<Option<String>> = outs
+            .iter()
+            .zip(peers)
+            .map(|(o, s)| {
+                let out = text(o).0;
+                let want = format!("Client port found: {}. Client address: 127.0.0.1. Client SSL: false.\n", s.port);
+                let mode = out.strip_prefix(&want)?.strip_prefix("Mode: ")?.strip_suffix('\n')?.to_string();
+                (o.status.code() == Some(0)).then_some(mode)
+            })
+            .collect();
+        if modes.iter().all(|m| m.is_some()) {
+            return modes.into_iter().flatten().collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no quorum after 60 s: {:?}",
+            outs.iter().map(|o| describe_output("status", o)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// `zkServer.sh start|status|stop` on a quorum of two of our peers and one Apache peer,
+/// each in its own conf dir: status prints the mode as Apache's script does, exactly one
+/// leader; a peer without a quorum is "not running" for status (exit 1), as an Apache peer
+/// that is not serving is; stop leaves nothing behind.
+#[test]
+fn quorum_status_with_our_peers_and_an_apache_peer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let apache = apache_quorum_wrapper(tmp.path());
+    let bins = [our_server_bin(), our_server_bin(), apache];
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+        .collect();
+    let peers: Vec<Setup> = bins
+        .iter()
+        .enumerate()
+        .map(|(i, bin)| {
+            let s = Setup::new(bin.clone());
+            let data = s.dir.path().join("data");
+            fs::create_dir_all(&data).unwrap();
+            fs::write(data.join("myid"), format!("{}\n", i + 1)).unwrap();
+            let mut cfg = fs::read_to_string(s.cfg()).unwrap();
+            cfg = cfg.replace("tickTime=2000", "tickTime=500");
+            cfg.push_str(&format!("initLimit=10\nsyncLimit=5\nstandaloneEnabled=false\n{servers}"));
+            fs::write(s.cfg(), cfg).unwrap();
+            s
+        })
+        .collect();
+
+    // One peer alone has no quorum: it is not serving, and the script says so.
+    let o = peers[0].run(&["start"], &[]);
+    assert_eq!(text(&o).0, "Starting zookeeper ... STARTED\n", "{}", describe_output("start", &o));
+    std::thread::sleep(Duration::from_secs(2));
+    let o = peers[0].run(&["status"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", describe_output("status without quorum", &o));
+    assert!(text(&o).0.ends_with("Error contacting service. It is probably not running.\n"), "{}", describe_output("status", &o));
+
+    for s in &peers[1..] {
+        let o = s.run(&["start"], &[]);
+        assert_eq!(text(&o).0, "Starting zookeeper ... STARTED\n", "{}", describe_output("start", &o));
+    }
+    let all: Vec<&Setup> = peers.iter().collect();
+    let modes = quorum_modes(&all);
+    assert_eq!(modes.iter().filter(|m| *m == "leader").count(), 1, "{modes:?}");
+    assert_eq!(modes.iter().filter(|m| *m == "follower").count(), 2, "{modes:?}");
+
+    // Stop the leader through the script: the other two elect one of themselves.
+    let leader = modes.iter().position(|m| m == "leader").unwrap();
+    let o = peers[leader].run(&["stop"], &[]);
+    assert_eq!(text(&o).0, "Stopping zookeeper ... STOPPED\n", "{}", describe_output("stop", &o));
+    let rest: Vec<&Setup> = peers.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, s)| s).collect();
+    let modes = quorum_modes(&rest);
+    let mut sorted = modes.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["follower", "leader"], "{modes:?}");
+
+    for s in &rest {
+        let pid = s.pid().expect("pid file");
+        let o = s.run(&["stop"], &[]);
+        assert_eq!(text(&o).0, "Stopping zookeeper ... STOPPED\n", "{}", describe_output("stop", &o));
+        assert!(!alive(pid));
+        let o = s.run(&["status"], &[]);
+        assert_eq!(o.status.code(), Some(1));
+    }
+}
