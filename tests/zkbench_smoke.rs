@@ -58,7 +58,7 @@ fn compare_smoke_via_script() {
     for label in ["start-up (ms)", "restart with 2000 nodes (ms)", "RSS after load workloads (MiB)"] {
         assert!(stdout.lines().any(|l| l.contains(label)), "no row {label:?}\n{report}");
     }
-    assert!(stdout.contains("no quorum yet"), "the ensemble note is missing\n{report}");
+    assert!(stdout.contains("see `zk-bench ensemble`"), "the ensemble note is missing\n{report}");
 
     let json = json_lines(&stdout);
     assert_eq!(json.len(), 1, "expected exactly one JSON line, got {json:?}\n{report}");
