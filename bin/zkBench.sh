@@ -2,7 +2,7 @@
 #
 # zkBench.sh — build and run zk-bench, the zookeeper-rs benchmark tool.
 #
-# Usage: zkBench.sh {compare|election|run} [zk-bench options...]
+# Usage: zkBench.sh {compare|election|ensemble|run} [zk-bench options...]
 #
 #   compare   start Apache ZooKeeper 3.8 (the Debian packages' jars) and our
 #             zk-server with the same zoo.cfg and compare them side by side:
@@ -14,16 +14,24 @@
 #             kill -9 -> new leader for 3 and 5 peers (10 rounds each, median
 #             and max, ratios), idle RSS and threads of a follower.
 #             `--smoke` is one round of 3 peers (well under 20 s).
+#   ensemble  a 3-node Apache ZooKeeper 3.8 ensemble and a 3-node ensemble of
+#             ours side by side, same zoo.cfg scheme and load: get/set/create/
+#             mixed with 8 clients x 32 outstanding spread over the nodes
+#             (3 rounds, A B / B A), RSS of every node after the load, and
+#             failover: kill -9 of the leader under a set load -> first
+#             successful write (5 rounds); tables, ratios and one JSON line.
+#             `--smoke` is one short round of everything (well under 30 s).
 #   run       one workload against a running server, e.g.
 #             zkBench.sh run --server 127.0.0.1:2181 --workload get
 #
-#   zkBench.sh compare --help / election --help / run --help list the options;
+#   zkBench.sh compare --help / election --help / ensemble --help / run --help
+#   list the options;
 #   docs/benchmarks.md describes the method.
 #
 # Every subcommand first builds zk-server and zk-bench in the checkout
 # (`cargo build --release --bin zk-server --bin zk-bench`; a no-op when they
 # are up to date), then exec zk-bench. zk-bench compare runs the zk-server
-# (zk-bench election: the zk-server peers) next to it.
+# (zk-bench election and ensemble: the zk-server peers) next to it.
 #
 # Environment:
 #   ZKBENCH_PROFILE   release (default) or debug: which build to make and run
@@ -38,8 +46,8 @@ ZOOBINDIR="$(cd "$(dirname "$ZOOBIN")" && pwd)"
 . "$ZOOBINDIR/zkEnv.sh"
 
 usage() {
-    echo "Usage: $0 {compare|election|run} [zk-bench options...]" >&2
-    echo "       $0 compare --help | $0 election --help | $0 run --help    (options)" >&2
+    echo "Usage: $0 {compare|election|ensemble|run} [zk-bench options...]" >&2
+    echo "       $0 compare --help | $0 election --help | $0 ensemble --help | $0 run --help    (options)" >&2
     exit 1
 }
 
@@ -52,7 +60,7 @@ die() {
 ZK_SUBCMD=$1
 shift
 case $ZK_SUBCMD in
-    compare|election|run) ;;
+    compare|election|ensemble|run) ;;
     *) usage ;;
 esac
 

@@ -1,7 +1,8 @@
 //! Smoke tests of zk-bench: `bin/zkBench.sh compare --smoke` end to end (Apache 3.8 and
-//! our zk-server, every workload, start-up, RSS, restart), and `zk-bench run` against
-//! our server. They check that the tool works and reports what it should, never how
-//! fast anything is.
+//! our zk-server, every workload, start-up, RSS, restart), `election --smoke`,
+//! `bin/zkBench.sh ensemble --smoke` (3-node ensembles of both under load, failover),
+//! and `zk-bench run` against our server. They check that the tool works and reports
+//! what it should, never how fast anything is.
 
 mod common;
 
@@ -57,7 +58,7 @@ fn compare_smoke_via_script() {
     for label in ["start-up (ms)", "restart with 2000 nodes (ms)", "RSS after load workloads (MiB)"] {
         assert!(stdout.lines().any(|l| l.contains(label)), "no row {label:?}\n{report}");
     }
-    assert!(stdout.contains("no quorum yet"), "the ensemble note is missing\n{report}");
+    assert!(stdout.contains("see `zk-bench ensemble`"), "the ensemble note is missing\n{report}");
 
     let json = json_lines(&stdout);
     assert_eq!(json.len(), 1, "expected exactly one JSON line, got {json:?}\n{report}");
@@ -108,6 +109,72 @@ fn election_smoke() {
     }
     for k in ["\"bench\":\"zk-bench-election\"", "\"start_to_leader_ms\":", "\"kill_to_leader_ms\":", "\"follower_rss_kib\":", "\"follower_threads\":"] {
         assert!(json[0].contains(k), "JSON lacks {k}: {}", json[0]);
+    }
+}
+
+/// `bin/zkBench.sh ensemble --smoke`: a 3-node Apache ensemble and a 3-node ensemble of
+/// ours, one short round of get/set/create/mixed with the clients spread over the
+/// nodes, RSS of every node, one leader kill under load per side. Checks the rows and
+/// the JSON summary, never a speed or a time.
+#[test]
+fn ensemble_smoke_via_script() {
+    require_apache();
+    let mut cmd = Command::new("bash");
+    cmd.arg(manifest_dir().join("bin/zkBench.sh"))
+        .args(["ensemble", "--smoke"])
+        // The debug binaries cargo built for this test run (see compare_smoke_via_script).
+        .env("ZKBENCH_PROFILE", "debug")
+        .current_dir(manifest_dir());
+    let t0 = Instant::now();
+    let out = run_with_timeout(cmd, b"", Duration::from_secs(600));
+    let report = describe_output("bin/zkBench.sh ensemble --smoke", &out);
+    assert!(out.status.success(), "ensemble --smoke failed\n{report}");
+    eprintln!("zkBench.sh ensemble --smoke took {:?}", t0.elapsed());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Final table rows: "<ratio>  <label>  <apache> <ours>  [<target>: met|NOT met]".
+    let figures = |label: &str| -> (f64, f64) {
+        let row = stdout.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no row {label:?}\n{report}"));
+        let rest = &row[row.find(label).map(|i| i + label.len()).unwrap_or(0)..];
+        let t: Vec<&str> = rest.split_whitespace().collect();
+        let num = |s: Option<&&str>| s.and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("no figures after {label:?} in {row:?}\n{report}"));
+        (num(t.first()), num(t.get(1)))
+    };
+    for w in ["get", "set", "create", "mixed"] {
+        let (apache, ours) = figures(&format!("  {w} throughput (ops/s)"));
+        assert!(apache > 0.0 && ours > 0.0, "{w} throughput: apache {apache}, ours {ours}\n{report}");
+        figures(&format!("  {w} p99 latency (us)"));
+    }
+    for label in [
+        "failover (set load): kill -> first write, median (ms)",
+        "leader kill -> new leader serving, median (ms)",
+        "RSS after the load, leader (MiB)",
+        "RSS after the load, follower 1 (MiB)",
+        "RSS after the load, follower 2 (MiB)",
+    ] {
+        let (apache, ours) = figures(label);
+        assert!(apache > 0.0 && ours > 0.0, "{label}: apache {apache}, ours {ours}\n{report}");
+    }
+    let json = json_lines(&stdout);
+    assert_eq!(json.len(), 1, "expected exactly one JSON line, got {json:?}\n{report}");
+    let j = json[0];
+    if let Err(e) = check_json(j) {
+        panic!("the JSON summary does not parse ({e}): {j}");
+    }
+    for k in [
+        "\"bench\":\"zk-bench-ensemble\"",
+        "\"workloads\":",
+        "\"get\":",
+        "\"set\":",
+        "\"create\":",
+        "\"mixed\":",
+        "\"throughput_ratio\":",
+        "\"p99_ratio\":",
+        "\"failover\":",
+        "\"first_write_ms\":",
+        "\"serving_ms\":",
+        "\"rss_kib\":",
+    ] {
+        assert!(j.contains(k), "JSON summary lacks {k}: {j}");
     }
 }
 

@@ -86,6 +86,8 @@ impl CompareConfig {
             watchers: self.watchers,
             multi_ops: self.multi_ops,
             root: ROOT.into(),
+            spread: false,
+            probe: None,
         }
     }
 }
@@ -120,7 +122,7 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn ratio(ours: f64, apache: f64) -> f64 {
+pub(super) fn ratio(ours: f64, apache: f64) -> f64 {
     if apache > 0.0 {
         ours / apache
     } else {
@@ -128,7 +130,7 @@ fn ratio(ours: f64, apache: f64) -> f64 {
     }
 }
 
-fn fmt_ratio(r: f64) -> String {
+pub(super) fn fmt_ratio(r: f64) -> String {
     if r.is_finite() {
         format!("{r:.2}x")
     } else {
@@ -136,21 +138,21 @@ fn fmt_ratio(r: f64) -> String {
     }
 }
 
-fn mib(kib: u64) -> f64 {
+pub(super) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
 /// Medians of one workload's rounds for one server.
 #[derive(Clone, Copy, Default)]
-struct Med {
-    throughput: f64,
-    p50: f64,
-    p99: f64,
-    p999: f64,
-    errors: u64,
+pub(super) struct Med {
+    pub(super) throughput: f64,
+    pub(super) p50: f64,
+    pub(super) p99: f64,
+    pub(super) p999: f64,
+    pub(super) errors: u64,
 }
 
-fn medians(runs: &[RunResult]) -> Med {
+pub(super) fn medians(runs: &[RunResult]) -> Med {
     let m = |f: &dyn Fn(&RunResult) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
     Med {
         throughput: m(&|r| r.throughput()),
@@ -184,7 +186,7 @@ pub fn compare(cfg: &CompareConfig) -> Result<(), String> {
     Ok(())
 }
 
-fn list_logs(dir: &Path) -> Vec<String> {
+pub(super) fn list_logs(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         let mut entries: Vec<_> = rd.flatten().collect();
@@ -437,8 +439,14 @@ fn describe(cfg: &CompareConfig, w: Workload) -> String {
 }
 
 fn print_workload(cfg: &CompareConfig, w: Workload, runs: &[Vec<RunResult>; 2], firsts: &[Kind]) {
+    print_workload_rounds(&format!("{w}: {} ({} rounds x {:.1} s, latency in us)", describe(cfg, w), cfg.rounds, cfg.duration.as_secs_f64()), w, runs, firsts);
+}
+
+/// The table of one workload's rounds for both servers, the medians, the ratios and
+/// warnings about errors; `title` heads it. Also used by `ensemble`.
+pub(super) fn print_workload_rounds(title: &str, w: Workload, runs: &[Vec<RunResult>; 2], firsts: &[Kind]) {
     let unit = format!("{}/s", w.unit());
-    println!("\n== {w}: {} ({} rounds x {:.1} s, latency in us) ==", describe(cfg, w), cfg.rounds, cfg.duration.as_secs_f64());
+    println!("\n== {title} ==");
     println!(
         "{:<7} {:<7} {:>12} {:>8} {:>8} {:>8} | {:>12} {:>8} {:>8} {:>8} | {:>7}",
         "round", "first", format!("apache {}", if unit.len() > 5 { "thr" } else { &unit }), "p50", "p99", "p99.9", format!("ours {}", if unit.len() > 5 { "thr" } else { &unit }), "p50", "p99", "p99.9", "thr o/a"
@@ -573,7 +581,7 @@ fn print_final(cfg: &CompareConfig, results: &HashMap<Workload, [Vec<RunResult>;
     row("RSS after load workloads (MiB)", mib(rss[0][0]), mib(rss[0][1]), 1);
     row(&format!("RSS after populating {} nodes (MiB)", cfg.restart_nodes), mib(rss[1][0]), mib(rss[1][1]), 1);
     row("RSS after the restarts (MiB)", mib(rss[2][0]), mib(rss[2][1]), 1);
-    println!("{:>8}  ensemble (3-server quorum) rows: not applicable, zookeeper-rs has no quorum yet", "n/a");
+    println!("{:>8}  ensemble (3-server quorum) rows: standalone servers here; see `zk-bench ensemble`", "-");
 }
 
 fn summary_json(cfg: &CompareConfig, results: &HashMap<Workload, [Vec<RunResult>; 2]>, t: &Times, rss: [[u64; 2]; 3]) -> String {
@@ -597,31 +605,11 @@ fn summary_json(cfg: &CompareConfig, results: &HashMap<Workload, [Vec<RunResult>
     let mut first = true;
     for &w in &cfg.workloads {
         let Some(runs) = results.get(&w) else { continue };
-        let m = [medians(&runs[0]), medians(&runs[1])];
         if !first {
             s.push(',');
         }
         first = false;
-        let side = |m: &Med| {
-            format!(
-                "{{\"throughput\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"errors\":{}}}",
-                json_f64(m.throughput, 1),
-                json_f64(m.p50, 0),
-                json_f64(m.p99, 0),
-                json_f64(m.p999, 0),
-                m.errors
-            )
-        };
-        let _ = write!(
-            s,
-            "{}:{{\"unit\":{},\"apache\":{},\"ours\":{},\"throughput_ratio\":{},\"p99_ratio\":{}}}",
-            json_str(w.name()),
-            json_str(w.unit()),
-            side(&m[0]),
-            side(&m[1]),
-            json_f64(ratio(m[1].throughput, m[0].throughput), 3),
-            json_f64(ratio(m[1].p99, m[0].p99), 3)
-        );
+        s.push_str(&workload_json(w, runs));
     }
     s.push('}');
     let pair = |a: f64, o: f64, d: usize| format!("{{\"apache\":{},\"ours\":{},\"ratio\":{}}}", json_f64(a, d), json_f64(o, d), json_f64(ratio(o, a), 3));
@@ -645,8 +633,33 @@ fn summary_json(cfg: &CompareConfig, results: &HashMap<Workload, [Vec<RunResult>
         pair(rss[1][0] as f64, rss[1][1] as f64, 0),
         pair(rss[2][0] as f64, rss[2][1] as f64, 0)
     );
-    s.push_str(",\"ensemble\":\"n/a: zookeeper-rs has no quorum yet\"}");
+    s.push_str(",\"ensemble\":\"see zk-bench ensemble\"}");
     s
+}
+
+/// `"<workload>":{"unit":..,"apache":{..},"ours":{..},"throughput_ratio":..,"p99_ratio":..}`
+/// from the medians of the rounds. Also used by `ensemble`.
+pub(super) fn workload_json(w: Workload, runs: &[Vec<RunResult>; 2]) -> String {
+    let m = [medians(&runs[0]), medians(&runs[1])];
+    let side = |m: &Med| {
+        format!(
+            "{{\"throughput\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"errors\":{}}}",
+            json_f64(m.throughput, 1),
+            json_f64(m.p50, 0),
+            json_f64(m.p99, 0),
+            json_f64(m.p999, 0),
+            m.errors
+        )
+    };
+    format!(
+        "{}:{{\"unit\":{},\"apache\":{},\"ours\":{},\"throughput_ratio\":{},\"p99_ratio\":{}}}",
+        json_str(w.name()),
+        json_str(w.unit()),
+        side(&m[0]),
+        side(&m[1]),
+        json_f64(ratio(m[1].throughput, m[0].throughput), 3),
+        json_f64(ratio(m[1].p99, m[0].p99), 3)
+    )
 }
 
 #[cfg(test)]

@@ -36,16 +36,16 @@ use super::compare::median;
 use super::servers::{four_letter_word, free_port, guard_child, rss_kib, Kind, ServerPrograms, WorkDir, APACHE_JVM_FLAGS};
 use super::{json_f64, json_str};
 
-const QUORUM_PEER_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
+pub(super) const QUORUM_PEER_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
 /// Apache's logging: info (the decision lines are QuorumPeer's, Leader's and Learner's
 /// info lines), as ours logs at info.
-const APACHE_LOG_FLAGS: &[&str] = &[
+pub(super) const APACHE_LOG_FLAGS: &[&str] = &[
     "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
     "-Dorg.slf4j.simpleLogger.showDateTime=true",
     "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
     "-Dorg.slf4j.simpleLogger.logFile=System.out",
 ];
-const OURS_RUST_LOG: &str = "info";
+pub(super) const OURS_RUST_LOG: &str = "info";
 const KINDS: [Kind; 2] = [Kind::Apache, Kind::Ours];
 const POLL: Duration = Duration::from_millis(2);
 
@@ -123,8 +123,8 @@ impl LogTail {
     }
 }
 
-struct Peer {
-    client_port: u16,
+pub(super) struct Peer {
+    pub(super) client_port: u16,
     quorum_port: u16,
     dir: PathBuf,
     cfg: PathBuf,
@@ -134,13 +134,13 @@ struct Peer {
 }
 
 impl Peer {
-    fn pid(&self) -> Option<u32> {
+    pub(super) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
-    fn client_addr(&self) -> SocketAddr {
+    pub(super) fn client_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.client_port))
     }
-    fn log_report(&self) -> String {
+    pub(super) fn log_report(&self) -> String {
         let s = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = s.lines().filter(|l| !l.starts_with("\tat ")).collect();
         format!("--- last lines of {} ---\n{}\n--- end ---", self.log.display(), lines[lines.len().saturating_sub(25)..].join("\n"))
@@ -171,25 +171,25 @@ fn election_took(line: &str) -> Option<u64> {
 }
 
 /// One ensemble of one implementation: `<dir>/nodeN/{zoo.cfg,data/myid,server.log}`.
-struct Cluster {
-    kind: Kind,
+pub(super) struct Cluster {
+    pub(super) kind: Kind,
     programs: ServerPrograms,
-    peers: Vec<Peer>,
+    pub(super) peers: Vec<Peer>,
 }
 
 /// The outcome of one election.
-struct Elected {
-    leader: usize,
+pub(super) struct Elected {
+    pub(super) leader: usize,
     /// From the reference instant until every peer waited for had decided.
-    all_decided: Duration,
+    pub(super) all_decided: Duration,
     /// Until the leader decided.
-    leader_decided: Duration,
+    pub(super) leader_decided: Duration,
     /// The leader's `LEADER ELECTION TOOK`, if it logged one within a second.
-    took_ms: Option<u64>,
+    pub(super) took_ms: Option<u64>,
 }
 
 impl Cluster {
-    fn new(kind: Kind, programs: &ServerPrograms, n: usize, tick_time: u32, dir: &Path) -> Result<Cluster, String> {
+    pub(super) fn new(kind: Kind, programs: &ServerPrograms, n: usize, tick_time: u32, dir: &Path) -> Result<Cluster, String> {
         let mut peers = Vec::new();
         let mut servers = String::new();
         let mut ports = Vec::new();
@@ -218,7 +218,7 @@ impl Cluster {
         Ok(Cluster { kind, programs: programs.clone(), peers })
     }
 
-    fn peer(&self, sid: usize) -> &Peer {
+    pub(super) fn peer(&self, sid: usize) -> &Peer {
         &self.peers[sid - 1]
     }
 
@@ -244,7 +244,7 @@ impl Cluster {
     }
 
     /// Starts peer `sid` (appending to its log); its log is read from the current end.
-    fn spawn(&mut self, sid: usize) -> Result<(), String> {
+    pub(super) fn spawn(&mut self, sid: usize) -> Result<(), String> {
         let mut cmd = self.command(self.peer(sid));
         let p = &mut self.peers[sid - 1];
         if p.child.is_some() {
@@ -260,20 +260,27 @@ impl Cluster {
         Ok(())
     }
 
-    fn kill(&mut self, sid: usize) {
+    pub(super) fn kill(&mut self, sid: usize) {
         if let Some(mut c) = self.peers[sid - 1].child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn kill_all(&mut self) {
+    /// Skips what the logs of `sids` hold now: the next decision waited for comes after.
+    pub(super) fn skip_logs(&mut self, sids: &[usize]) {
+        for &sid in sids {
+            self.peers[sid - 1].tail.skip_to_end();
+        }
+    }
+
+    pub(super) fn kill_all(&mut self) {
         for sid in 1..=self.peers.len() {
             self.kill(sid);
         }
     }
 
-    fn check_alive(&mut self, sids: &[usize]) -> Result<(), String> {
+    pub(super) fn check_alive(&mut self, sids: &[usize]) -> Result<(), String> {
         for &sid in sids {
             let p = &mut self.peers[sid - 1];
             if let Some(c) = p.child.as_mut() {
@@ -287,7 +294,7 @@ impl Cluster {
 
     /// Waits until each of `sids` has logged a decision (since its log was last read)
     /// and exactly one of them leads; times are from `t0`.
-    fn wait_elected(&mut self, sids: &[usize], t0: Instant, timeout: Duration) -> Result<Elected, String> {
+    pub(super) fn wait_elected(&mut self, sids: &[usize], t0: Instant, timeout: Duration) -> Result<Elected, String> {
         let deadline = Instant::now() + timeout;
         let mut decided: Vec<Option<(Role, Duration)>> = vec![None; self.peers.len() + 1];
         let mut took: Option<u64> = None;
@@ -336,7 +343,7 @@ impl Cluster {
     }
 
     /// Waits until each of `sids` answers `srvr` with a Mode line; time from `t0`.
-    fn wait_serving(&mut self, sids: &[usize], t0: Instant, timeout: Duration) -> Result<Duration, String> {
+    pub(super) fn wait_serving(&mut self, sids: &[usize], t0: Instant, timeout: Duration) -> Result<Duration, String> {
         let deadline = Instant::now() + timeout;
         let mut left: Vec<usize> = sids.to_vec();
         loop {
@@ -394,17 +401,17 @@ fn listening_ports(pid: u32) -> HashSet<u16> {
     out
 }
 
-fn threads_of(pid: u32) -> usize {
+pub(super) fn threads_of(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0)
 }
 
 // ------------------------------------------------------------ measuring --
 
-fn ms(d: Duration) -> f64 {
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn max(v: &[f64]) -> f64 {
+pub(super) fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NAN, f64::max)
 }
 
@@ -433,7 +440,7 @@ fn fmt_ms(v: f64) -> String {
 }
 
 /// Apache first in rounds 1, 3, ...; ours first in rounds 2, 4, ...
-fn order(round: usize) -> [Kind; 2] {
+pub(super) fn order(round: usize) -> [Kind; 2] {
     if round % 2 == 0 {
         [Kind::Apache, Kind::Ours]
     } else {
@@ -441,7 +448,7 @@ fn order(round: usize) -> [Kind; 2] {
     }
 }
 
-fn idx(k: Kind) -> usize {
+pub(super) fn idx(k: Kind) -> usize {
     match k {
         Kind::Apache => 0,
         Kind::Ours => 1,

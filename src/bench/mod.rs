@@ -8,20 +8,27 @@
 //! * [`election::election`]: Apache and our ensembles of 3 and 5 peers side by side:
 //!   start -> leader, leader kill -> new leader, idle footprint (`zk-bench election`,
 //!   `bin/zkBench.sh election`).
+//! * [`ensemble::ensemble`]: a 3-node Apache ensemble and a 3-node ensemble of ours side
+//!   by side: workloads with the clients spread over the nodes, RSS of every node, and
+//!   failover (leader kill -> first write) under load (`zk-bench ensemble`,
+//!   `bin/zkBench.sh ensemble`).
 //!
 //! Everything is OS threads and blocking calls; the client's async calls keep requests
 //! in flight, a bounded channel per client thread carries their completions back.
 
 pub mod compare;
 pub mod election;
+pub mod ensemble;
 pub mod histogram;
 pub mod servers;
 mod workload;
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use histogram::{LatencyHistogram, Percentiles};
+pub use workload::FailoverProbe;
 
 /// The workloads of `zk-bench run`, in the order `compare` runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -114,6 +121,12 @@ pub struct RunConfig {
     pub multi_ops: usize,
     /// Parent of every node the run creates; created and removed by the run.
     pub root: String,
+    /// With several servers in `server`: worker session i connects to server i mod n
+    /// only (setup and cleanup sessions get the whole connect string).
+    pub spread: bool,
+    /// Completions of a request workload reported to another thread, which may also
+    /// end the run early (`ensemble`'s failover measurement).
+    pub probe: Option<Arc<FailoverProbe>>,
 }
 
 impl RunConfig {

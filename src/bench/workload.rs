@@ -11,7 +11,7 @@
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -338,6 +338,34 @@ struct Created {
     watched: bool,
 }
 
+/// The `host:port` entries of a connect string (chroot appended to each).
+fn server_list(server: &str) -> Result<Vec<String>, String> {
+    let cs = crate::client::connect_string_parser::parse(server).map_err(|e| format!("bad --server {server:?}: {e}"))?;
+    let chroot = cs.chroot.unwrap_or_default();
+    Ok(cs.servers.iter().map(|(h, p)| format!("{h}:{p}{chroot}")).collect())
+}
+
+/// With several servers, a session may be served by one that has not applied the
+/// setup's last txns yet: `sync` on every session first (untimed), so that no worker
+/// starts by failing with NoNode.
+fn sync_sessions(sessions: &[ZooKeeper], root: &str) -> Result<(), String> {
+    let (tx, rx) = bounded::<Result<String, KeeperError>>(sessions.len().max(1));
+    for zk in sessions {
+        let tx = tx.clone();
+        zk.sync_async(root, move |r| {
+            let _ = tx.send(r);
+        });
+    }
+    for _ in sessions {
+        match rx.recv_timeout(STALL_TIMEOUT) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("setup: sync {root}: {e}")),
+            Err(_) => return Err(format!("setup: sync {root}: no reply within {} s", STALL_TIMEOUT.as_secs())),
+        }
+    }
+    Ok(())
+}
+
 /// Fails fast, with the reason, when no server of the connect string accepts TCP
 /// connections (the client itself would retry quietly until the connect timeout).
 fn check_reachable(server: &str) -> Result<(), String> {
@@ -371,9 +399,39 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         _ => cfg.clients,
     };
     let t = Instant::now();
-    let mut admin = connect_many(&cfg.server, ADMIN_SESSIONS + workers, CONNECT_TIMEOUT).map_err(|e| format!("setup: {e}"))?;
-    let sessions = admin.split_off(ADMIN_SESSIONS);
+    let hosts = server_list(&cfg.server)?;
+    let (admin, sessions) = if cfg.spread && hosts.len() > 1 {
+        // Setup and cleanup sessions get the whole connect string; worker i only
+        // server i mod n. Opened together, as below.
+        let counts: Vec<usize> = (0..hosts.len()).map(|h| (h..workers).step_by(hosts.len()).count()).collect();
+        let (admin, all) = thread::scope(|s| {
+            let per_host: Vec<_> = hosts.iter().zip(&counts).map(|(h, &n)| s.spawn(move || connect_many(h, n, CONNECT_TIMEOUT))).collect();
+            let admin = connect_many(&cfg.server, ADMIN_SESSIONS, CONNECT_TIMEOUT);
+            let all: Vec<_> = per_host.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a connecting thread panicked".into()))).collect();
+            (admin, all)
+        });
+        let admin = admin.map_err(|e| format!("setup: {e}"))?;
+        let mut per_host = Vec::with_capacity(hosts.len());
+        for r in all {
+            per_host.push(r.map_err(|e| format!("setup: {e}"))?.into_iter());
+        }
+        // Round-robin order: client i is served by host i mod n.
+        let mut sessions = Vec::with_capacity(workers);
+        for i in 0..workers {
+            if let Some(zk) = per_host[i % hosts.len()].next() {
+                sessions.push(zk);
+            }
+        }
+        (admin, sessions)
+    } else {
+        let mut admin = connect_many(&cfg.server, ADMIN_SESSIONS + workers, CONNECT_TIMEOUT).map_err(|e| format!("setup: {e}"))?;
+        let sessions = admin.split_off(ADMIN_SESSIONS);
+        (admin, sessions)
+    };
     let mut notes = vec![format!("setup: {} sessions connected in {:.2} s (not timed)", ADMIN_SESSIONS + workers, t.elapsed().as_secs_f64())];
+    if cfg.spread && hosts.len() > 1 && workers > 0 {
+        notes.push(format!("sessions spread: client i connects to server i mod {} of {} only", hosts.len(), cfg.server));
+    }
     prepare_root(&admin[0], &cfg.root)?;
     let mut extra = Vec::new();
     let mut created = Created::default();
@@ -469,6 +527,94 @@ fn setup_failed(what: &str, o: &BulkOutcome) -> String {
     )
 }
 
+// ------------------------------------------------------ failover probe --
+
+/// Watches the completions of a request workload from another thread, for
+/// `ensemble`'s failover measurement: [`mark_kill`](Self::mark_kill) when a server is
+/// killed; then the first successful request *submitted* after that instant (a request
+/// already on its way when the leader died cannot tell that writes work again), per
+/// client and overall. [`stop`](Self::stop) ends the run early (client threads stop
+/// issuing, drain what is in flight and the run cleans up as usual).
+#[derive(Debug)]
+pub struct FailoverProbe {
+    base: Instant,
+    kill: OnceLock<Instant>,
+    ok: AtomicU64,
+    /// Per client: done time (ns since `base`) of its first success submitted after
+    /// the kill; `u64::MAX` for none yet.
+    first_ok_ns: Vec<AtomicU64>,
+    errors_after_kill: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl FailoverProbe {
+    pub fn new(clients: usize) -> FailoverProbe {
+        FailoverProbe {
+            base: Instant::now(),
+            kill: OnceLock::new(),
+            ok: AtomicU64::new(0),
+            first_ok_ns: (0..clients).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            errors_after_kill: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn record(&self, client: usize, submitted: Instant, done: Instant, ok: bool) {
+        let after_kill = self.kill.get().is_some_and(|k| submitted >= *k);
+        if !ok {
+            if after_kill {
+                self.errors_after_kill.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        self.ok.fetch_add(1, Ordering::Relaxed);
+        if after_kill {
+            if let Some(slot) = self.first_ok_ns.get(client) {
+                slot.fetch_min(done.saturating_duration_since(self.base).as_nanos() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Successful requests so far (any time).
+    pub fn successes(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// The instant the server was killed (taken just before the kill). Only the first
+    /// call counts.
+    pub fn mark_kill(&self, at: Instant) {
+        let _ = self.kill.set(at);
+    }
+
+    /// Kill -> first successful request submitted after it, any client.
+    pub fn first_success_after_kill(&self) -> Option<Duration> {
+        self.client_firsts().into_iter().flatten().min()
+    }
+
+    /// Per client: kill -> its first successful request submitted after the kill.
+    pub fn client_firsts(&self) -> Vec<Option<Duration>> {
+        let Some(kill) = self.kill.get() else { return vec![None; self.first_ok_ns.len()] };
+        let k = kill.saturating_duration_since(self.base);
+        self.first_ok_ns
+            .iter()
+            .map(|a| match a.load(Ordering::Relaxed) {
+                u64::MAX => None,
+                ns => Some(Duration::from_nanos(ns).saturating_sub(k)),
+            })
+            .collect()
+    }
+
+    /// Failed requests submitted after the kill (ConnectionLoss while the ensemble
+    /// has no leader, mostly).
+    pub fn errors_after_kill(&self) -> u64 {
+        self.errors_after_kill.load(Ordering::Relaxed)
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 // ------------------------------------------------------ request workloads --
 
 /// Shared by the client threads of a request workload.
@@ -483,6 +629,14 @@ struct OpCtx {
     delete_next: AtomicU64,
     delete_pool: u64,
     window: Window,
+    probe: Option<Arc<FailoverProbe>>,
+}
+
+impl OpCtx {
+    /// True while the client threads should issue requests.
+    fn running(&self) -> bool {
+        Instant::now() < self.window.to && !self.probe.as_ref().is_some_and(|p| p.stop.load(Ordering::Relaxed))
+    }
 }
 
 struct Done {
@@ -548,6 +702,9 @@ fn run_requests(
         }
         _ => {}
     }
+    if server_list(&cfg.server)?.len() > 1 {
+        sync_sessions(&sessions, &cfg.root)?;
+    }
 
     let t0 = Instant::now();
     let from = t0 + cfg.warmup;
@@ -563,6 +720,7 @@ fn run_requests(
         delete_next: AtomicU64::new(0),
         delete_pool,
         window,
+        probe: cfg.probe.clone(),
     });
     let mut handles = Vec::with_capacity(cfg.clients);
     for (client, zk) in sessions.into_iter().enumerate() {
@@ -594,6 +752,11 @@ fn run_requests(
     }
     created.delete_from = ctx.delete_next.load(Ordering::Relaxed).min(delete_pool);
     let mut duration = cfg.duration.as_secs_f64();
+    if ctx.probe.as_ref().is_some_and(|p| p.stop.load(Ordering::SeqCst)) {
+        let end = tally.last_done.unwrap_or(window.from);
+        duration = end.saturating_duration_since(window.from).as_secs_f64().min(duration);
+        notes.push(format!("stopped from outside after {duration:.2} s of the measured window; throughput is over that time"));
+    }
     if exhausted {
         let used = tally.last_done.map(|t| t.saturating_duration_since(window.from).as_secs_f64()).unwrap_or(0.0);
         duration = used.min(duration);
@@ -620,7 +783,7 @@ fn request_client(ctx: &OpCtx, client: usize, zk: ZooKeeper, outstanding: usize)
     let mut out = ClientOut { tally: Tally::default(), used: 0, exhausted: false };
     let mut inflight = 0usize;
     for _ in 0..outstanding {
-        if Instant::now() >= ctx.window.to {
+        if !ctx.running() {
             break;
         }
         if !issue(ctx, client, &zk, &mut rng, &mut seq, &tx) {
@@ -639,6 +802,9 @@ fn request_client(ctx: &OpCtx, client: usize, zk: ZooKeeper, outstanding: usize)
             }
         };
         inflight -= 1;
+        if let Some(p) = &ctx.probe {
+            p.record(client, d.submitted, d.done, d.err.is_none());
+        }
         if ctx.window.contains(d.done) {
             match d.err {
                 None => {
@@ -649,7 +815,7 @@ fn request_client(ctx: &OpCtx, client: usize, zk: ZooKeeper, outstanding: usize)
                 Some(e) => out.tally.error(|| e.to_string()),
             }
         }
-        if !out.exhausted && Instant::now() < ctx.window.to {
+        if !out.exhausted && ctx.running() {
             if issue(ctx, client, &zk, &mut rng, &mut seq, &tx) {
                 inflight += 1;
             } else {
@@ -753,6 +919,9 @@ fn run_watch(
         .create(&path, Some(&data), &ids::open_acl_unsafe(), CreateMode::Persistent)
         .map_err(|e| format!("setup: create {path}: {e}"))?;
     created.watched = true;
+    if server_list(&cfg.server)?.len() > 1 {
+        sync_sessions(&sessions, &cfg.root)?;
+    }
     let t = Instant::now();
     let nthreads = cfg.watchers.min(WATCH_THREADS);
     let mut groups: Vec<Vec<ZooKeeper>> = (0..nthreads).map(|_| Vec::new()).collect();

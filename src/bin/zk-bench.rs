@@ -3,7 +3,8 @@
 //! `zk-bench run --workload get [--server 127.0.0.1:2181] ...` runs one workload against
 //! a running server; `zk-bench compare [--smoke] ...` starts Apache ZooKeeper 3.8 and our
 //! zk-server and compares them; `zk-bench election [--smoke] ...` compares leader election of
-//! Apache and our ensembles (see docs/benchmarks.md).
+//! Apache and our ensembles; `zk-bench ensemble [--smoke] ...` compares 3-node ensembles
+//! under load (throughput, latency, failover, RSS per node) (see docs/benchmarks.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use zookeeper::bench::compare::{compare, CompareConfig};
 use zookeeper::bench::election::{election, ElectionConfig};
+use zookeeper::bench::ensemble::{ensemble, EnsembleConfig, DEFAULT_WORKLOADS};
 use zookeeper::bench::servers::{ServerPrograms, DEFAULT_APACHE_JARS_DIR, DEFAULT_JAVA};
 use zookeeper::bench::{run, RunConfig, Workload};
 use zookeeper::system_properties;
@@ -31,6 +33,79 @@ enum Cmd {
     /// Leader election of Apache ZooKeeper 3.8 and our ensembles side by side: start ->
     /// leader, leader kill -> new leader, idle footprint.
     Election(ElectionArgs),
+    /// A 3-node Apache ZooKeeper 3.8 ensemble and a 3-node ensemble of ours side by side:
+    /// get/set/create/mixed with the clients spread over the nodes, RSS of every node,
+    /// leader kill -9 under load -> first successful write.
+    Ensemble(EnsembleArgs),
+}
+
+#[derive(Args)]
+struct EnsembleArgs {
+    /// One short round of everything (well under 30 s); checks that everything works,
+    /// measures nothing worth reporting.
+    #[arg(long)]
+    smoke: bool,
+    /// Rounds per workload (at least 3 unless --smoke) [default: 3; smoke 1]
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Leader kills per ensemble (at least 3 unless --smoke) [default: 5; smoke 1]
+    #[arg(long)]
+    failover_rounds: Option<usize>,
+    /// Nodes per ensemble.
+    #[arg(long, default_value_t = 3)]
+    size: usize,
+    /// Seconds measured per workload, round and ensemble [default: 10; smoke 0.5]
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seconds of warm-up before each measured window [default: 2; smoke 0.2]
+    #[arg(long)]
+    warmup: Option<f64>,
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    #[arg(long, default_value_t = 32)]
+    outstanding: usize,
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Key space of set / get / mixed [default: 1000; smoke 200]
+    #[arg(long)]
+    nodes: Option<usize>,
+    #[arg(long, default_value_t = 0.9)]
+    read_ratio: f64,
+    /// Workloads (comma-separated) [default: get,set,create,mixed]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workloads: Vec<Workload>,
+    /// tickTime of every node (ms), the same for both.
+    #[arg(long, default_value_t = 2000)]
+    tick_time: u32,
+    /// Load during the failover measurement: set or create.
+    #[arg(long, value_enum, default_value = "set")]
+    failover_workload: Workload,
+    /// Seconds of load before each leader kill [default: 2; smoke 0.3]
+    #[arg(long)]
+    failover_load: Option<f64>,
+    /// Seconds after the first write following a kill to wait for every session to
+    /// write again [default: 10; smoke 1]
+    #[arg(long)]
+    failover_settle: Option<f64>,
+    /// Longest wait for an election, for serving, and for the first write after a kill (s).
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Idle seconds before RSS is read [default: 2; smoke 0.3]
+    #[arg(long)]
+    idle: Option<f64>,
+    /// Our server binary [default: zk-server next to this zk-bench]
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Keep the ensembles' directories (zoo.cfg, dataDir, logs) afterwards (they are
+    /// always kept when the benchmark fails).
+    #[arg(long)]
+    keep: bool,
+    /// Java for the Apache nodes.
+    #[arg(long, default_value = DEFAULT_JAVA)]
+    java: PathBuf,
+    /// Directory with zookeeper.jar, zookeeper-jute.jar, slf4j-api.jar, slf4j-simple.jar.
+    #[arg(long, default_value = DEFAULT_APACHE_JARS_DIR)]
+    apache_jars: PathBuf,
 }
 
 #[derive(Args)]
@@ -107,6 +182,10 @@ struct RunArgs {
     /// Parent znode of everything the run creates (removed at the end).
     #[arg(long, default_value = "/zkbench")]
     root: String,
+    /// With several servers in --server (an ensemble): client session i connects to
+    /// server i mod n only, instead of a random one of the list.
+    #[arg(long)]
+    spread: bool,
 }
 
 #[derive(Args)]
@@ -179,6 +258,8 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
         watchers: a.watchers,
         multi_ops: a.multi_ops,
         root: a.root,
+        spread: a.spread,
+        probe: None,
     };
     let r = run(&cfg)?;
     print!("{}", r.summary());
@@ -219,6 +300,34 @@ fn election_cmd(a: ElectionArgs) -> Result<(), String> {
     election(&cfg)
 }
 
+fn ensemble_cmd(a: EnsembleArgs) -> Result<(), String> {
+    let smoke = a.smoke;
+    let pick = |v: Option<f64>, full: f64, quick: f64| v.unwrap_or(if smoke { quick } else { full });
+    let cfg = EnsembleConfig {
+        programs: ServerPrograms { java: a.java, apache_jars_dir: a.apache_jars, ours: our_server(a.server_bin)? },
+        size: a.size,
+        rounds: a.rounds.unwrap_or(if smoke { 1 } else { 3 }),
+        smoke,
+        duration: secs("duration", pick(a.duration, 10.0, 0.5))?,
+        warmup: secs("warmup", pick(a.warmup, 2.0, 0.2))?,
+        clients: a.clients,
+        outstanding: a.outstanding,
+        payload: a.payload,
+        nodes: a.nodes.unwrap_or(if smoke { 200 } else { 1000 }),
+        read_ratio: a.read_ratio,
+        workloads: if a.workloads.is_empty() { DEFAULT_WORKLOADS.to_vec() } else { a.workloads },
+        tick_time: a.tick_time,
+        failover_workload: a.failover_workload,
+        failover_rounds: a.failover_rounds.unwrap_or(if smoke { 1 } else { 5 }),
+        failover_load: secs("failover-load", pick(a.failover_load, 2.0, 0.3))?,
+        failover_settle: secs("failover-settle", pick(a.failover_settle, 10.0, 1.0))?,
+        timeout: secs("timeout", a.timeout)?,
+        idle: secs("idle", pick(a.idle, 2.0, 0.3))?,
+        keep_dir: a.keep,
+    };
+    ensemble(&cfg)
+}
+
 fn compare_cmd(a: CompareArgs) -> Result<(), String> {
     let smoke = a.smoke;
     let pick = |v: Option<f64>, full: f64, quick: f64| v.unwrap_or(if smoke { quick } else { full });
@@ -257,6 +366,7 @@ fn main() {
         Cmd::Run(a) => run_cmd(a),
         Cmd::Compare(a) => compare_cmd(a),
         Cmd::Election(a) => election_cmd(a),
+        Cmd::Ensemble(a) => ensemble_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("zk-bench: {e}");
