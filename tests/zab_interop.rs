@@ -1225,3 +1225,42 @@ fn our_workload(t: &mut Transcript, ca: &ZooKeeper, cl: &ZooKeeper, cc: &ZooKeep
     }
 }
 
+
+// ------------------------------------------------------- leader step-down --
+
+/// A leader whose followers all die must stop serving and go back to LOOKING within a
+/// few ticks (upstream checks its synced quorum every half tick), and lead again as soon
+/// as they return. Measured on an all-Apache and an all-ours ensemble.
+#[test]
+fn leader_without_quorum_steps_down_and_returns() {
+    let run = |imps: &[Impl], name: &str| -> (Duration, Duration) {
+        let mut ens = Ensemble::new(spec(imps));
+        ens.start_nodes(&[3]);
+        ens.node(3).wait_for_log("New election. My id = 3", 0, START_WAIT);
+        ens.start_nodes(&[1, 2]);
+        let modes = ens.wait_for_mode_all(START_WAIT);
+        assert_modes(&ens, 3, &modes, name, "after start");
+        ens.kill(1);
+        ens.kill(2);
+        let t0 = Instant::now();
+        wait_until(Duration::from_secs(30), || ens.node(3).mode().is_none(), || format!("{name}: the leader still serves without a quorum\n{}", ens.describe_all(30)));
+        let stepped_down = t0.elapsed();
+        ens.node_mut(1).start();
+        ens.node_mut(2).start();
+        let t1 = Instant::now();
+        let modes = ens.wait_for_mode_all(START_WAIT);
+        let back = t1.elapsed();
+        assert_eq!(modes.len(), 3, "{name}: {modes:?}");
+        assert_eq!(modes.values().filter(|m| **m == Mode::Leader).count(), 1, "{name}: {modes:?}");
+        eprintln!("[zab_interop] {name}: stepped down after {:.1}s, serving again {:.1}s after the followers' restart", stepped_down.as_secs_f64(), back.as_secs_f64());
+        (stepped_down, back)
+    };
+    let (apache_down, apache_back) = run(&[J, J, J], "apache-3");
+    let (ours_down, ours_back) = run(&[R, R, R], "rust-3");
+    // Apache: about a tick to step down, a second or two to come back (JVM restarts
+    // included). Allow generous slack, but not the minute a stuck shutdown would take.
+    let limit = Duration::from_secs(10);
+    assert!(apache_down < limit && apache_back < Duration::from_secs(30), "Apache: {apache_down:?} / {apache_back:?}");
+    assert!(ours_down < limit, "our leader took {ours_down:?} to step down without a quorum (Apache: {apache_down:?})");
+    assert!(ours_back < limit, "our ensemble took {ours_back:?} to serve again after the followers' restart (Apache: {apache_back:?})");
+}

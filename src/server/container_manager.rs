@@ -1,11 +1,16 @@
 //! `ContainerManager`: a timer thread ("ContainerManagerTask") that deletes empty
 //! containers that once had children and TTL nodes whose time ran out, through
 //! ordinary deleteContainer requests, at most `znode.container.maxPerMinute` a minute.
+//!
+//! Like upstream's `Timer.cancel()`, [`ContainerManagerStop::stop`] ends the thread at
+//! once, not after the current check interval (60 s by default): a leader joins it when
+//! it steps down.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
 
 use crate::common::time;
 use crate::proto::op_code;
@@ -19,7 +24,19 @@ pub struct ContainerManager {
     check_interval_ms: u64,
     max_per_minute: i64,
     max_never_used_interval_ms: i64,
-    stop: Arc<AtomicBool>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// Stops a started [`ContainerManager`] (dropping it does not).
+#[derive(Clone)]
+pub struct ContainerManagerStop(Arc<(Mutex<bool>, Condvar)>);
+
+impl ContainerManagerStop {
+    /// `stop`: wakes the thread, which ends without another check.
+    pub fn stop(&self) {
+        *self.0 .0.lock() = true;
+        self.0 .1.notify_all();
+    }
 }
 
 impl ContainerManager {
@@ -30,20 +47,26 @@ impl ContainerManager {
             check_interval_ms: system_properties::get_i64("znode.container.checkIntervalMs").unwrap_or(60_000).max(1) as u64,
             max_per_minute: system_properties::get_i64("znode.container.maxPerMinute").unwrap_or(10_000).max(1),
             max_never_used_interval_ms: system_properties::get_i64("znode.container.maxNeverUsedIntervalMs").unwrap_or(0),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
         }
     }
 
-    pub fn start(self) -> std::io::Result<(thread::JoinHandle<()>, Arc<AtomicBool>)> {
-        let stop = self.stop.clone();
-        let h = thread::Builder::new().name("ContainerManagerTask".into()).spawn(move || {
-            while !self.stop.load(Ordering::Acquire) {
-                thread::sleep(Duration::from_millis(self.check_interval_ms));
-                if self.stop.load(Ordering::Acquire) || !self.zks.is_running() {
+    pub fn start(self) -> std::io::Result<(thread::JoinHandle<()>, ContainerManagerStop)> {
+        let stop = ContainerManagerStop(self.stop.clone());
+        let h = thread::Builder::new().name("ContainerManagerTask".into()).spawn(move || loop {
+            {
+                let (lock, cv) = &*self.stop;
+                let mut stopped = lock.lock();
+                let interval = Duration::from_millis(self.check_interval_ms);
+                cv.wait_while_for(&mut stopped, |s| !*s, interval);
+                if *stopped {
                     break;
                 }
-                self.check_containers();
             }
+            if !self.zks.is_running() {
+                break;
+            }
+            self.check_containers();
         })?;
         Ok((h, stop))
     }

@@ -137,7 +137,10 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
         let cport = peer.config.client_port;
         zk.add_thread(std::thread::Builder::new().name(format!("ProcessThread(sid:{} cport:{cport}):", peer.myid)).spawn(move || prep.run(first_rx))?);
         zk.start_session_tracker(&tracker)?;
-        let (t, _stop) = crate::server::container_manager::ContainerManager::new(zk.clone()).start()?;
+        // Stopped by the server's shutdown, which joins it: a leader that steps down must
+        // not wait for the next container check (a minute by default).
+        let (t, stop) = crate::server::container_manager::ContainerManager::new(zk.clone()).start()?;
+        zk.on_shutdown(Box::new(move || stop.stop()));
         zk.add_thread(t);
         Ok(())
     })();
