@@ -74,6 +74,8 @@ const START_WAIT: Duration = Duration::from_secs(60);
 const SESSION_MS: i32 = 6000;
 /// Writes while A is down: more than the leader's committed log keeps (500).
 const BURST: usize = 600;
+/// Rounds of the pipelined workload per session.
+const PIPELINED: usize = 200;
 
 const KAZOO_TRANSCRIPT: &str = include_str!("interop/kazoo_transcript.py");
 
@@ -1029,6 +1031,78 @@ fn run_layout(l: &Layout) -> Run {
 }
 
 /// Our client library: one session on each of A, L and C.
+/// `n` pipelined rounds of (create sequential, setData with the expected version,
+/// getData) on one session: the replies must come in order, every conditional set must
+/// succeed and every read must see the set before it (a follower holds a session's reads
+/// behind its pending writes).
+fn pipelined(zk: &ZooKeeper, tag: &str, n: usize) -> String {
+    let open = ids::open_acl_unsafe();
+    let base = format!("/zab/conc-{tag}");
+    zk.create(&base, Some(b"-"), &open, CreateMode::Persistent).expect("create the counter");
+    let log: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    for i in 0..n {
+        let l = log.clone();
+        zk.create_async(&format!("/zab/conc/{tag}-"), None, &open, CreateMode::PersistentSequential, move |r| {
+            l.lock().unwrap().push((3 * i, r.map_or_else(|e| format!("{:?}", e.code), |p| p)));
+        });
+        let l = log.clone();
+        zk.set_data_async(&base, Some(i.to_string().as_bytes()), i as i32, move |r| {
+            l.lock().unwrap().push((3 * i + 1, r.map_or_else(|e| format!("{:?}", e.code), |s| s.version.to_string())));
+        });
+        let l = log.clone();
+        zk.get_data_async(&base, move |r| {
+            l.lock().unwrap().push((3 * i + 2, r.map_or_else(|e| format!("{:?}", e.code), |(d, s)| format!("{}@{}", data_str(&d), s.version))));
+        });
+    }
+    wait_until(WAIT, || log.lock().unwrap().len() == 3 * n, || format!("{tag}: only {} of {} pipelined replies", log.lock().unwrap().len(), 3 * n));
+    let log = log.lock().unwrap().clone();
+    let in_order = log.iter().enumerate().all(|(k, (i, _))| k == *i);
+    let mut last = String::new();
+    let mut creates_ok = true;
+    let (mut sets_ok, mut reads_ok) = (true, true);
+    for (k, r) in &log {
+        let i = k / 3;
+        match k % 3 {
+            0 => {
+                creates_ok &= r.starts_with(&format!("/zab/conc/{tag}-")) && *r > last;
+                last = r.clone();
+            }
+            1 => sets_ok &= *r == (i + 1).to_string(),
+            _ => reads_ok &= *r == format!("{:?}@{}", i.to_string(), i + 1),
+        }
+    }
+    zk.delete(&base, n as i32).expect("delete the counter");
+    if !(in_order && creates_ok && sets_ok && reads_ok) {
+        eprintln!("{tag}: pipelined replies {log:?}");
+    }
+    format!("{tag}: {n} rounds: replies in order {in_order}, creates ascending {creates_ok}, conditional sets {sets_ok}, reads see the set before them {reads_ok}")
+}
+
+/// Connects with a session id and password: "connected" (then closes the session) or
+/// the state the client ends in.
+fn resume(connect: &str, id: i64, passwd: Vec<u8>) -> String {
+    let states = Events::default();
+    let zk = ZooKeeper::connect_with(connect, SESSION_MS, Some(states.state_watcher()), Some((id, passwd)), false).expect("connect");
+    wait_until(WAIT, || zk.state().is_connected() || !zk.state().is_alive(), || format!("resume 0x{id:x}: no answer"));
+    // An established connection is reported before the first event reaches the watcher.
+    barrier_or_closed(&zk);
+    if zk.state().is_connected() {
+        let same = zk.session_id() == id;
+        zk.close();
+        format!("connected (same session {same}), then closed")
+    } else {
+        format!("{:?} {:?}", zk.state(), states.snapshot())
+    }
+}
+
+fn barrier_or_closed(zk: &ZooKeeper) {
+    if zk.state().is_connected() {
+        barrier(zk);
+    } else {
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `views`: the probes of A, L and C (alice's auth: the workload's sessions differ in
 /// auth), which read the views.
 fn our_workload(t: &mut Transcript, ca: &ZooKeeper, cl: &ZooKeeper, cc: &ZooKeeper, views: &[(&str, &ZooKeeper); 3], c_connect: &str) {
@@ -1203,6 +1277,46 @@ fn our_workload(t: &mut Transcript, ca: &ZooKeeper, cl: &ZooKeeper, cc: &ZooKeep
     rec.expect(t, cc, "C watch", 6, false);
     per.expect(t, cc, "C watch", 4, false);
     ev.expect_none(t, cc, "C one-shot watches");
+
+    t.section("ours: pipelined sessions on A, L and C at once");
+    t.step("A create /zab/conc", show(&ca.create("/zab/conc", None, &open, p)));
+    let summaries: Vec<String> = thread::scope(|s| {
+        let hs: Vec<_> = [("A", ca), ("L", cl), ("C", cc)].into_iter().map(|(tag, zk)| s.spawn(move || pipelined(zk, tag, PIPELINED))).collect();
+        hs.into_iter().map(|h| h.join().expect("pipelined thread")).collect()
+    });
+    for line in summaries {
+        t.say(line);
+    }
+    let counts: Vec<String> = clients
+        .iter()
+        .map(|(_, zk)| {
+            zk.sync("/zab/conc").expect("sync");
+            zk.get_children("/zab/conc", None).map_or_else(|e| format!("{:?}", e.code), |k| k.len().to_string())
+        })
+        .collect();
+    t.step("children of /zab/conc on A, L, C", counts.join(", "));
+    let mut kids = ca.get_children("/zab/conc", None).expect("children of /zab/conc");
+    kids.sort();
+    let mut deletes: Vec<_> = kids.iter().map(|k| ops::delete(&format!("/zab/conc/{k}"), 0)).collect();
+    deletes.push(ops::delete("/zab/conc", -1));
+    let r = ca.multi(deletes);
+    t.step("A multi deleting them all", format!("{} ({} results)", if r.is_ok() { "ok" } else { "failed" }, r.as_ref().map_or_else(|e| e.1.len(), Vec::len)));
+    t.step("C exists /zab/conc after sync", {
+        cc.sync("/zab").expect("sync");
+        show(&cc.exists("/zab/conc", None))
+    });
+
+    t.section("ours: resuming sessions through C");
+    let (gone, _) = connect(c_connect);
+    let (id, passwd) = (gone.session_id(), gone.session_passwd());
+    gone.close();
+    t.step("resume a closed session", resume(c_connect, id, passwd));
+    let (live, _) = connect(c_connect);
+    let mut wrong = live.session_passwd();
+    wrong[0] ^= 0xff;
+    t.step("resume a live session with a wrong password", resume(c_connect, live.session_id(), wrong));
+    t.step("the live session still works", show(&live.exists("/zab", None)));
+    live.close();
 
     t.section("ours: ephemeral of a closed session");
     let gone = Events::default();
