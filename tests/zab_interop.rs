@@ -385,6 +385,10 @@ fn multi_str(r: &Result<Vec<OpResult>, (KeeperError, Vec<OpResult>)>) -> String 
 /// A session on `connect` (waits until it is connected). The default watcher records
 /// the connection states it sees.
 fn connect(connect: &str) -> (ZooKeeper, Events) {
+    connect_to(connect)
+}
+
+fn connect_to(connect: &str) -> (ZooKeeper, Events) {
     let states = Events::default();
     let zk = ZooKeeper::connect(connect, SESSION_MS, Some(states.state_watcher())).expect("connect");
     wait_until(WAIT, || zk.state().is_connected(), || format!("no session on {connect} within {WAIT:?}"));
@@ -1027,7 +1031,115 @@ fn run_layout(l: &Layout) -> Run {
         t.say(line);
     }
     tm.lap("tree");
+
+    // ---- 10. the leader dies under load: whatever was acknowledged survives, and every
+    // node ends with the same tree (a learner that logged proposals the new leader never
+    // saw must truncate them).
+    t.section("the leader dies under load");
+    let old = leader;
+    let writers: Vec<u64> = [l.a, l.c].into_iter().filter(|&s| s != old).collect();
+    t.step("create /zab/load", show(&probes.get(writers[0]).create("/zab/load", None, &ids::open_acl_unsafe(), CreateMode::Persistent)));
+    probes.close(old);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loads: Vec<_> = writers
+        .iter()
+        .enumerate()
+        .map(|(k, &sid)| {
+            let (connect, stop) = (cs(&ens, sid), stop.clone());
+            thread::spawn(move || load(&connect, &format!("w{k}"), &stop))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    ens.kill(old);
+    let killed = Instant::now();
+    let survivors: Vec<u64> = ens.sids().into_iter().filter(|&s| s != old).collect();
+    let modes = ens.wait_for_modes(&survivors, START_WAIT);
+    assert_eq!(modes.values().filter(|m| **m == Mode::Leader).count(), 1, "{}: modes after the leader died under load: {modes:?}", l.name);
+    let elected = killed.elapsed();
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let mut acked: Vec<String> = Vec::new();
+    let mut lost = 0;
+    for h in loads {
+        let (a, f) = h.join().expect("load thread");
+        acked.extend(a);
+        lost += f;
+    }
+    ens.node_mut(old).start();
+    let modes = ens.wait_for_mode_all(START_WAIT);
+    assert_eq!(modes.values().filter(|m| **m == Mode::Leader).count(), 1, "{}: modes after the old leader's return: {modes:?}", l.name);
+    probes.open(&ens, old);
+    probes.sync_all();
+    let mut missing = Vec::new();
+    for (sid, zk) in &probes.map {
+        for p in &acked {
+            if zk.exists(p, None).ok().flatten().is_none() {
+                missing.push(format!("{p} on node {sid}"));
+            }
+        }
+    }
+    t.step("acknowledged writes present on every node", missing.is_empty().to_string());
+    assert!(acked.len() > 50, "{}: only {} writes acknowledged under load", l.name, acked.len());
+    let dumps: Vec<(u64, Vec<String>)> = probes.map.iter().map(|(&sid, zk)| (sid, dump_tree(zk, true))).collect();
+    let same = dumps.iter().all(|(_, d)| d == &dumps[0].1);
+    t.step("tree: identical on every node after the leader died under load", same.to_string());
+    if !missing.is_empty() || !same {
+        eprintln!("{}: missing after the leader died under load: {missing:?}", l.name);
+        for (sid, d) in &dumps[1..] {
+            if d != &dumps[0].1 {
+                eprintln!(
+                    "{}: tree of node {sid} differs from node {}'s\n{}",
+                    l.name,
+                    dumps[0].0,
+                    line_diff(&format!("node {}", dumps[0].0), &dumps[0].1.join("\n"), &format!("node {sid}"), &d.join("\n"))
+                );
+            }
+        }
+    }
+    tm.note(format!("under load: {} acked, {lost} lost, new leader after {:.1}s", acked.len(), elected.as_secs_f64()));
+    tm.lap("leader dies under load");
     Run { transcript: t.text, four_letter, timings: tm.summary() }
+}
+
+/// Creates /zab/load/<tag>-<i>, up to 64 outstanding, until `stop`; returns the paths
+/// acknowledged and the number of failed (ConnectionLoss) writes.
+fn load(connect: &str, tag: &str, stop: &std::sync::atomic::AtomicBool) -> (Vec<String>, usize) {
+    let (zk, _) = connect_to(connect);
+    let (tx, rx) = mpsc::channel::<(String, bool)>();
+    let mut outstanding = 0usize;
+    let (mut acked, mut failed) = (Vec::new(), 0usize);
+    let mut i = 0usize;
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stopping = stop.load(std::sync::atomic::Ordering::Acquire) || Instant::now() > end;
+        if !stopping && outstanding < 64 && zk.state().is_alive() {
+            let path = format!("/zab/load/{tag}-{i:06}");
+            i += 1;
+            let tx = tx.clone();
+            let p2 = path.clone();
+            zk.create_async(&path, Some(b"x"), &ids::open_acl_unsafe(), CreateMode::Persistent, move |r| {
+                let _ = tx.send((p2, r.is_ok()));
+            });
+            outstanding += 1;
+            continue;
+        }
+        if outstanding == 0 {
+            break;
+        }
+        match rx.recv_timeout(WAIT) {
+            Ok((p, ok)) => {
+                outstanding -= 1;
+                if ok {
+                    acked.push(p);
+                } else {
+                    failed += 1;
+                }
+            }
+            Err(_) => panic!("{tag}: {outstanding} writes never answered"),
+        }
+    }
+    zk.close();
+    (acked, failed)
 }
 
 /// Our client library: one session on each of A, L and C.
