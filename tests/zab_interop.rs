@@ -153,11 +153,27 @@ fn check_layout(layout: Layout) {
     }
     // srvr/stat show the lines Apache's peers show in the same mode (an observer's are
     // a follower's: only the leader adds "Proposal sizes").
+    let mut mntr_diffs = Vec::new();
     for n in &run.four_letter {
         let want = if n.mode == Mode::Leader { &reference.leader_keys } else { &reference.follower_keys };
         assert_eq!(&n.srvr_keys, &want.0, "{}: srvr lines of node {} ({:?} {:?})\n{}", layout.name, n.sid, n.imp, n.mode, n.srvr);
         assert_eq!(&n.stat_keys, &want.1, "{}: stat lines of node {} ({:?} {:?})\n{}", layout.name, n.sid, n.imp, n.mode, n.stat);
+        // mntr: the keys of Apache's peer in the same mode. The reference has no observer:
+        // an observer's are a follower's and zk_observer_master_id (ObserverZooKeeperServer
+        // .dumpMonitorValues), which the Apache observer of java_observer_under_rust_leader
+        // confirms.
+        let mut want_mntr = want.2.clone();
+        if n.mode == Mode::Observer {
+            want_mntr.push("zk_observer_master_id".to_string());
+            want_mntr.sort();
+        }
+        let missing: Vec<&String> = want_mntr.iter().filter(|k| !n.mntr_keys.contains(k)).collect();
+        let extra: Vec<&String> = n.mntr_keys.iter().filter(|k| !want_mntr.contains(k)).collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            mntr_diffs.push(format!("node {} ({:?} {:?}): missing {missing:?}, extra {extra:?}\n{}", n.sid, n.imp, n.mode, n.mntr));
+        }
     }
+    assert!(mntr_diffs.is_empty(), "{}: mntr keys differ from those of Apache's peers in the same mode:\n{}", layout.name, mntr_diffs.join("\n"));
     eprintln!("[zab_interop] {}: {}", layout.name, run.timings);
 }
 
@@ -192,7 +208,7 @@ fn apache_reference() -> &'static Reference {
             run.four_letter
                 .iter()
                 .find(|n| n.mode == m)
-                .map(|n| (n.srvr_keys.clone(), n.stat_keys.clone()))
+                .map(|n| (n.srvr_keys.clone(), n.stat_keys.clone(), n.mntr_keys.clone()))
                 .unwrap_or_else(|| panic!("reference: no node in mode {m:?}"))
         };
         let leader_keys = keys(Mode::Leader);
@@ -204,9 +220,9 @@ fn apache_reference() -> &'static Reference {
 
 struct Reference {
     transcript: String,
-    /// (srvr keys, stat keys) of Apache's leader and of a follower.
-    leader_keys: (Vec<String>, Vec<String>),
-    follower_keys: (Vec<String>, Vec<String>),
+    /// (srvr keys, stat keys, mntr keys) of Apache's leader and of a follower.
+    leader_keys: (Vec<String>, Vec<String>, Vec<String>),
+    follower_keys: (Vec<String>, Vec<String>, Vec<String>),
 }
 
 /// What one layout produced.
@@ -222,8 +238,10 @@ struct FourLetter {
     mode: Mode,
     srvr: String,
     stat: String,
+    mntr: String,
     srvr_keys: Vec<String>,
     stat_keys: Vec<String>,
+    mntr_keys: Vec<String>,
 }
 
 // ------------------------------------------------------------- transcript --
@@ -690,6 +708,27 @@ fn assert_modes(ens: &Ensemble, leader: u64, modes: &BTreeMap<u64, Mode>, name: 
     }
 }
 
+/// The keys of a `mntr` answer, sorted, with learner sids replaced by "<sid>"
+/// (`zk_<...>_<sid>_learner_handler_qp_size`), without the JVM pause monitor's (we have
+/// no JVM; tests/four_letter_words.rs leaves them out too).
+fn mntr_keys(answer: &str, ens: &Ensemble) -> Vec<String> {
+    let mut keys: Vec<String> = answer
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .filter(|k| !k.is_empty() && !k.contains("_jvm_pause_time_ms"))
+        .map(|k| {
+            let mut k = k.to_string();
+            for sid in ens.sids() {
+                k = k.replace(&format!("_{sid}_learner_handler"), "_<sid>_learner_handler");
+            }
+            k
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 fn keys_of(answer: &str) -> Vec<String> {
     answer
         .lines()
@@ -781,11 +820,12 @@ fn run_layout(l: &Layout) -> Run {
         assert_eq!(n.four_letter("ruok"), "imok", "{}: ruok of node {sid}", l.name);
         let srvr = n.four_letter("srvr");
         let stat = n.four_letter("stat");
+        let mntr = n.four_letter("mntr");
         let mode = expected_mode(&ens, leader, sid);
         let mode_line = format!("Mode: {}", format!("{mode:?}").to_lowercase());
         assert!(srvr.lines().any(|x| x == mode_line), "{}: node {sid} srvr lacks {mode_line:?}:\n{srvr}", l.name);
         assert!(stat.lines().any(|x| x == mode_line), "{}: node {sid} stat lacks {mode_line:?}:\n{stat}", l.name);
-        four_letter.push(FourLetter { sid, imp: n.imp(), mode, srvr_keys: keys_of(&srvr), stat_keys: keys_of(&stat), srvr, stat });
+        four_letter.push(FourLetter { sid, imp: n.imp(), mode, srvr_keys: keys_of(&srvr), stat_keys: keys_of(&stat), mntr_keys: mntr_keys(&mntr, &ens), srvr, stat, mntr });
     }
     t.say("ruok on every node -> imok");
     let mut probes = Probes { map: BTreeMap::new() };

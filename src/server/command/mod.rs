@@ -409,7 +409,7 @@ const PERCENTILE_SUMMARIES: [&str; 23] = [
 /// `ServerMetrics.READ_PER_NAMESPACE` / `WRITE_PER_NAMESPACE`: bytes read and written
 /// per top-level znode (`DataTree.updateReadStat` / `updateWriteStat`). Process-wide,
 /// like upstream's metrics singleton; `srst` zeroes the values and keeps the names.
-struct NamespaceSet {
+pub struct NamespaceSet {
     /// In insertion order; `mntr` prints them in `ConcurrentHashMap` order.
     entries: parking_lot::RwLock<Vec<(String, Arc<crate::server::server_stats::Summary>)>>,
 }
@@ -435,6 +435,22 @@ impl NamespaceSet {
         }
     }
 
+    /// Adds to the summary of `key` itself (a `SummarySet` keyed by anything, e.g. a
+    /// learner's sid).
+    pub fn add_key(&self, key: &str, value: i64) {
+        if let Some((_, m)) = self.entries.read().iter().find(|(n, _)| n == key) {
+            m.add(value);
+            return;
+        }
+        let mut w = self.entries.write();
+        if !w.iter().any(|(n, _)| n == key) {
+            w.push((key.to_owned(), Arc::default()));
+        }
+        if let Some((_, m)) = w.iter().find(|(n, _)| n == key) {
+            m.add(value);
+        }
+    }
+
     fn reset(&self) {
         for (_, m) in self.entries.read().iter() {
             m.reset();
@@ -451,6 +467,12 @@ impl NamespaceSet {
 
 static READ_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
 static WRITE_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
+/// `ServerMetrics.LEARNER_HANDLER_QP_SIZE` (per learner sid, no percentiles): the
+/// length of a LearnerHandler's queue each time its sender takes a packet.
+pub static LEARNER_HANDLER_QP_SIZE: NamespaceSet = NamespaceSet::new();
+/// `ServerMetrics.LEARNER_HANDLER_QP_TIME` (per learner sid, with percentiles): how long
+/// a marker queued behind every 1000th packet waited, in ms.
+pub static LEARNER_HANDLER_QP_TIME: NamespaceSet = NamespaceSet::new();
 
 /// `DataTree.STAT_OVERHEAD_BYTES`: six longs and five ints of a Stat.
 const STAT_OVERHEAD_BYTES: i64 = 6 * 8 + 5 * 4;
@@ -470,6 +492,8 @@ pub fn record_write(path: &str, bytes: i64) {
 fn reset_metrics() {
     READ_PER_NAMESPACE.reset();
     WRITE_PER_NAMESPACE.reset();
+    LEARNER_HANDLER_QP_SIZE.reset();
+    LEARNER_HANDLER_QP_TIME.reset();
 }
 
 /// Metrics left out on purpose: the JVM pause monitor (there is no JVM).
@@ -484,6 +508,14 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     // ZooKeeperServer.dumpMonitorValues
     kv("version", crate::version::full_version());
     kv("server_state", server_state(zks).into());
+    // QuorumZooKeeperServer / ObserverZooKeeperServer.dumpMonitorValues
+    let peer = zks.quorum_peer.as_ref().filter(|_| zks.kind != ServerKind::Standalone);
+    if let Some(p) = peer {
+        kv("peer_state", p.detailed_peer_state());
+        if zks.kind == ServerKind::Observer {
+            kv("observer_master_id", p.leader_id().to_string());
+        }
+    }
     for g in GAUGES {
         let v = match g {
             "ephemerals_count" => tree.ephemeral_count().to_string(),
@@ -510,6 +542,23 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
             _ => "0".into(),
         };
         kv(g, v);
+    }
+    // The gauges QuorumZooKeeperServer and LeaderZooKeeperServer register.
+    if let Some(p) = peer {
+        kv("quorum_size", p.quorum_verifier().voting_count().to_string());
+        if let Some(l) = p.leader().filter(|_| zks.kind == ServerKind::Leader) {
+            let (last, min, max) = l.proposal_sizes();
+            let started = l.leader_start_time.load(Ordering::Acquire);
+            kv("learners", l.learners().len().to_string());
+            kv("synced_followers", l.forwarding_followers().len().to_string());
+            kv("synced_non_voting_followers", "0".into());
+            kv("synced_observers", l.observing_learners().len().to_string());
+            kv("pending_syncs", l.pending_sync_count().to_string());
+            kv("leader_uptime", if started == 0 { "0".into() } else { (crate::common::time::current_elapsed_time() - started).to_string() });
+            kv("last_proposal_size", last.to_string());
+            kv("max_proposal_size", max.to_string());
+            kv("min_proposal_size", min.to_string());
+        }
     }
     for c in COUNTERS {
         kv(c, "0".into());
@@ -541,6 +590,22 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
         // no sample reservoir: the percentiles are not measured
         for p in ["p50", "p95", "p99", "p999"] {
             kv(&format!("{p}_{name}"), "0".into());
+        }
+    }
+    // Per learner (a leader's, and kept afterwards like upstream's metrics singleton).
+    for (set, suffix, percentiles) in [(&LEARNER_HANDLER_QP_SIZE, "learner_handler_qp_size", false), (&LEARNER_HANDLER_QP_TIME, "learner_handler_qp_time_ms", true)] {
+        for (sid, m) in set.ordered() {
+            let name = format!("{sid}_{suffix}");
+            kv(&format!("avg_{name}"), java_double(m.avg()));
+            kv(&format!("min_{name}"), m.min().to_string());
+            kv(&format!("max_{name}"), m.max().to_string());
+            kv(&format!("cnt_{name}"), m.count().to_string());
+            kv(&format!("sum_{name}"), m.total().to_string());
+            if percentiles {
+                for p in ["p50", "p95", "p99", "p999"] {
+                    kv(&format!("{p}_{name}"), "0".into());
+                }
+            }
         }
     }
     for (set, suffix) in [(&READ_PER_NAMESPACE, "read_per_namespace"), (&WRITE_PER_NAMESPACE, "write_per_namespace")] {

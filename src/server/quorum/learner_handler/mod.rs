@@ -32,9 +32,15 @@ use sync_plan::{plan_sync, SyncInputs, SyncItem};
 /// A packet waiting for the Sender thread.
 enum Queued {
     Packet { kind: i32, zxid: i64, bytes: Arc<[u8]> },
+    /// `MarkerQuorumPacket`: queued behind every `MARKER_PACKET_INTERVAL`th packet; the
+    /// time it waited is the `learner_handler_qp_time_ms` metric. Not sent.
+    Marker(Instant),
     /// `proposalOfDeath`: the Sender stops.
     Death,
 }
+
+/// `markerPacketInterval`.
+const MARKER_PACKET_INTERVAL: u64 = 1000;
 
 /// `SyncLimitCheck`: the oldest proposal sent to the learner and not yet acked must
 /// not be older than syncLimit ticks.
@@ -95,6 +101,8 @@ pub struct LearnerHandler {
     leader: Weak<Leader>,
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
+    /// `packetCounter`: packets queued, for the marker packets.
+    packet_counter: AtomicU64,
     pub requests_received: AtomicU64,
 }
 
@@ -119,6 +127,7 @@ impl LearnerHandler {
             leader: Arc::downgrade(leader),
             packets_received: AtomicU64::new(0),
             packets_sent: AtomicU64::new(0),
+            packet_counter: AtomicU64::new(0),
             requests_received: AtomicU64::new(0),
         });
         let h2 = h.clone();
@@ -152,6 +161,9 @@ impl LearnerHandler {
 
     pub fn queue_packet(&self, kind: i32, zxid: i64, bytes: Arc<[u8]>) {
         let _ = self.queue.send(Queued::Packet { kind, zxid, bytes });
+        if self.packet_counter.fetch_add(1, Ordering::Relaxed) % MARKER_PACKET_INTERVAL == 0 {
+            let _ = self.queue.send(Queued::Marker(Instant::now()));
+        }
     }
 
     pub fn queued_count(&self) -> usize {
@@ -421,10 +433,34 @@ impl LearnerHandler {
         Ok(())
     }
 
-    /// `sendPackets`: write queued packets, flushing when the queue runs dry.
+    /// `sendPackets`: write queued packets, flushing whenever the queue runs dry (before
+    /// blocking for the next one, so nothing written stays buffered — a marker taken
+    /// last must not leave the packet before it unflushed).
     fn send_packets(self: Arc<Self>, rx: Receiver<Queued>, mut oa: BufWriter<TcpStream>) {
-        while let Ok(q) = rx.recv() {
-            let Queued::Packet { kind, zxid, bytes } = q else { break };
+        let sid = self.sid().to_string();
+        loop {
+            let q = match rx.try_recv() {
+                Ok(q) => q,
+                Err(crossbeam_channel::TryRecvError::Empty) => {
+                    if oa.flush().is_err() {
+                        break;
+                    }
+                    match rx.recv() {
+                        Ok(q) => q,
+                        Err(_) => break,
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Disconnected) => break,
+            };
+            crate::server::command::LEARNER_HANDLER_QP_SIZE.add_key(&sid, rx.len() as i64);
+            let (kind, zxid, bytes) = match q {
+                Queued::Packet { kind, zxid, bytes } => (kind, zxid, bytes),
+                Queued::Marker(t) => {
+                    crate::server::command::LEARNER_HANDLER_QP_TIME.add_key(&sid, t.elapsed().as_millis() as i64);
+                    continue;
+                }
+                Queued::Death => break,
+            };
             if kind == qp::PROPOSAL {
                 self.sync_limit.lock().update_proposal(zxid, Instant::now());
             }
@@ -432,9 +468,6 @@ impl LearnerHandler {
                 break;
             }
             self.packets_sent.fetch_add(1, Ordering::Relaxed);
-            if rx.is_empty() && oa.flush().is_err() {
-                break;
-            }
         }
         let _ = oa.flush();
         if self.is_alive() {
