@@ -13,6 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::server::data_tree::DataTree;
 use crate::server::persistence::file_txn_log::FileTxnIterator;
 use crate::server::persistence::util::marshall_txn_entry;
+use crate::server::persistence::file_txn_snap_log::process_transaction;
 use crate::server::persistence::{FileTxnSnapLog, Restored};
 use crate::system_properties;
 
@@ -131,6 +132,46 @@ impl ZKDatabase {
         Ok(true)
     }
 
+    /// `fastForwardDataBase`: apply what the txn log holds beyond the tree. When a quorum
+    /// role ends, its log may hold proposals it accepted (and acked) whose COMMIT never
+    /// came; they are part of this peer's history, so the tree, the vote of the next
+    /// election (the last processed zxid) and the committed log must include them —
+    /// otherwise a peer with acked txns votes with an older zxid, a peer without them
+    /// can win, and the txns come back from the log only at the next restart, on top of
+    /// another history. `ZooKeeperServer.shutdown(false)` does this upstream. Returns the
+    /// last processed zxid.
+    pub fn fast_forward_database(&self) -> io::Result<i64> {
+        let mut added = Vec::new();
+        let zxid = {
+            let mut tree = self.tree.write();
+            let mut sessions = self.sessions.lock();
+            let from = tree.last_processed_zxid;
+            for entry in self.txn_snap_log.txn_log().read(from + 1)? {
+                let e = entry?;
+                if e.header.zxid <= tree.last_processed_zxid {
+                    continue;
+                }
+                process_transaction(&e.header, e.txn.as_ref(), &mut tree, &mut sessions);
+                tree.last_processed_zxid = e.header.zxid;
+                added.push(CommittedProposal {
+                    zxid: e.header.zxid,
+                    data: Arc::from(marshall_txn_entry(&e.header, e.txn.as_ref(), e.digest.as_ref())),
+                });
+            }
+            if !added.is_empty() {
+                log::info!("Fast-forwarded the database from 0x{from:x} to 0x{:x} with {} txns of the txn log", tree.last_processed_zxid, added.len());
+            }
+            tree.last_processed_zxid
+        };
+        // The committed log is locked after the tree is released: learner syncs take them
+        // in the other order.
+        let mut log = self.committed_log.write();
+        for p in added {
+            push_bounded(&mut log, p, self.commit_log_count);
+        }
+        Ok(zxid)
+    }
+
     /// `isTxnLogSyncEnabled`: syncing a learner from the on-disk txn log is allowed
     /// unless `snapshotSizeFactor` is negative.
     pub fn is_txn_log_sync_enabled(&self) -> bool {
@@ -223,6 +264,55 @@ pub fn snapshot_size_factor() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A follower's log holds proposals its tree never applied (their COMMIT did not
+    /// come before the role ended): fast-forwarding applies them, moves the last
+    /// processed zxid (the next vote) to the last logged txn, and extends the committed
+    /// log. Regression for issue #11: a follower voted with its last *applied* zxid, a
+    /// peer without its acked txns won, and the txns came back from the log at the next
+    /// restart on top of the new leader's history.
+    #[test]
+    fn fast_forward_applies_logged_but_uncommitted_txns() {
+        use crate::proto::data::ACL;
+        use crate::proto::op_code;
+        use crate::proto::txn::{CreateTxn, TxnHeader};
+        use crate::server::txn_record::TxnRecord;
+
+        let dir = tempfile::tempdir().unwrap();
+        let snap_log = FileTxnSnapLog::new(dir.path(), dir.path()).unwrap();
+        let append = |zxids: std::ops::RangeInclusive<i64>| {
+            let mut log = snap_log.txn_log();
+            log.set_prealloc_size(64 * 1024);
+            for z in zxids {
+                let hdr = TxnHeader { client_id: 0x55, cxid: z as i32, zxid: z, time: 1_700_000_000_000, r#type: op_code::CREATE };
+                let txn = TxnRecord::Create(CreateTxn {
+                    path: format!("/n{z}"),
+                    data: Some(vec![z as u8]),
+                    acl: vec![ACL::new(31, "world", "anyone")],
+                    ephemeral: false,
+                    parent_c_version: -1,
+                });
+                log.append(&hdr, Some(&txn), None).unwrap();
+            }
+            log.commit().unwrap();
+            log.close().unwrap();
+        };
+        let empty = Restored { tree: DataTree::new(), sessions: HashMap::new(), snapshot: None, replayed: 0, committed: Vec::new() };
+        let db = ZKDatabase::new(snap_log.clone(), empty);
+        append(0x1_0000_0001..=0x1_0000_0003);
+        assert_eq!(db.fast_forward_database().unwrap(), 0x1_0000_0003);
+        // Proposals 4 and 5 get logged (and acked) but never committed.
+        append(0x1_0000_0004..=0x1_0000_0005);
+        assert_eq!(db.last_processed_zxid(), 0x1_0000_0003);
+        assert_eq!(db.fast_forward_database().unwrap(), 0x1_0000_0005);
+        assert_eq!(db.last_processed_zxid(), 0x1_0000_0005);
+        assert!(db.tree.read().get_node("/n4294967301").is_some(), "txn 0x100000005 applied");
+        let (min, max, log) = db.committed_log();
+        assert_eq!((min, max, log.len()), (0x1_0000_0001, 0x1_0000_0005, 5));
+        // Nothing new: no change.
+        assert_eq!(db.fast_forward_database().unwrap(), 0x1_0000_0005);
+        assert_eq!(db.committed_log().2.len(), 5);
+    }
 
     #[test]
     fn committed_log_keeps_the_newest_and_its_bounds() {

@@ -637,5 +637,15 @@ impl ZooKeeperServer {
         for t in threads {
             let _ = t.join();
         }
+        if self.kind != ServerKind::Standalone {
+            // `shutdown(false)`: the database outlives the role; bring it up to what the
+            // log holds (see `ZKDatabase::fast_forward_database`).
+            if let Err(e) = self.db.fast_forward_database() {
+                log::error!("Error updating DB: {e}");
+                if let Err(e) = self.db.load_database() {
+                    log::error!("Unable to reload the database from disk: {e}");
+                }
+            }
+        }
     }
 }
