@@ -1530,3 +1530,71 @@ fn leader_without_quorum_steps_down_and_returns() {
     assert!(ours_down < limit, "our leader took {ours_down:?} to step down without a quorum (Apache: {apache_down:?})");
     assert!(ours_back < limit, "our ensemble took {ours_back:?} to serve again after the followers' restart (Apache: {apache_back:?})");
 }
+
+// ----------------------------------------- uncommitted proposal, leader dies --
+
+fn signal(ens: &Ensemble, sid: u64, sig: &str) {
+    let pid = ens.node(sid).pid().unwrap_or_else(|| panic!("node {sid} is not running"));
+    let st = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
+    assert!(st.success(), "kill -{sig} {pid} (node {sid})");
+}
+
+/// Five voters. Followers 2, 3 and 4 are stopped (SIGSTOP), so a write through follower
+/// 1 is proposed and logged by the leader and by 1 but never committed. The leader
+/// dies and 2, 3, 4 resume: node 1 has the newest history, so it must win the election
+/// (FastLeaderElection compares the last logged zxid, which upstream's
+/// ZooKeeperServer.shutdown(false) brings up to date by replaying the txn log onto the
+/// tree when the follower role ends) and the proposal survives on every node — also
+/// after node 1 restarts from its own log. Checked on Apache first, then on ours.
+#[test]
+fn uncommitted_proposal_of_the_newest_follower_survives_the_leader() {
+    let run = |imps: &[Impl], name: &str| -> Vec<String> {
+        let mut ens = Ensemble::new(spec(imps));
+        ens.start_nodes(&[5]);
+        ens.node(5).wait_for_log("New election. My id = 5", 0, START_WAIT);
+        ens.start_nodes(&[1, 2, 3, 4]);
+        let modes = ens.wait_for_mode_all(START_WAIT);
+        assert_modes(&ens, 5, &modes, name, "after start");
+        let (zk, _) = connect(&ens.node(1).connect_string());
+        zk.create("/zab", None, &ids::open_acl_unsafe(), CreateMode::Persistent).expect("create /zab");
+        for sid in [2, 3, 4] {
+            signal(&ens, sid, "STOP");
+        }
+        let (tx, rx) = mpsc::channel();
+        zk.create_async("/zab/uncommitted", Some(b"u"), &ids::open_acl_unsafe(), CreateMode::Persistent, move |r| {
+            let _ = tx.send(r.map_err(|e| e.code));
+        });
+        // Logged by the leader and node 1 within milliseconds; no quorum to commit it.
+        thread::sleep(Duration::from_millis(1000));
+        assert!(rx.try_recv().is_err(), "{name}: the write was answered without a quorum");
+        ens.kill(5);
+        for sid in [2, 3, 4] {
+            signal(&ens, sid, "CONT");
+        }
+        let modes = ens.wait_for_modes(&[1, 2, 3, 4], START_WAIT);
+        let mut out = vec![format!("modes after the leader's death: {modes:?}")];
+        let answer = rx.recv_timeout(WAIT);
+        out.push(format!("the write's answer: {}", if answer.is_ok() { "came" } else { "none" }));
+        drop(zk);
+        // Node 1 restarts from its own log, then the old leader comes back.
+        ens.node_mut(1).restart();
+        ens.node_mut(5).start();
+        let modes = ens.wait_for_mode_all(START_WAIT);
+        out.push(format!("leaders after the restarts: {}", modes.values().filter(|m| **m == Mode::Leader).count()));
+        let mut probes = Probes { map: BTreeMap::new() };
+        for sid in ens.sids() {
+            probes.open(&ens, sid);
+        }
+        probes.sync_all();
+        let have: Vec<u64> = probes.map.iter().filter(|(_, zk)| zk.exists("/zab/uncommitted", None).ok().flatten().is_some()).map(|(s, _)| *s).collect();
+        out.push(format!("nodes with /zab/uncommitted: {have:?}"));
+        let dumps: Vec<Vec<String>> = probes.map.values().map(|zk| dump_tree(zk, true)).collect();
+        out.push(format!("trees identical: {}", dumps.iter().all(|d| d == &dumps[0])));
+        eprintln!("[zab_interop] {name}: {out:?}");
+        out
+    };
+    let apache = run(&[J, J, J, J, J], "apache-5");
+    assert!(apache.iter().any(|l| l == "nodes with /zab/uncommitted: [1, 2, 3, 4, 5]"), "Apache: {apache:?}");
+    let ours = run(&[R, R, R, R, R], "rust-5");
+    assert_eq!(ours, apache, "ours (right) vs Apache (left)");
+}
