@@ -529,6 +529,8 @@ mod tests {
         c.update_proposal(5, t0);
         c.update_ack(5);
         assert_eq!(c.oldest.map(|o| o.0), Some(4));
-        assert!(c.check(t0 + Duration::from_secs(5), Duration::from_secs(2)));
+        // 4 is still unacked (as upstream: an early ack of the newer one clears only it).
+        assert!(c.check(t0 + Duration::from_secs(1), Duration::from_secs(2)));
+        assert!(!c.check(t0 + Duration::from_secs(5), Duration::from_secs(2)));
     }
 }
