@@ -193,16 +193,35 @@ pub fn ensemble(cfg: &EnsembleConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Starts an ensemble on fresh ports and dataDirs; tries again on other ports (up to 3
+/// times) when a node could not bind one (another process took it after
+/// [`free_port`](super::servers::free_port) found it free).
 fn start(cfg: &EnsembleConfig, k: Kind, dir: &Path) -> Result<Ensemble, String> {
-    let mut c = Cluster::new(k, &cfg.programs, cfg.size, cfg.tick_time, dir)?;
     let sids: Vec<usize> = (1..=cfg.size).collect();
-    let t0 = Instant::now();
-    for &s in &sids {
-        c.spawn(s)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let d = if attempt == 1 { dir.to_path_buf() } else { dir.with_extension(format!("retry{}", attempt - 1)) };
+        let mut c = Cluster::new(k, &cfg.programs, cfg.size, cfg.tick_time, &d)?;
+        let t0 = Instant::now();
+        let r = sids
+            .iter()
+            .try_for_each(|&s| c.spawn(s))
+            .and_then(|()| c.wait_elected(&sids, t0, cfg.timeout))
+            .and_then(|e| Ok((e.leader, c.wait_serving(&sids, t0, cfg.timeout)?)));
+        match r {
+            Ok((leader, serving)) => return Ok(Ensemble { c, leader, start_ms: ms(serving) }),
+            Err(e) => {
+                c.kill_all();
+                let logs: String = sids.iter().map(|&s| std::fs::read_to_string(d.join(format!("node{s}")).join("server.log")).unwrap_or_default()).collect();
+                let port_taken = ["Address already in use", "AddrInUse", "BindException"].iter().any(|m| logs.contains(m));
+                if !port_taken || attempt == 3 {
+                    return Err(format!("the {} ensemble did not start (attempt {attempt}): {e}", k.name()));
+                }
+                eprintln!("  [start] {}: a port was taken by another process; again on other ports", k.name());
+            }
+        }
     }
-    let e = c.wait_elected(&sids, t0, cfg.timeout)?;
-    let serving = c.wait_serving(&sids, t0, cfg.timeout)?;
-    Ok(Ensemble { c, leader: e.leader, start_ms: ms(serving) })
 }
 
 fn run_in(cfg: &EnsembleConfig, work: &Path) -> Result<(), String> {
