@@ -13,7 +13,7 @@
 # Usage: bin/test.sh [extra cargo test arguments, e.g. a test name filter]
 #
 # Environment:
-#   ZKRS_TEST_TIMEOUT   seconds for the whole cargo run (default 1500 = 25 min)
+#   ZKRS_TEST_TIMEOUT   seconds for the whole cargo run (default 1680 = 28 min: the whole CI run stays under 30)
 #   CARGO_BUILD_JOBS    build parallelism, as for cargo
 #   ZKRS_SKIP_APT=1     only check the packages, never run apt-get
 
@@ -76,10 +76,10 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 log "cargo test --all-targets --no-fail-fast $*"
 start=$SECONDS
 status=0
-timeout --kill-after=30 "${ZKRS_TEST_TIMEOUT:-1500}" \
+timeout --kill-after=30 "${ZKRS_TEST_TIMEOUT:-1680}" \
     cargo test --all-targets --no-fail-fast "$@" || status=$?
 if ((status == 124 || status == 137)); then
-    log "cargo test did not finish within ${ZKRS_TEST_TIMEOUT:-1500} s"
+    log "cargo test did not finish within ${ZKRS_TEST_TIMEOUT:-1680} s"
 fi
 log "cargo test finished with status $status after $((SECONDS - start)) s"
 exit "$status"
