@@ -108,6 +108,17 @@ pub mod op_code {
         };
         s.to_owned()
     }
+
+    /// The client operations that change the tree and so go through the quorum: what a
+    /// learner forwards (`FollowerRequestProcessor`), what waits for a commit
+    /// (`CommitProcessor.needCommit`) and what a read-only server refuses
+    /// (`ReadOnlyRequestProcessor`). Sessions and sync are decided apart by each.
+    pub fn is_quorum_write(op: i32) -> bool {
+        matches!(
+            op,
+            CREATE | CREATE2 | CREATE_TTL | CREATE_CONTAINER | DELETE | DELETE_CONTAINER | SET_DATA | RECONFIG | SET_ACL | MULTI | CHECK
+        )
+    }
 }
 
 /// `ZooDefs.Perms`.

@@ -29,17 +29,7 @@ pub enum CommitEvent {
 /// also hold a sync until the leader answers it.
 pub fn need_commit(r: &Request, match_syncs: bool) -> bool {
     match r.r#type {
-        op_code::CREATE
-        | op_code::CREATE2
-        | op_code::CREATE_TTL
-        | op_code::CREATE_CONTAINER
-        | op_code::DELETE
-        | op_code::DELETE_CONTAINER
-        | op_code::SET_DATA
-        | op_code::RECONFIG
-        | op_code::MULTI
-        | op_code::SET_ACL
-        | op_code::CHECK => true,
+        t if op_code::is_quorum_write(t) => true,
         op_code::SYNC => match_syncs,
         // A global session's are txns; a local session's never leave this server.
         op_code::CREATE_SESSION | op_code::CLOSE_SESSION => !r.is_local_session,

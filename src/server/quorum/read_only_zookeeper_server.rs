@@ -65,18 +65,8 @@ pub fn shutdown(peer: &QuorumPeer, zk: &Arc<ZooKeeperServer>) {
 /// Whether the read-only server refuses a request (`ReadOnlyRequestProcessor.run`).
 pub fn refused(r: &Request) -> bool {
     match r.r#type {
-        op_code::SYNC
-        | op_code::CREATE
-        | op_code::CREATE2
-        | op_code::CREATE_TTL
-        | op_code::CREATE_CONTAINER
-        | op_code::DELETE
-        | op_code::DELETE_CONTAINER
-        | op_code::SET_DATA
-        | op_code::RECONFIG
-        | op_code::SET_ACL
-        | op_code::MULTI
-        | op_code::CHECK => true,
+        op_code::SYNC => true,
+        t if op_code::is_quorum_write(t) => true,
         op_code::CLOSE_SESSION | op_code::CREATE_SESSION => !r.is_local_session,
         _ => false,
     }

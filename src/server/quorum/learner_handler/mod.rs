@@ -475,20 +475,7 @@ fn fmt_remote(a: &SocketAddr) -> String {
 
 /// The opcodes a learner forwards to the leader (FollowerRequestProcessor).
 pub fn is_forwarded_write(t: i32) -> bool {
-    matches!(
-        t,
-        op_code::CREATE
-            | op_code::CREATE2
-            | op_code::CREATE_TTL
-            | op_code::CREATE_CONTAINER
-            | op_code::DELETE
-            | op_code::DELETE_CONTAINER
-            | op_code::SET_DATA
-            | op_code::RECONFIG
-            | op_code::SET_ACL
-            | op_code::MULTI
-            | op_code::CHECK
-    )
+    op_code::is_quorum_write(t)
 }
 
 #[cfg(test)]
