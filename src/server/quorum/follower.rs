@@ -66,16 +66,7 @@ pub fn follow_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
     if let Err(e) = res {
         log::warn!("Exception when following the leader: {e}");
     }
-    if let Some(c) = &conn_holder {
-        c.close();
-    }
-    if let (Some(c), Some(t)) = (&conn_holder, connected_at) {
-        log::info!(
-            "Disconnected from leader (with address: {}). Was connected for {}ms. Sync state: {completed_sync}",
-            c.leader_addr,
-            t.elapsed().as_millis()
-        );
-    }
+    learner::close_leader_connection(conn_holder.as_deref(), connected_at, completed_sync);
     log::info!("shutdown Follower");
     peer.set_active_server(None);
     ls.zk.shutdown();

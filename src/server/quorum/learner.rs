@@ -221,6 +221,21 @@ pub fn register_with_leader(peer: &QuorumPeer, conn: &LeaderConnection, reader: 
     }
 }
 
+/// The end of a follower's or observer's time with a leader (`Learner.closeSocket` and the
+/// line upstream logs as it leaves `followLeader` / `observeLeader`).
+pub fn close_leader_connection(conn: Option<&LeaderConnection>, connected_at: Option<Instant>, completed_sync: bool) {
+    if let Some(c) = conn {
+        c.close();
+        if let Some(t) = connected_at {
+            log::info!(
+                "Disconnected from leader (with address: {}). Was connected for {}ms. Sync state: {completed_sync}",
+                c.leader_addr,
+                t.elapsed().as_millis()
+            );
+        }
+    }
+}
+
 /// A proposal received during the sync.
 pub struct PacketInFlight {
     pub request: Request,
