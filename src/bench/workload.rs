@@ -1179,6 +1179,37 @@ mod tests {
     }
 
     #[test]
+    fn failover_probe_counts_only_writes_submitted_after_the_kill() {
+        let p = FailoverProbe::new(2);
+        let t = Instant::now();
+        let ms = |n: u64| t + Duration::from_millis(n);
+        p.record(0, ms(1), ms(2), true);
+        assert_eq!(p.successes(), 1);
+        assert_eq!(p.first_success_after_kill(), None);
+        p.mark_kill(ms(10));
+        // Submitted before the kill, done after: not a sign that writes work again.
+        p.record(0, ms(9), ms(30), true);
+        p.record(1, ms(11), ms(12), false);
+        assert_eq!(p.first_success_after_kill(), None);
+        assert_eq!(p.errors_after_kill(), 1);
+        p.record(1, ms(20), ms(50), true);
+        p.record(0, ms(40), ms(70), true);
+        p.record(1, ms(45), ms(60), true);
+        let to_ms = |d: Option<Duration>| d.map(|d| d.as_millis());
+        assert_eq!(to_ms(p.first_success_after_kill()), Some(40));
+        assert_eq!(p.client_firsts().into_iter().map(to_ms).collect::<Vec<_>>(), vec![Some(60), Some(40)]);
+        // A later kill mark is ignored.
+        p.mark_kill(ms(100));
+        assert_eq!(to_ms(p.first_success_after_kill()), Some(40));
+    }
+
+    #[test]
+    fn server_list_keeps_the_chroot() {
+        assert_eq!(server_list("a:1,b:2/x").unwrap(), vec!["a:1/x".to_string(), "b:2/x".to_string()]);
+        assert_eq!(server_list("a:1").unwrap(), vec!["a:1".to_string()]);
+    }
+
+    #[test]
     fn window_is_half_open() {
         let from = Instant::now();
         let w = Window { from, to: from + Duration::from_secs(1) };
