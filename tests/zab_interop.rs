@@ -77,6 +77,8 @@ const BURST: usize = 600;
 /// Rounds of the pipelined workload per session.
 const PIPELINED: usize = 200;
 
+const CONTAINER_CHECK: &str = "-Dznode.container.checkIntervalMs=500";
+
 const KAZOO_TRANSCRIPT: &str = include_str!("interop/kazoo_transcript.py");
 
 // ---------------------------------------------------------------- layouts --
@@ -95,7 +97,15 @@ struct Layout {
 fn spec(imps: &[Impl]) -> EnsembleSpec {
     // snapshotSizeFactor=-1 (both read it as the property zookeeper.snapshotSizeFactor):
     // a learner too far behind for the committed log gets a SNAP, never a txn-log DIFF.
-    EnsembleSpec::of(imps).tick_time(TICK_MS).init_limit(10).sync_limit(5).cfg("snapshotSizeFactor=-1")
+    // znode.container.checkIntervalMs (a JVM property for both): the leader looks for
+    // empty containers and expired TTL nodes every half second instead of every minute.
+    EnsembleSpec::of(imps)
+        .tick_time(TICK_MS)
+        .init_limit(10)
+        .sync_limit(5)
+        .cfg("snapshotSizeFactor=-1")
+        .apache_jvm_arg(CONTAINER_CHECK)
+        .ours_arg(CONTAINER_CHECK)
 }
 
 use Impl::{Apache as J, Ours as R};
@@ -892,6 +902,30 @@ fn run_layout(l: &Layout) -> Run {
     ca.close();
     tm.note(format!("expiry after {:.1}s", gone.as_secs_f64()));
     tm.lap("expiry");
+
+    // ---- 6b. the leader's ContainerManager deletes empty containers and expired TTL
+    // nodes; every node applies its deleteContainer txns
+    t.section("containers and TTL nodes");
+    let pa = probes.get(l.a);
+    let open = ids::open_acl_unsafe();
+    t.step("A create /zab/box container", show(&pa.create("/zab/box", None, &open, CreateMode::Container)));
+    t.step("A create /zab/box/k", show(&pa.create("/zab/box/k", None, &open, CreateMode::Persistent)));
+    t.step("A create /zab/unused container", show(&pa.create("/zab/unused", None, &open, CreateMode::Container)));
+    t.step("A create /zab/short ttl=500", show(&pa.create2("/zab/short", None, &open, CreateMode::PersistentWithTtl, 500).map(|(p, _)| p)));
+    t.step("A create /zab/long ttl=1h", show(&pa.create2("/zab/long", None, &open, CreateMode::PersistentWithTtl, 3_600_000).map(|(p, _)| p)));
+    let pc = probes.get(l.c);
+    pc.sync("/zab").expect("sync");
+    t.step("C delete /zab/box/k", show(&pc.delete("/zab/box/k", -1)));
+    let t_box = Instant::now();
+    t.step("emptied container /zab/box gone everywhere", wait_gone_everywhere(&probes, "/zab/box", WAIT).to_string());
+    t.step("expired TTL node /zab/short gone everywhere", wait_gone_everywhere(&probes, "/zab/short", WAIT).to_string());
+    tm.note(format!("container/TTL cleanup {:.1}s", t_box.elapsed().as_secs_f64()));
+    probes.sync_all();
+    for path in ["/zab/unused", "/zab/long"] {
+        let everywhere = probes.map.values().all(|zk| zk.exists(path, None).ok().flatten().is_some());
+        t.step(&format!("{path} still on every node"), everywhere.to_string());
+    }
+    tm.lap("containers");
 
     // ---- 7. failover of A
     t.section("failover of A");

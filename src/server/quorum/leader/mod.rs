@@ -137,11 +137,6 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
         let cport = peer.config.client_port;
         zk.add_thread(std::thread::Builder::new().name(format!("ProcessThread(sid:{} cport:{cport}):", peer.myid)).spawn(move || prep.run(first_rx))?);
         zk.start_session_tracker(&tracker)?;
-        // Stopped by the server's shutdown, which joins it: a leader that steps down must
-        // not wait for the next container check (a minute by default).
-        let (t, stop) = crate::server::container_manager::ContainerManager::new(zk.clone()).start()?;
-        zk.on_shutdown(Box::new(move || stop.stop()));
-        zk.add_thread(t);
         Ok(())
     })();
     match started {
@@ -660,6 +655,18 @@ impl Leader {
         self.peer.update_election_vote(epoch);
         self.zk.db.set_last_processed_zxid(zxid);
         self.zk.set_serving();
+        // `LeaderZooKeeperServer.startup`: the ContainerManager starts with the serving
+        // server (started earlier, its first check could find the server not running yet
+        // — with a short znode.container.checkIntervalMs and slow learners — and end for
+        // good). Stopped by the server's shutdown, which joins it: a leader that steps
+        // down must not wait for the next check (a minute by default).
+        match crate::server::container_manager::ContainerManager::new(self.zk.clone()).start() {
+            Ok((t, stop)) => {
+                self.zk.on_shutdown(Box::new(move || stop.stop()));
+                self.zk.add_thread(t);
+            }
+            Err(e) => log::error!("Unable to start the ContainerManager: {e}"),
+        }
     }
 
     /// The lead loop: PINGs every tickTime/2, and each tick a quorum of synced learners
