@@ -56,6 +56,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::ensemble::{Ensemble, EnsembleSpec, Impl, Mode, PeerType};
+use regex::Regex;
 use common::{describe_output, line_diff, run_java_zkcli, run_kazoo};
 use zookeeper::client::watched_event::event_type_name;
 use zookeeper::client::zookeeper::ops;
@@ -1632,4 +1633,74 @@ fn uncommitted_proposal_of_the_newest_follower_survives_the_leader() {
     assert!(apache.iter().any(|l| l == "nodes with /zab/uncommitted: [1, 2, 3, 4, 5]"), "Apache: {apache:?}");
     let ours = run(&[R, R, R, R, R], "rust-5");
     assert_eq!(ours, apache, "ours (right) vs Apache (left)");
+}
+
+// ------------------------------------- no session expires before a quorum --
+
+/// Node 1 is given a wrong quorum port for node 2 (a later `server.2` line: it votes for
+/// 2 but can never follow it). A client dies on node 2 while 3 leads (4 s session);
+/// then 3 is killed: 1 and 2 elect 2, which waits initLimit (10 s) for a quorum that
+/// cannot come. Upstream's leader creates its session tracker only once its epoch is
+/// established, so nothing expires meanwhile; node 3 returns, an established leader
+/// expires the session, and its closeSession (the pzxid of the ephemeral's parent)
+/// carries the new epoch; node 2 neither expires a session (it never leads) nor has
+/// anything to truncate when it follows 3. A leader that expires sessions before that
+/// proposes a closeSession of the old epoch that no quorum accepted (node 2 logged it,
+/// and had to truncate it when it followed 3).
+#[test]
+fn a_leader_expires_no_session_before_its_epoch_is_established() {
+    let run = |imps: &[Impl], name: &str| -> Vec<String> {
+        let mut ens = Ensemble::new(spec(imps).init_limit(20));
+        let n2 = ens.node(2);
+        let bogus = format!(
+            "# node 1 cannot reach node 2's quorum port\nserver.2=127.0.0.1:{}:{};127.0.0.1:{}\n",
+            common::free_port(),
+            n2.election_port(),
+            n2.client_port()
+        );
+        let cfg1 = ens.node(1).cfg_path().to_path_buf();
+        let mut text = std::fs::read_to_string(&cfg1).expect("zoo.cfg");
+        text.push_str(&bogus);
+        std::fs::write(&cfg1, text).expect("zoo.cfg");
+        ens.start_nodes(&[3]);
+        ens.node(3).wait_for_log("New election. My id = 3", 0, START_WAIT);
+        ens.start_nodes(&[1, 2]);
+        let modes = ens.wait_for_mode_all(START_WAIT);
+        assert_modes(&ens, 3, &modes, name, "after start");
+        let (zk, _) = connect(&ens.node(2).connect_string());
+        zk.create("/zab", None, &ids::open_acl_unsafe(), CreateMode::Persistent).expect("create /zab");
+        zk.close();
+        let o = run_kazoo(&KAZOO_EXPIRE.replace("@PATH@", "/zab/gone"), &ens.node(2).connect_string());
+        assert!(o.status.success(), "{name}: {}", describe_output("kazoo", &o));
+        let from2 = ens.node(2).log_offset();
+        ens.kill(3);
+        // 2 becomes leader-elect and waits for a quorum longer than the session's timeout.
+        ens.node(2).wait_for_log(Regex::new("LEADING - LEADER ELECTION TOOK").unwrap(), from2, START_WAIT);
+        thread::sleep(Duration::from_secs(6));
+        ens.node_mut(3).start();
+        let modes = ens.wait_for_modes(&[2, 3], START_WAIT);
+        assert_eq!(modes.values().filter(|m| **m == Mode::Leader).count(), 1, "{name}: {modes:?}");
+        let mut probes = Probes { map: BTreeMap::new() };
+        for sid in [2, 3] {
+            probes.open(&ens, sid);
+        }
+        assert!(wait_gone_everywhere(&probes, "/zab/gone", WAIT), "{name}: /zab/gone never expired");
+        let pzxid = probes.get(2).exists("/zab", None).expect("exists").expect("/zab").pzxid;
+        let log2 = ens.node(2).log_since(from2);
+        let out = vec![
+            format!("closeSession epoch >= 2: {}", pzxid >> 32 >= 2),
+            format!("node 2 expired a session: {}", log2.contains("Expiring session")),
+            format!("node 2 had to truncate its log: {}", log2.contains("Truncating log")),
+        ];
+        eprintln!("[zab_interop] {name}: /zab/gone deleted at 0x{pzxid:x}, modes {modes:?}: {out:?}");
+        out
+    };
+    let apache = run(&[J, J, J], "apache-3");
+    assert_eq!(
+        apache,
+        ["closeSession epoch >= 2: true", "node 2 expired a session: false", "node 2 had to truncate its log: false"],
+        "Apache"
+    );
+    let ours = run(&[R, R, R], "rust-3");
+    assert_eq!(ours, apache, "ours (left) vs Apache (right): a leader-elect expired a session before its epoch was established");
 }

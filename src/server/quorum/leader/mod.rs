@@ -31,6 +31,7 @@ use crate::server::quorum::quorum_peer::{QuorumPeer, ZabState};
 use crate::server::quorum::quorum_server::LearnerType;
 use crate::server::quorum::synced_learner_tracker::SyncedLearnerTracker;
 use crate::server::request::Request;
+use crate::server::session_tracker::SessionTracker;
 use crate::server::util::zxid_utils::{counter_from_zxid, epoch_from_zxid, make_zxid};
 use crate::server::zookeeper_server::ZooKeeperServer;
 
@@ -136,7 +137,6 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
         let prep = PrepRequestProcessor::new(zk.clone(), Box::new(ProposalRequestProcessor { leader: leader.clone(), commit: commit.clone(), sync: sync_tx }));
         let cport = peer.config.client_port;
         zk.add_thread(std::thread::Builder::new().name(format!("ProcessThread(sid:{} cport:{cport}):", peer.myid)).spawn(move || prep.run(first_rx))?);
-        zk.start_session_tracker(&tracker)?;
         Ok(())
     })();
     match started {
@@ -654,6 +654,17 @@ impl Leader {
         self.leader_start_time.store(time::current_elapsed_time(), Ordering::Release);
         self.peer.update_election_vote(epoch);
         self.zk.db.set_last_processed_zxid(zxid);
+        // `LeaderZooKeeperServer.startup` creates the session tracker: sessions expire only
+        // under an established leader, each with its whole timeout from now. Started
+        // earlier, it expired sessions while the leader still waited for its quorum and
+        // proposed their closeSession with a zxid of the previous epoch, which no quorum
+        // had accepted (logged locally, then replayed into the next election's vote).
+        if let SessionTracker::Global(t) = self.zk.session_tracker() {
+            t.touch_all();
+            if let Err(e) = self.zk.start_session_tracker(t) {
+                log::error!("Unable to start the session tracker: {e}");
+            }
+        }
         self.zk.set_serving();
         // `LeaderZooKeeperServer.startup`: the ContainerManager starts with the serving
         // server (started earlier, its first check could find the server not running yet
