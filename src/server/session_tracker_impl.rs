@@ -140,6 +140,16 @@ impl SessionTrackerImpl {
         }
     }
 
+    /// Every session's deadline starts over from now: what upstream gets by creating the
+    /// tracker only when the server starts (a leader's, once its epoch is established).
+    pub fn touch_all(&self) {
+        let mut st = self.state.lock();
+        let sessions: Vec<(i64, i32)> = st.sessions_by_id.values().filter(|s| !s.closing).map(|s| (s.session_id, s.timeout)).collect();
+        for (id, to) in sessions {
+            st.queue.update(id, to as i64);
+        }
+    }
+
     pub fn set_session_closing(&self, id: i64) {
         if let Some(s) = self.state.lock().sessions_by_id.get_mut(&id) {
             s.closing = true;

@@ -31,6 +31,7 @@ use crate::server::quorum::quorum_peer::{QuorumPeer, ZabState};
 use crate::server::quorum::quorum_server::LearnerType;
 use crate::server::quorum::synced_learner_tracker::SyncedLearnerTracker;
 use crate::server::request::Request;
+use crate::server::session_tracker::SessionTracker;
 use crate::server::util::zxid_utils::{counter_from_zxid, epoch_from_zxid, make_zxid};
 use crate::server::zookeeper_server::ZooKeeperServer;
 
@@ -114,8 +115,7 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
     use crate::server::final_request_processor::FinalRequestProcessor;
     use crate::server::prep_request_processor::PrepRequestProcessor;
     use crate::server::quorum::commit_processor::CommitProcessor;
-    use crate::server::session_tracker::SessionTracker;
-    use crate::server::session_tracker_impl::SessionTrackerImpl;
+        use crate::server::session_tracker_impl::SessionTrackerImpl;
     use crate::server::sync_request_processor::SyncRequestProcessor;
     use crate::server::zookeeper_server::ServerKind;
     use proposal_request_processor::{AckRequestProcessor, ProposalRequestProcessor, ToBeAppliedRequestProcessor};
@@ -137,10 +137,6 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
         let prep = PrepRequestProcessor::new(zk.clone(), Box::new(ProposalRequestProcessor { leader: leader.clone(), commit: commit.clone(), sync: sync_tx }));
         let cport = peer.config.client_port;
         zk.add_thread(std::thread::Builder::new().name(format!("ProcessThread(sid:{} cport:{cport}):", peer.myid)).spawn(move || prep.run(first_rx))?);
-        zk.start_session_trackers()?;
-        let (t, stop) = crate::server::container_manager::ContainerManager::new(zk.clone()).start()?;
-        zk.on_shutdown(Box::new(move || stop.store(true, std::sync::atomic::Ordering::Release)));
-        zk.add_thread(t);
         Ok(())
     })();
     match started {
@@ -662,7 +658,30 @@ impl Leader {
         self.leader_start_time.store(time::current_elapsed_time(), Ordering::Release);
         self.peer.update_election_vote(epoch);
         self.zk.db.set_last_processed_zxid(zxid);
+        // `LeaderZooKeeperServer.startup` creates the session tracker: sessions expire only
+        // under an established leader, each with its whole timeout from now. Started
+        // earlier, it expired sessions while the leader still waited for its quorum and
+        // proposed their closeSession with a zxid of the previous epoch, which no quorum
+        // had accepted (logged locally, then replayed into the next election's vote).
+        for t in self.zk.session_tracker().expiring_trackers() {
+            t.touch_all();
+        }
+        if let Err(e) = self.zk.start_session_trackers() {
+            log::error!("Unable to start the session tracker: {e}");
+        }
         self.zk.set_serving();
+        // `LeaderZooKeeperServer.startup`: the ContainerManager starts with the serving
+        // server (started earlier, its first check could find the server not running yet
+        // — with a short znode.container.checkIntervalMs and slow learners — and end for
+        // good). Stopped by the server's shutdown, which joins it: a leader that steps
+        // down must not wait for the next check (a minute by default).
+        match crate::server::container_manager::ContainerManager::new(self.zk.clone()).start() {
+            Ok((t, stop)) => {
+                self.zk.on_shutdown(Box::new(move || stop.store(true, Ordering::Release)));
+                self.zk.add_thread(t);
+            }
+            Err(e) => log::error!("Unable to start the ContainerManager: {e}"),
+        }
     }
 
     /// The lead loop: PINGs every tickTime/2, and each tick a quorum of synced learners
