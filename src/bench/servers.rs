@@ -106,6 +106,17 @@ impl ServerPrograms {
         Ok(())
     }
 
+    /// As [`check`](Self::check), for only the kinds a run starts.
+    pub fn check_for(&self, kinds: &[Kind]) -> Result<(), String> {
+        if kinds.contains(&Kind::Apache) {
+            return self.check();
+        }
+        if !self.ours.is_file() {
+            return Err(format!("zk-server not found at {}: build it (cargo build --release --bin zk-server) or pass --server-bin", self.ours.display()));
+        }
+        Ok(())
+    }
+
     pub fn apache_classpath(&self) -> String {
         APACHE_JARS.iter().map(|j| self.apache_jars_dir.join(j).display().to_string()).collect::<Vec<_>>().join(":")
     }

@@ -1,6 +1,7 @@
 //! `org.apache.zookeeper.common`: helpers shared by server and client.
 
 pub mod path_utils;
+pub mod split_mix;
 pub mod java_hash;
 pub mod java_random;
 pub mod circular_blocking_queue;
