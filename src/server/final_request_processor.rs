@@ -493,6 +493,12 @@ impl crate::server::request_processor::RequestProcessor for FinalRequestProcesso
     }
 }
 
+impl crate::server::request_processor::SharedRequestProcessor for FinalRequestProcessor {
+    fn process_request(&self, request: Request) {
+        FinalRequestProcessor::process_request(self, request)
+    }
+}
+
 enum Handled {
     Reply(Body),
     /// A write's reply: its code comes from applying the txn; the body is sent as

@@ -28,6 +28,7 @@ pub mod sync_request_processor;
 pub mod txn_record;
 pub mod zk_database;
 pub mod util;
+pub mod worker_service;
 pub mod watch;
 pub mod zookeeper_server;
 pub mod zookeeper_server_main;

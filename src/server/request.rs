@@ -38,6 +38,10 @@ pub struct Request {
     /// `isLocalSession`: a createSession/closeSession of a local session, which no
     /// other server hears of.
     pub is_local_session: bool,
+    /// `commitProcQueueStartTime`: when the CommitProcessor got the request (-1: never).
+    pub commit_proc_queue_start_time: i64,
+    /// `commitRecvTime`: when the CommitProcessor got the request's commit (-1: never).
+    pub commit_recv_time: i64,
 }
 
 impl Request {
@@ -65,6 +69,8 @@ impl Request {
             txn_bytes: None,
             digest: None,
             is_local_session: false,
+            commit_proc_queue_start_time: -1,
+            commit_recv_time: -1,
         }
     }
 

@@ -21,6 +21,16 @@ pub trait RequestProcessor: Send {
     fn shutdown(&mut self) {}
 }
 
+/// A stage that several threads may call at once (`&self`): what runs behind the
+/// CommitProcessor, whose worker pool hands it reads of different sessions in parallel
+/// (upstream's FinalRequestProcessor is shared the same way by `CommitProcWorkThread`s).
+pub trait SharedRequestProcessor: Send + Sync {
+    fn process_request(&self, request: Request);
+
+    /// Called once when the chain shuts down.
+    fn shutdown(&self) {}
+}
+
 /// Hands requests to the next stage's thread.
 pub struct QueueProcessor(pub Sender<Request>);
 

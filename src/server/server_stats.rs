@@ -69,11 +69,16 @@ pub struct Summary {
 
 impl Default for Summary {
     fn default() -> Self {
-        Summary { count: AtomicI64::new(0), total: AtomicI64::new(0), min: AtomicI64::new(i64::MAX), max: AtomicI64::new(i64::MIN) }
+        Summary::new()
     }
 }
 
 impl Summary {
+    /// Usable in statics (process-wide metrics, like upstream's `ServerMetrics`).
+    pub const fn new() -> Self {
+        Summary { count: AtomicI64::new(0), total: AtomicI64::new(0), min: AtomicI64::new(i64::MAX), max: AtomicI64::new(i64::MIN) }
+    }
+
     pub fn add(&self, v: i64) {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.total.fetch_add(v, Ordering::Relaxed);

@@ -524,6 +524,7 @@ pub fn record_write(path: &str, bytes: i64) {
 fn reset_metrics() {
     READ_PER_NAMESPACE.reset();
     WRITE_PER_NAMESPACE.reset();
+    crate::server::quorum::commit_processor::METRICS.reset();
 }
 
 /// Metrics left out on purpose: the JVM pause monitor (there is no JVM).
@@ -607,7 +608,7 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     for c in COUNTERS {
         let v = match c {
             "digest_mismatches_count" => crate::server::data_tree::DIGEST_MISMATCHES.load(Ordering::Relaxed),
-            _ => 0,
+            c => crate::server::quorum::commit_processor::METRICS.counter(c).unwrap_or(0),
         };
         kv(c, v.to_string());
     }
@@ -615,7 +616,7 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     let summary = |name: &str| match name {
         "readlatency" => &s.read_latency,
         "updatelatency" => &s.update_latency,
-        _ => &zero,
+        n => crate::server::quorum::commit_processor::METRICS.summary(n).unwrap_or(&zero),
     };
     for name in SUMMARIES {
         let m = summary(name);

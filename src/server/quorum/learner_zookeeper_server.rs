@@ -64,7 +64,7 @@ impl LearnerServer {
     pub fn start(&self, peer: &QuorumPeer, conn: Arc<LeaderConnection>, txn_log: FileTxnLog) -> std::io::Result<()> {
         let zk = &self.zk;
         let sid = peer.myid;
-        let (commit_tx, commit_thread) = CommitProcessor::start(sid, true, Box::new(FinalRequestProcessor::new(zk.clone())))?;
+        let (commit_tx, commit_thread) = CommitProcessor::start(sid, true, Arc::new(FinalRequestProcessor::new(zk.clone())))?;
         zk.add_thread(commit_thread);
         let commit = CommitSink(commit_tx);
         *self.commit.lock() = Some(commit.clone());

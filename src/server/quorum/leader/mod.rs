@@ -129,7 +129,7 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
     let leader = Leader::new(peer.clone(), zk.clone(), commit.clone());
     peer.set_leader(Some(leader.clone()));
     let started = (|| -> std::io::Result<()> {
-        let next = Box::new(ToBeAppliedRequestProcessor { leader: leader.clone(), next: Box::new(FinalRequestProcessor::new(zk.clone())) });
+        let next = Arc::new(ToBeAppliedRequestProcessor { leader: leader.clone(), next: FinalRequestProcessor::new(zk.clone()) });
         zk.add_thread(CommitProcessor::spawn(peer.myid, false, commit_rx, next)?);
         let (sync_tx, sync_rx) = crossbeam_channel::bounded(10_000);
         let sync = SyncRequestProcessor::new(zk.clone(), Box::new(AckRequestProcessor { leader: leader.clone() }), db.txn_snap_log.txn_log());

@@ -14,7 +14,8 @@ use super::Leader;
 use crate::proto::op_code;
 use crate::server::quorum::commit_processor::CommitSink;
 use crate::server::request::{Request, OWNER_ME};
-use crate::server::request_processor::RequestProcessor;
+use crate::server::final_request_processor::FinalRequestProcessor;
+use crate::server::request_processor::{RequestProcessor, SharedRequestProcessor};
 
 pub struct ProposalRequestProcessor {
     pub leader: Arc<Leader>,
@@ -70,22 +71,21 @@ impl RequestProcessor for AckRequestProcessor {
 }
 
 /// `Leader.ToBeAppliedRequestProcessor`: after FinalRequestProcessor applied a txn, it is
-/// no longer "to be applied".
+/// no longer "to be applied". It runs behind the CommitProcessor, so its workers call it
+/// for reads in parallel; writes (the only requests with a txn to mark applied) come one
+/// at a time from the CommitProcessor thread. As upstream, the next stage is always the
+/// FinalRequestProcessor.
 pub struct ToBeAppliedRequestProcessor {
     pub leader: Arc<Leader>,
-    pub next: Box<dyn RequestProcessor>,
+    pub next: FinalRequestProcessor,
 }
 
-impl RequestProcessor for ToBeAppliedRequestProcessor {
-    fn process_request(&mut self, request: Request) {
+impl SharedRequestProcessor for ToBeAppliedRequestProcessor {
+    fn process_request(&self, request: Request) {
         let zxid = request.hdr.as_ref().map(|h| h.zxid);
         self.next.process_request(request);
         if let Some(z) = zxid {
             self.leader.applied(z);
         }
-    }
-
-    fn shutdown(&mut self) {
-        self.next.shutdown();
     }
 }
