@@ -200,7 +200,10 @@ pub fn snapshot_bytes(tree: &DataTree, sessions: &HashMap<i64, i32>, dbid: i64, 
 /// node map.
 pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>, file_len: u64) -> io::Result<(DataTree, HashMap<i64, i32>)> {
     let count = inp.decode(|a| a.read_int())?;
-    let mut sessions = HashMap::with_capacity((count.max(0) as usize).min(1 << 20));
+    // Each session takes 12 bytes: presize no further than the file can hold (a stream of
+    // unknown length, a leader's SNAP, only modestly), so a bogus count costs no memory.
+    let fits = if file_len > 0 { (file_len / 12) as usize } else { 4096 };
+    let mut sessions = HashMap::with_capacity((count.max(0) as usize).min(1 << 20).min(fits));
     for _ in 0..count.max(0) {
         let (id, to) = inp.decode(|a| Ok((a.read_long()?, a.read_int()?)))?;
         sessions.insert(id, to);

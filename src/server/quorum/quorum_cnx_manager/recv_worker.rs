@@ -32,7 +32,7 @@ pub(crate) fn spawn(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, din: BufRea
     Ok(())
 }
 
-fn read_frame<R: Read>(din: &mut R) -> io::Result<Vec<u8>> {
+pub(crate) fn read_frame<R: Read>(din: &mut R) -> io::Result<Vec<u8>> {
     let length = din.read_i32::<BigEndian>()?;
     if length <= 0 || length > PACKETMAXSIZE {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("Received packet with invalid packet: {length}")));
