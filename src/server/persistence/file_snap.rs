@@ -302,11 +302,14 @@ fn decode_nodes<R: Read>(inp: &mut SnapStream<R>, tx: crossbeam_channel::Sender<
             break;
         }
         let (data, acl, stat) = inp.decode(|a| Ok((a.read_buffer()?, a.read_long()?, StatPersisted::deserialize(a)?)))?;
-        let digest = node_digest(&path, data.as_deref(), &stat);
         let (child, is_root) = match path.rfind('/') {
             Some(i) => (path[i + 1..].to_owned(), false),
             None => (String::new(), true),
         };
+        // Upstream takes any path without a '/' as the root (written as ""); the builder
+        // stores it under "/", so its digest is the root's whatever the file said (a
+        // damaged file's "abc" would otherwise leave the tree digest off by that node).
+        let digest = node_digest(if is_root { "" } else { &path }, data.as_deref(), &stat);
         batch.push(DecodedNode { path, child, is_root, node: DataNode::new(data, acl, stat), digest, at });
         if batch.len() == NODE_BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(NODE_BATCH));
