@@ -276,15 +276,17 @@ pub fn request_from_txn_bytes(data: &[u8]) -> io::Result<Request> {
 /// `enforceContinuousProposal` (ZOOKEEPER-4785): within an epoch the proposals of a sync
 /// must follow each other; a hole means lost data, and the sync is refused.
 pub fn enforce_continuous_proposal(last_queued: i64, zxid: i64) -> io::Result<i64> {
+    // Java's long arithmetic wraps: a hostile zxid of Long.MAX_VALUE must not panic.
+    let expected = last_queued.wrapping_add(1);
     if last_queued == 0 {
         log::info!("DIFF sync got first proposal 0x{zxid:x}");
-    } else if zxid != last_queued + 1 {
+    } else if zxid != expected {
         if epoch_from_zxid(zxid) <= epoch_from_zxid(last_queued) {
-            let msg = format!("DIFF sync got proposal 0x{zxid:x}, last queued 0x{last_queued:x}, expected 0x{:x}", last_queued + 1);
+            let msg = format!("DIFF sync got proposal 0x{zxid:x}, last queued 0x{last_queued:x}, expected 0x{expected:x}");
             log::error!("{msg}");
             return Err(io::Error::other(msg));
         }
-        log::warn!("DIFF sync got new epoch proposal 0x{zxid:x}, last queued 0x{last_queued:x}, expected 0x{:x}", last_queued + 1);
+        log::warn!("DIFF sync got new epoch proposal 0x{zxid:x}, last queued 0x{last_queued:x}, expected 0x{expected:x}");
     }
     Ok(zxid)
 }
