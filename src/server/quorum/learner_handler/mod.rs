@@ -515,6 +515,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn learner_payloads_parse_what_is_there_and_refuse_short_ones() {
+        let mut li = 7i64.to_be_bytes().to_vec();
+        assert_eq!(parse_learner_info(&li), LearnerInfoFields { sid: Some(7), protocol_version: None, config_version: None });
+        li.extend_from_slice(&0x10000i32.to_be_bytes());
+        li.extend_from_slice(&5i64.to_be_bytes());
+        assert_eq!(parse_learner_info(&li), LearnerInfoFields { sid: Some(7), protocol_version: Some(0x10000), config_version: Some(5) });
+        assert_eq!(parse_ack_epoch(None), -1);
+        assert_eq!(parse_ack_epoch(Some(&[0, 0, 0])), -1);
+        assert_eq!(parse_ack_epoch(Some(&3i32.to_be_bytes())), 3);
+        let mut ping = li[..12].to_vec();
+        ping.push(1);
+        assert_eq!(ping_sessions(&ping).collect::<Vec<_>>(), vec![(7, 0x10000)], "a partial pair is ignored");
+        assert!(parse_request_packet(&li[..15]).is_err());
+        assert_eq!(parse_request_packet(&li).unwrap(), (7, 0x10000, 0, &[0, 0, 0, 5][..]));
+        assert_eq!(parse_revalidate(&li[..11]), None);
+        assert_eq!(parse_revalidate(&li[..12]), Some((7, 0x10000)));
+    }
+
+    #[test]
     fn sync_limit_tracks_the_oldest_unacked_proposal() {
         let mut c = SyncLimitCheck::default();
         let t0 = Instant::now();

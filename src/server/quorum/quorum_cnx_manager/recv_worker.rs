@@ -37,9 +37,7 @@ pub(crate) fn read_frame<R: Read>(din: &mut R) -> io::Result<Vec<u8>> {
     if length <= 0 || length > PACKETMAXSIZE {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("Received packet with invalid packet: {length}")));
     }
-    let mut msg = vec![0u8; length as usize];
-    din.read_exact(&mut msg)?;
-    Ok(msg)
+    crate::jute::read_exact_vec(din, length as usize)
 }
 
 fn run(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, mut din: BufReader<TcpStream>) {
