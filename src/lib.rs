@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod cli;
 pub mod client;
 pub mod common;
+pub mod fuzz_targets;
 pub mod jute;
 pub mod proto;
 pub mod server;

@@ -78,6 +78,19 @@ pub fn max_buffer_extra() -> usize {
     })
 }
 
+/// Reads exactly `len` bytes from a stream into a new buffer that grows with what
+/// arrives (64 KiB at a time), so a peer that announces a large length and then sends
+/// little or nothing costs little memory. `UnexpectedEof` when the stream ends first.
+pub fn read_exact_vec<R: std::io::Read + ?Sized>(r: &mut R, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut v = Vec::with_capacity(len.min(64 * 1024));
+    r.take(len as u64).read_to_end(&mut v)?;
+    if v.len() != len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("wanted {len} bytes, got {}", v.len())));
+    }
+    Ok(v)
+}
+
 /// Reads jute fields from a byte slice.
 pub struct InputArchive<'a> {
     buf: &'a [u8],
@@ -408,6 +421,15 @@ macro_rules! jute_record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_exact_vec_allocates_with_what_arrives() {
+        let data = [1u8, 2, 3];
+        let v = read_exact_vec(&mut &data[..], 3).unwrap();
+        assert_eq!(v, data);
+        let e = read_exact_vec(&mut &data[..], 1 << 30).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 
     #[test]
     fn null_and_empty_buffers_differ() {

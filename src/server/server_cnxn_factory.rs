@@ -324,6 +324,12 @@ fn idle_read_timeout(timeout_ms: u64) -> Duration {
     Duration::from_millis((expire - now).max(1))
 }
 
+/// A client frame's length prefix as `NIOServerCnxn.readLength` checks it: negative or
+/// above `jute.maxbuffer` is "Len error" and closes the connection (None).
+pub fn checked_frame_len(len: i32, max: usize) -> Option<usize> {
+    usize::try_from(len).ok().filter(|&n| n <= max)
+}
+
 fn reader_loop(stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
     let mut initialized = false;
     let max = jute::max_buffer();
@@ -375,14 +381,14 @@ fn reader_loop(stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperSer
                 return;
             }
         }
-        if len < 0 || len as usize > max {
+        let Some(len) = checked_frame_len(len, max) else {
             log::warn!(
                 "Len error. A message from {} with advertised length of {len} is either a malformed message or too large to process (length is greater than jute.maxbuffer={max})",
                 fmt_addr(&cnxn.remote)
             );
             return;
-        }
-        let mut buf = vec![0u8; len as usize];
+        };
+        let mut buf = vec![0u8; len];
         let res = if initialized { reader.read_exact(&mut buf) } else { read_full(reader.get_mut(), &mut buf) };
         if res.is_err() {
             return;

@@ -550,14 +550,13 @@ impl ZooKeeperServer {
     /// `processConnectRequest`. The reply for a new session is sent when its
     /// createSession txn is applied; for a reconnect, at once.
     pub fn process_connect_request(&self, cnxn: &Arc<ServerCnxn>, buf: &[u8]) -> Result<(), CloseConnection> {
-        let mut inp = InputArchive::new(buf);
-        let req = ConnectRequest::deserialize(&mut inp).map_err(|e| CloseConnection(format!("Connection request malformed: {e}")))?;
-        let read_only = match inp.read_bool() {
-            Ok(b) => {
+        let (req, read_only) = decode_connect_request(buf)?;
+        let read_only = match read_only {
+            Some(b) => {
                 cnxn.is_old_client.store(false, Ordering::Release);
                 b
             }
-            Err(_) => {
+            None => {
                 log::warn!(
                     "Connection request from old client {}; will be dropped if server is in r-o mode",
                     crate::server::server_cnxn::fmt_addr(&cnxn.remote)
@@ -672,9 +671,7 @@ impl ZooKeeperServer {
     /// `processPacket`: auth is handled here, in the connection's thread; everything
     /// else goes down the pipeline.
     pub fn process_packet(&self, cnxn: &Arc<ServerCnxn>, buf: &[u8]) -> Result<(), CloseConnection> {
-        let mut inp = InputArchive::new(buf);
-        let h = RequestHeader::deserialize(&mut inp).map_err(|e| CloseConnection(format!("malformed request header: {e}")))?;
-        let body = inp.rest();
+        let (h, body) = decode_request_header(buf)?;
         if h.r#type == op_code::AUTH {
             log::info!("got auth packet {}", crate::server::server_cnxn::fmt_addr(&cnxn.remote));
             let ap = AuthPacket::from_bytes(body).map_err(|e| CloseConnection(format!("malformed auth packet: {e}")))?;
@@ -777,4 +774,21 @@ impl ZooKeeperServer {
             }
         }
     }
+}
+
+/// The first frame of a client connection (`processConnectRequest`'s decoding): the
+/// ConnectRequest and, from 3.4 clients on, a trailing readOnly byte (None for an old
+/// client that sends none).
+pub fn decode_connect_request(buf: &[u8]) -> Result<(ConnectRequest, Option<bool>), CloseConnection> {
+    let mut inp = InputArchive::new(buf);
+    let req = ConnectRequest::deserialize(&mut inp).map_err(|e| CloseConnection(format!("Connection request malformed: {e}")))?;
+    Ok((req, inp.read_bool().ok()))
+}
+
+/// Every later frame (`processPacket`'s decoding): the RequestHeader and the body that
+/// the opcode's record is read from.
+pub fn decode_request_header(buf: &[u8]) -> Result<(RequestHeader, &[u8]), CloseConnection> {
+    let mut inp = InputArchive::new(buf);
+    let h = RequestHeader::deserialize(&mut inp).map_err(|e| CloseConnection(format!("malformed request header: {e}")))?;
+    Ok((h, inp.rest()))
 }

@@ -200,7 +200,10 @@ pub fn snapshot_bytes(tree: &DataTree, sessions: &HashMap<i64, i32>, dbid: i64, 
 /// node map.
 pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>, file_len: u64) -> io::Result<(DataTree, HashMap<i64, i32>)> {
     let count = inp.decode(|a| a.read_int())?;
-    let mut sessions = HashMap::with_capacity((count.max(0) as usize).min(1 << 20));
+    // Each session takes 12 bytes: presize no further than the file can hold (a stream of
+    // unknown length, a leader's SNAP, only modestly), so a bogus count costs no memory.
+    let fits = if file_len > 0 { (file_len / 12) as usize } else { 4096 };
+    let mut sessions = HashMap::with_capacity((count.max(0) as usize).min(1 << 20).min(fits));
     for _ in 0..count.max(0) {
         let (id, to) = inp.decode(|a| Ok((a.read_long()?, a.read_int()?)))?;
         sessions.insert(id, to);
@@ -299,11 +302,14 @@ fn decode_nodes<R: Read>(inp: &mut SnapStream<R>, tx: crossbeam_channel::Sender<
             break;
         }
         let (data, acl, stat) = inp.decode(|a| Ok((a.read_buffer()?, a.read_long()?, StatPersisted::deserialize(a)?)))?;
-        let digest = node_digest(&path, data.as_deref(), &stat);
         let (child, is_root) = match path.rfind('/') {
             Some(i) => (path[i + 1..].to_owned(), false),
             None => (String::new(), true),
         };
+        // Upstream takes any path without a '/' as the root (written as ""); the builder
+        // stores it under "/", so its digest is the root's whatever the file said (a
+        // damaged file's "abc" would otherwise leave the tree digest off by that node).
+        let digest = node_digest(if is_root { "" } else { &path }, data.as_deref(), &stat);
         batch.push(DecodedNode { path, child, is_root, node: DataNode::new(data, acl, stat), digest, at });
         if batch.len() == NODE_BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(NODE_BATCH));

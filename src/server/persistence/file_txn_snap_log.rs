@@ -102,7 +102,7 @@ impl FileTxnSnapLog {
                 (DataTree::new(), HashMap::new(), -1, None, None)
             }
         };
-        let mut iter = self.txn_log().read(snap_zxid + 1)?;
+        let mut iter = self.txn_log().read(snap_zxid.saturating_add(1))?;
         let mut highest = tree.last_processed_zxid;
         let mut replayed = 0u64;
         let keep = crate::server::zk_database::commit_log_count();

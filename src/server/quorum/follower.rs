@@ -74,14 +74,20 @@ pub fn follow_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
     peer.set_last_logged_zxid(db.last_processed_zxid());
 }
 
+/// Whether a PROPOSAL follows the one queued before it (a gap is only logged).
+pub fn proposal_in_order(last_queued: i64, zxid: i64) -> bool {
+    // Java's long arithmetic wraps; so does ours (a hostile Long.MAX_VALUE must not panic).
+    zxid == last_queued.wrapping_add(1)
+}
+
 fn process_packet(peer: &QuorumPeer, ls: &LearnerServer, conn: &LeaderConnection, _reader: &mut LeaderReader, p: QuorumPacket, last_queued: &mut i64) -> io::Result<()> {
     match p.r#type {
         qp::PING => learner::ping(conn, &ls.zk, &p)?,
         qp::PROPOSAL => {
             let r = learner::request_from_txn_bytes(p.data.as_deref().unwrap_or(&[]))?;
             let zxid = r.hdr.as_ref().map(|h| h.zxid).unwrap_or(-1);
-            if zxid != *last_queued + 1 {
-                log::warn!("Got zxid 0x{zxid:x} expected 0x{:x}", *last_queued + 1);
+            if !proposal_in_order(*last_queued, zxid) {
+                log::warn!("Got zxid 0x{zxid:x} expected 0x{:x}", last_queued.wrapping_add(1));
             }
             *last_queued = zxid;
             ls.log_request(r);

@@ -91,13 +91,10 @@ impl LeaderConnection {
 
     /// `revalidate`: the leader's answer to a REVALIDATE finishes the client's handshake.
     pub fn revalidate_answer(&self, zk: &ZooKeeperServer, p: &QuorumPacket) {
-        let d = p.data.as_deref().unwrap_or(&[]);
-        if d.len() < 9 {
+        let Some((session_id, valid)) = parse_revalidate_answer(p.data.as_deref().unwrap_or(&[])) else {
             log::warn!("Malformed REVALIDATE answer from the leader");
             return;
-        }
-        let session_id = BigEndian::read_i64(&d[0..8]);
-        let valid = d[8] != 0;
+        };
         match self.pending_revalidations.lock().remove(&session_id) {
             None => log::warn!("Missing session 0x{session_id:x} for validation"),
             Some(cnxn) => zk.finish_session_init(&cnxn, valid),
@@ -249,6 +246,22 @@ impl PacketInFlight {
 
 /// Turns a PROPOSAL's (or INFORM's) data into a request carrying header, txn, digest
 /// and the bytes themselves.
+/// The leader's answer to REVALIDATE: session id and whether the session is valid.
+pub fn parse_revalidate_answer(d: &[u8]) -> Option<(i64, bool)> {
+    let id = d.get(0..8).map(BigEndian::read_i64)?;
+    Some((id, *d.get(8)? != 0))
+}
+
+/// INFORM / PROPOSAL data is a txn entry; INFORMANDACTIVATE puts the suggested leader's
+/// sid (a long) in front of it.
+pub fn inform_txn_bytes(packet_type: i32, data: &[u8]) -> &[u8] {
+    if packet_type == qp::INFORMANDACTIVATE {
+        data.get(8..).unwrap_or(&[])
+    } else {
+        data
+    }
+}
+
 pub fn request_from_txn_bytes(data: &[u8]) -> io::Result<Request> {
     let (hdr, txn, digest) = deserialize_txn_entry(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let mut r = Request::new(None, hdr.client_id, hdr.cxid, hdr.r#type, Vec::new(), Vec::new());
@@ -262,16 +275,18 @@ pub fn request_from_txn_bytes(data: &[u8]) -> io::Result<Request> {
 
 /// `enforceContinuousProposal` (ZOOKEEPER-4785): within an epoch the proposals of a sync
 /// must follow each other; a hole means lost data, and the sync is refused.
-fn enforce_continuous_proposal(last_queued: i64, zxid: i64) -> io::Result<i64> {
+pub fn enforce_continuous_proposal(last_queued: i64, zxid: i64) -> io::Result<i64> {
+    // Java's long arithmetic wraps: a hostile zxid of Long.MAX_VALUE must not panic.
+    let expected = last_queued.wrapping_add(1);
     if last_queued == 0 {
         log::info!("DIFF sync got first proposal 0x{zxid:x}");
-    } else if zxid != last_queued + 1 {
+    } else if zxid != expected {
         if epoch_from_zxid(zxid) <= epoch_from_zxid(last_queued) {
-            let msg = format!("DIFF sync got proposal 0x{zxid:x}, last queued 0x{last_queued:x}, expected 0x{:x}", last_queued + 1);
+            let msg = format!("DIFF sync got proposal 0x{zxid:x}, last queued 0x{last_queued:x}, expected 0x{expected:x}");
             log::error!("{msg}");
             return Err(io::Error::other(msg));
         }
-        log::warn!("DIFF sync got new epoch proposal 0x{zxid:x}, last queued 0x{last_queued:x}, expected 0x{:x}", last_queued + 1);
+        log::warn!("DIFF sync got new epoch proposal 0x{zxid:x}, last queued 0x{last_queued:x}, expected 0x{expected:x}");
     }
     Ok(zxid)
 }
@@ -394,9 +409,7 @@ pub fn sync_with_leader(
                 }
             }
             qp::INFORM | qp::INFORMANDACTIVATE => {
-                let data = p.data.as_deref().unwrap_or(&[]);
-                let data = if p.r#type == qp::INFORMANDACTIVATE { data.get(8..).unwrap_or(&[]) } else { data };
-                let r = request_from_txn_bytes(data)?;
+                let r = request_from_txn_bytes(inform_txn_bytes(p.r#type, p.data.as_deref().unwrap_or(&[])))?;
                 let pif = PacketInFlight { request: r };
                 if p.r#type == qp::INFORM {
                     last_queued = enforce_continuous_proposal(last_queued, pif.zxid())?;

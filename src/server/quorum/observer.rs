@@ -57,9 +57,7 @@ pub fn observe_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
                 qp::REVALIDATE => conn.revalidate_answer(&ls.zk, &p),
                 qp::SYNC => ls.sync(),
                 qp::INFORM | qp::INFORMANDACTIVATE => {
-                    let data = p.data.as_deref().unwrap_or(&[]);
-                    let data = if p.r#type == qp::INFORMANDACTIVATE { data.get(8..).unwrap_or(&[]) } else { data };
-                    ls.commit_request(learner::request_from_txn_bytes(data)?);
+                    ls.commit_request(learner::request_from_txn_bytes(learner::inform_txn_bytes(p.r#type, p.data.as_deref().unwrap_or(&[])))?);
                 }
                 _ => log::warn!("Unknown packet type: {}", packet_to_string(&p)),
             }

@@ -125,9 +125,7 @@ fn read_buffer<R: Read>(r: &mut R, max: usize) -> io::Result<Option<Vec<u8>>> {
     if len < 0 || len as usize > max {
         return Err(unreasonable(len));
     }
-    let mut b = vec![0u8; len as usize];
-    r.read_exact(&mut b)?;
-    Ok(Some(b))
+    crate::jute::read_exact_vec(r, len as usize).map(Some)
 }
 
 pub fn read_string<R: Read>(r: &mut R, max: usize) -> io::Result<String> {

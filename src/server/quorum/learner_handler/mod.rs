@@ -206,14 +206,14 @@ impl LearnerHandler {
         }
         match &first.data {
             Some(d) => {
-                if d.len() >= 8 {
-                    self.sid.store(BigEndian::read_i64(&d[0..8]), Ordering::Release);
+                let li = parse_learner_info(d);
+                if let Some(sid) = li.sid {
+                    self.sid.store(sid, Ordering::Release);
                 }
-                if d.len() >= 12 {
-                    self.version.store(BigEndian::read_i32(&d[8..12]), Ordering::Release);
+                if let Some(v) = li.protocol_version {
+                    self.version.store(v, Ordering::Release);
                 }
-                if d.len() >= 20 {
-                    let config_version = BigEndian::read_i64(&d[12..20]);
+                if let Some(config_version) = li.config_version {
                     if config_version > leader.peer.quorum_verifier().version() {
                         return Err(io::Error::other("Follower is ahead of the leader (has a later activated configuration)"));
                     }
@@ -248,7 +248,7 @@ impl LearnerHandler {
                 log::error!("{} is not ACKEPOCH", packet_to_string(&ack));
                 return Ok(());
             }
-            let epoch = ack.data.as_ref().filter(|d| d.len() >= 4).map(|d| BigEndian::read_i32(&d[0..4])).unwrap_or(-1);
+            let epoch = parse_ack_epoch(ack.data.as_deref());
             let ss = StateSummary { current_epoch: i64::from(epoch), last_zxid: ack.zxid };
             leader.wait_for_epoch_ack(sid, ss).map_err(|t| io::Error::new(io::ErrorKind::Other, t.0))?;
             ss
@@ -325,26 +325,14 @@ impl LearnerHandler {
             }
             qp::PING => {
                 // Touch every session the learner's clients used.
-                if let Some(d) = &p.data {
-                    let mut i = 0;
-                    while i + 12 <= d.len() {
-                        let sess = BigEndian::read_i64(&d[i..i + 8]);
-                        let to = BigEndian::read_i32(&d[i + 8..i + 12]);
-                        leader.zk.session_tracker().touch_session(sess, to);
-                        i += 12;
-                    }
+                for (sess, to) in ping_sessions(p.data.as_deref().unwrap_or(&[])) {
+                    leader.zk.session_tracker().touch_session(sess, to);
                 }
             }
             qp::REVALIDATE => self.revalidate(leader, &p),
             qp::REQUEST => {
-                let d = p.data.as_deref().unwrap_or(&[]);
-                if d.len() < 16 {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "REQUEST packet too short"));
-                }
-                let session_id = BigEndian::read_i64(&d[0..8]);
-                let cxid = BigEndian::read_i32(&d[8..12]);
-                let t = BigEndian::read_i32(&d[12..16]);
-                let mut si = Request::new(None, session_id, cxid, t, d[16..].to_vec(), p.authinfo.clone());
+                let (session_id, cxid, t, body) = parse_request_packet(p.data.as_deref().unwrap_or(&[]))?;
+                let mut si = Request::new(None, session_id, cxid, t, body.to_vec(), p.authinfo.clone());
                 si.owner = Some(self.owner);
                 leader.zk.submit_learner_request(si);
                 self.requests_received.fetch_add(1, Ordering::Relaxed);
@@ -357,13 +345,10 @@ impl LearnerHandler {
     /// `revalidateSession`: is a reconnecting client's session alive? If so it now
     /// belongs to this learner.
     fn revalidate(&self, leader: &Arc<Leader>, p: &QuorumPacket) {
-        let d = p.data.as_deref().unwrap_or(&[]);
-        if d.len() < 12 {
+        let Some((session_id, timeout)) = parse_revalidate(p.data.as_deref().unwrap_or(&[])) else {
             log::warn!("Malformed REVALIDATE from {}", self.sid());
             return;
-        }
-        let session_id = BigEndian::read_i64(&d[0..8]);
-        let timeout = BigEndian::read_i32(&d[8..12]);
+        };
         let tracker = leader.zk.session_tracker();
         // `checkIfValidGlobalSession`: another server's local session cannot move here.
         let valid = (!leader.zk.config.local_sessions_enabled || tracker.is_global_session(session_id))
@@ -478,9 +463,75 @@ pub fn is_forwarded_write(t: i32) -> bool {
     op_code::is_quorum_write(t)
 }
 
+// ------------------------------------------------ what a learner's packets carry --
+
+/// The fields of FOLLOWERINFO / OBSERVERINFO data (`LearnerInfo`: sid, protocol
+/// version, config version), each present only when the learner sent enough bytes
+/// (pre-3.4 learners send the sid alone), as `LearnerHandler.run` reads them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LearnerInfoFields {
+    pub sid: Option<i64>,
+    pub protocol_version: Option<i32>,
+    pub config_version: Option<i64>,
+}
+
+fn be_i64(d: &[u8], at: usize) -> Option<i64> {
+    d.get(at..at.checked_add(8)?).map(BigEndian::read_i64)
+}
+
+fn be_i32(d: &[u8], at: usize) -> Option<i32> {
+    d.get(at..at.checked_add(4)?).map(BigEndian::read_i32)
+}
+
+pub fn parse_learner_info(d: &[u8]) -> LearnerInfoFields {
+    LearnerInfoFields { sid: be_i64(d, 0), protocol_version: be_i32(d, 8), config_version: be_i64(d, 12) }
+}
+
+/// ACKEPOCH data: the learner's current epoch (-1 when it sent none).
+pub fn parse_ack_epoch(data: Option<&[u8]>) -> i32 {
+    data.and_then(|d| be_i32(d, 0)).unwrap_or(-1)
+}
+
+/// A learner's PING data: (session id, timeout) pairs; a partial pair at the end is ignored.
+pub fn ping_sessions(d: &[u8]) -> impl Iterator<Item = (i64, i32)> + '_ {
+    d.chunks_exact(12).filter_map(|c| Some((be_i64(c, 0)?, be_i32(c, 8)?)))
+}
+
+/// A forwarded client request: session id, cxid, opcode and the request body.
+pub fn parse_request_packet(d: &[u8]) -> io::Result<(i64, i32, i32, &[u8])> {
+    match (be_i64(d, 0), be_i32(d, 8), be_i32(d, 12), d.get(16..)) {
+        (Some(session_id), Some(cxid), Some(t), Some(body)) => Ok((session_id, cxid, t, body)),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidData, "REQUEST packet too short")),
+    }
+}
+
+/// REVALIDATE from a learner: session id and timeout.
+pub fn parse_revalidate(d: &[u8]) -> Option<(i64, i32)> {
+    Some((be_i64(d, 0)?, be_i32(d, 8)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn learner_payloads_parse_what_is_there_and_refuse_short_ones() {
+        let mut li = 7i64.to_be_bytes().to_vec();
+        assert_eq!(parse_learner_info(&li), LearnerInfoFields { sid: Some(7), protocol_version: None, config_version: None });
+        li.extend_from_slice(&0x10000i32.to_be_bytes());
+        li.extend_from_slice(&5i64.to_be_bytes());
+        assert_eq!(parse_learner_info(&li), LearnerInfoFields { sid: Some(7), protocol_version: Some(0x10000), config_version: Some(5) });
+        assert_eq!(parse_ack_epoch(None), -1);
+        assert_eq!(parse_ack_epoch(Some(&[0, 0, 0])), -1);
+        assert_eq!(parse_ack_epoch(Some(&3i32.to_be_bytes())), 3);
+        let mut ping = li[..12].to_vec();
+        ping.push(1);
+        assert_eq!(ping_sessions(&ping).collect::<Vec<_>>(), vec![(7, 0x10000)], "a partial pair is ignored");
+        assert!(parse_request_packet(&li[..15]).is_err());
+        assert_eq!(parse_request_packet(&li).unwrap(), (7, 0x10000, 0, &[0, 0, 0, 5][..]));
+        assert_eq!(parse_revalidate(&li[..11]), None);
+        assert_eq!(parse_revalidate(&li[..12]), Some((7, 0x10000)));
+    }
 
     #[test]
     fn sync_limit_tracks_the_oldest_unacked_proposal() {

@@ -517,7 +517,7 @@ impl QuorumCnxManager {
 
 /// Reads the first bytes of an incoming connection: a bare sid (pre-3.5 peers) or a
 /// versioned initial message.
-fn read_initial<R: Read>(din: &mut R) -> Result<(i64, Option<MultipleAddresses>), InitialMessageError> {
+pub(crate) fn read_initial<R: Read>(din: &mut R) -> Result<(i64, Option<MultipleAddresses>), InitialMessageError> {
     let first = din.read_i64::<BigEndian>()?;
     if first >= 0 {
         return Ok((first, None));

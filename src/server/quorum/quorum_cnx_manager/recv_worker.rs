@@ -32,14 +32,12 @@ pub(crate) fn spawn(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, din: BufRea
     Ok(())
 }
 
-fn read_frame<R: Read>(din: &mut R) -> io::Result<Vec<u8>> {
+pub(crate) fn read_frame<R: Read>(din: &mut R) -> io::Result<Vec<u8>> {
     let length = din.read_i32::<BigEndian>()?;
     if length <= 0 || length > PACKETMAXSIZE {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("Received packet with invalid packet: {length}")));
     }
-    let mut msg = vec![0u8; length as usize];
-    din.read_exact(&mut msg)?;
-    Ok(msg)
+    crate::jute::read_exact_vec(din, length as usize)
 }
 
 fn run(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, mut din: BufReader<TcpStream>) {
