@@ -32,7 +32,9 @@ fn proxy(primary: &str, oracle: &str) -> OracleProxy {
     // RUST_LOG=zookeeper::oracle=debug shows the proxy's own log.
     let _ = env_logger::builder().is_test(true).try_init();
     let mut cfg = OracleConfig::new("127.0.0.1:0", primary, oracle);
-    cfg.grace = Duration::from_secs(2);
+    // Generous: an Apache oracle on a loaded 2-core CI machine (other tests start JVMs
+    // beside it) can stall for seconds; a late reply is still compared within the window.
+    cfg.grace = Duration::from_secs(10);
     cfg.stats_interval = None;
     OracleProxy::start(cfg).expect("start the proxy")
 }
@@ -193,7 +195,7 @@ fn start_binary(primary: &str, oracle: &str, report: &Path) -> (std::process::Ch
         .args(["--listen", "127.0.0.1:0", "--primary", primary, "--oracle", oracle])
         .arg("--report")
         .arg(report)
-        .args(["--fail-on-diff", "--grace-ms", "1000", "--stats-interval", "1"])
+        .args(["--fail-on-diff", "--grace-ms", "10000", "--stats-interval", "1"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -329,7 +331,8 @@ fn oracle_down_or_dying_never_stops_the_clients() {
     }
     assert!(p.differences()[0].contains("op=getData path=/down"), "{}", report(&p));
     oracle.kill();
-    let end = Instant::now() + Duration::from_secs(15);
+    // Reported once the grace window confirms the primary keeps the connection.
+    let end = Instant::now() + Duration::from_secs(30);
     while !report(&p).contains("ORACLE_UNAVAILABLE") {
         assert!(Instant::now() < end, "the oracle's death was not reported:\n{}", report(&p));
         std::thread::sleep(Duration::from_millis(50));

@@ -473,7 +473,9 @@ fn oracle_reader(conn: Arc<Conn>, shared: Arc<Shared>, oracle: TcpStream, tx: Se
 fn oracle_writer(conn: Arc<Conn>, shared: Arc<Shared>, oracle: TcpStream, frames: Receiver<OracleFrame>, tx: Sender<Msg>) {
     for f in frames.iter() {
         if let Some(b) = f.barrier {
-            let deadline = Instant::now() + shared.cfg.grace;
+            // Half the grace window: the other half is the oracle's to answer in before
+            // the comparator calls its reply missing.
+            let deadline = Instant::now() + shared.cfg.grace / 2;
             if !shared.order.wait(b, || conn.oracle_events.load(Ordering::SeqCst), deadline) {
                 log::debug!("connection {}: the oracle is behind by more than the grace window", conn.id);
             }
@@ -493,7 +495,7 @@ fn oracle_writer(conn: Arc<Conn>, shared: Arc<Shared>, oracle: TcpStream, frames
         // A server drops the replies still owed when it reads EOF: let the oracle first
         // answer what the primary answered (closeSession, typically), so those compare.
         let b = shared.order.barrier(conn.primary_events.load(Ordering::SeqCst));
-        shared.order.wait(b, || conn.oracle_events.load(Ordering::SeqCst), Instant::now() + shared.cfg.grace);
+        shared.order.wait(b, || conn.oracle_events.load(Ordering::SeqCst), Instant::now() + shared.cfg.grace / 2);
         let _ = oracle.shutdown(Shutdown::Write);
     }
 }
@@ -999,7 +1001,8 @@ impl Comparator {
     /// The connection is over: report what never got a partner (unless the client's own
     /// close explains it), close every socket and forget the connection.
     fn finish(mut self) {
-        let client_first = self.initiator == Some("client");
+        // At proxy shutdown every socket is closed at once: nothing left is telling.
+        let client_first = self.initiator == Some("client") || self.shared.stopping.load(Ordering::SeqCst);
         if self.oracle_active && !client_first {
             if self.primary_closed && !self.oracle_closed {
                 self.diff(None, "close", "", "closed the connection", "kept the connection open");

@@ -12,7 +12,7 @@ const FOUR_LETTER_WORDS: &[&[u8; 4]] = &[
 
 /// Whether a connection's first four bytes are a four-letter word.
 pub fn is_four_letter_word(head: &[u8; 4]) -> bool {
-    FOUR_LETTER_WORDS.iter().any(|w| *w == head)
+    FOUR_LETTER_WORDS.contains(&head)
 }
 
 /// What reading a frame found.

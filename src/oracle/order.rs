@@ -40,12 +40,20 @@ struct State {
     oracle_first: HashMap<Gid, (u64, i64)>,
     /// Primary zxid -> oracle zxid where both answered the same request.
     zxids: BTreeMap<i64, i64>,
+    /// Waiting entries below this seq hold nobody any more: a waiter timed out on them
+    /// (they stay in `waiting` until the oracle answers or their connection ends, so
+    /// nothing leaks into `oracle_first`).
+    released_below: u64,
 }
 
 /// Zxid pairs kept; the oldest go first (clients send recent zxids).
 const MAX_ZXID_PAIRS: usize = 100_000;
 
 impl State {
+    fn barrier_met(&self, seq: u64) -> bool {
+        self.released_below >= seq || self.waiting.range(self.released_below..seq).next().is_none()
+    }
+
     fn pair(&mut self, primary: i64, oracle: i64) {
         if primary <= 0 || oracle <= 0 {
             return;
@@ -131,19 +139,13 @@ impl Order {
     pub fn wait(&self, b: Barrier, oracle_events: impl Fn() -> u64, deadline: Instant) -> bool {
         let mut s = self.state.lock();
         loop {
-            let replies_done = s.waiting.first_key_value().is_none_or(|(seq, _)| *seq >= b.seq);
-            if replies_done && oracle_events() >= b.events {
+            if s.barrier_met(b.seq) && oracle_events() >= b.events {
                 return true;
             }
             if self.changed.wait_until(&mut s, deadline).timed_out() {
                 // The oracle did not answer those within a grace window (the comparator
                 // reports them); later requests are not held for them again.
-                let late: Vec<u64> = s.waiting.range(..b.seq).map(|(seq, _)| *seq).collect();
-                for seq in late {
-                    if let Some((gid, _, _)) = s.waiting.remove(&seq) {
-                        s.waiting_seq.remove(&gid);
-                    }
-                }
+                s.released_below = s.released_below.max(b.seq);
                 return false;
             }
         }
@@ -203,11 +205,19 @@ mod tests {
         o.primary_answered(a, 1, 100);
         let barrier = o.barrier(0);
         let soon = || Instant::now() + Duration::from_millis(20);
-        assert!(!o.wait(barrier, || 0, soon()), "a is not answered by the oracle yet");
-        o.oracle_answered(b, 2, 7); // the oracle answering something else does not help
-        assert!(!o.wait(barrier, || 0, soon()));
-        o.oracle_answered(a, 1, 50);
-        assert!(o.wait(barrier, || 0, soon()));
+        let waiter = {
+            let o = &o;
+            std::thread::scope(|sc| {
+                let h = sc.spawn(move || o.wait(barrier, || 0, Instant::now() + Duration::from_secs(10)));
+                std::thread::sleep(Duration::from_millis(50));
+                o.oracle_answered(b, 2, 7); // the oracle answering something else does not help
+                std::thread::sleep(Duration::from_millis(50));
+                assert!(!h.is_finished(), "a is not answered by the oracle yet");
+                o.oracle_answered(a, 1, 50);
+                h.join().expect("waiter")
+            })
+        };
+        assert!(waiter, "released when the oracle answered a");
         // The zxids of request a are a pair.
         assert_eq!((o.oracle_zxid(99), o.oracle_zxid(100), o.oracle_zxid(500)), (0, 50, 50));
         // Events: the oracle must have sent as many as the primary had.
@@ -219,5 +229,12 @@ mod tests {
         let barrier = o.barrier(0);
         o.forget_connection(3);
         assert!(o.wait(barrier, || 0, soon()));
+        // A timed-out wait releases what it waited for, for later waiters too.
+        let d = o.new_gid();
+        o.primary_answered(d, 4, 300);
+        assert!(!o.wait(o.barrier(0), || 0, soon()));
+        assert!(o.wait(o.barrier(0), || 0, soon()));
+        o.oracle_answered(d, 4, 90);
+        assert_eq!(o.oracle_zxid(300), 90);
     }
 }
