@@ -426,3 +426,43 @@ fn garbage_from_one_client_closes_it_and_the_others_are_served() {
     assert!(p.differences().is_empty(), "{}", report(&p));
     assert_eq!(p.counters().oracle_unavailable, 0, "{}", report(&p));
 }
+
+#[test]
+fn a_pipelining_client_with_a_stalled_oracle_is_served_and_bounded() {
+    let (primary, oracle) = (OurServer::start_standalone("", &[]), OurServer::start_standalone("", &[]));
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut cfg = OracleConfig::new("127.0.0.1:0", &primary.connect_string(), &oracle.connect_string());
+    cfg.grace = Duration::from_secs(10);
+    cfg.stats_interval = None;
+    cfg.max_pending = 8;
+    let p = OracleProxy::start(cfg).expect("start the proxy");
+    let addr = p.local_addr().to_string();
+    let mut c = RawClient::connect(&addr).expect("connect");
+    let (h, _) = c
+        .call_rec(op_code::CREATE, &CreateRequest { path: "/p".into(), data: Some(b"p".to_vec()), acl: ids::open_acl_unsafe(), flags: 0 })
+        .expect("create /p");
+    assert_eq!(h.err, 0);
+
+    // The oracle stops answering; the client pipelines 100 reads. It must get all of
+    // them from the primary at once, while the proxy keeps only 8 comparisons pending.
+    let pid = oracle.pid().expect("oracle pid") as i32;
+    // SAFETY: kill(2) on a child process of this test.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let get = zookeeper::proto::proto::GetDataRequest { path: "/p".into(), watch: false }.to_bytes();
+    for i in 0..100 {
+        c.send_request(100 + i, op_code::GET_DATA, &get).expect("pipeline");
+    }
+    for i in 0..100 {
+        let (h, _) = c.recv_reply().expect("reply from the primary while the oracle is stalled");
+        assert_eq!((h.xid, h.err), (100 + i, 0));
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    c.close_session().expect("closeSession");
+    assert!(p.wait_idle(Duration::from_secs(30)), "connections left:\n{}", report(&p));
+    let counters = p.counters();
+    eprintln!("{}\ncounters: {counters}", report(&p));
+    assert!(counters.dropped_comparisons >= 80, "the pending map was not bounded: {counters}");
+    assert!(counters.replies_compared >= 9, "{counters}");
+    assert!(p.differences().is_empty(), "{}", report(&p));
+}

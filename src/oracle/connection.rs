@@ -268,7 +268,7 @@ fn handshake_and_forward(id: u64, client: TcpStream, shared: &Arc<Shared>) -> Re
     }
     if let Some(otx) = &otx {
         // A resumed session must see what its previous connection did.
-        let barrier = Some(shared.order.barrier(0));
+        let barrier = Some(shared.order.barrier(Some(id), 0));
         let rewrite = Rewrite::Connect { req, trailer };
         offer_to_oracle(&conn, &tx, otx, OracleFrame { frame: Vec::new(), barrier, rewrite });
     }
@@ -348,7 +348,7 @@ fn forward_loop(conn: &Conn, shared: &Shared, tx: &Sender<Msg>, otx: Option<&Sen
                 if conn.primary_inflight.push(info.xid, gid, max) {
                     conn.oracle_inflight.push(info.xid, gid, max);
                 }
-                shared.order.barrier(conn.primary_events.load(Ordering::SeqCst))
+                shared.order.barrier(Some(conn.id), conn.primary_events.load(Ordering::SeqCst))
             });
             oracle_frame = Some(OracleFrame { frame: frame.clone(), barrier, rewrite });
             if tx.send(Msg::Request(info, Instant::now())).is_err() {
@@ -494,7 +494,8 @@ fn oracle_writer(conn: Arc<Conn>, shared: Arc<Shared>, oracle: TcpStream, frames
     if conn.oracle_half_close.load(Ordering::SeqCst) {
         // A server drops the replies still owed when it reads EOF: let the oracle first
         // answer what the primary answered (closeSession, typically), so those compare.
-        let b = shared.order.barrier(conn.primary_events.load(Ordering::SeqCst));
+        // This connection's own owed replies included.
+        let b = shared.order.barrier(None, conn.primary_events.load(Ordering::SeqCst));
         shared.order.wait(b, || conn.oracle_events.load(Ordering::SeqCst), Instant::now() + shared.cfg.grace / 2);
         let _ = oracle.shutdown(Shutdown::Write);
     }

@@ -50,8 +50,9 @@ struct State {
 const MAX_ZXID_PAIRS: usize = 100_000;
 
 impl State {
-    fn barrier_met(&self, seq: u64) -> bool {
-        self.released_below >= seq || self.waiting.range(self.released_below..seq).next().is_none()
+    fn barrier_met(&self, b: &Barrier) -> bool {
+        self.released_below >= b.seq
+            || !self.waiting.range(self.released_below..b.seq).any(|(_, (_, c, _))| Some(*c) != b.except)
     }
 
     fn pair(&mut self, primary: i64, oracle: i64) {
@@ -76,6 +77,9 @@ pub struct Order {
 pub struct Barrier {
     seq: u64,
     events: u64,
+    /// A connection whose own requests are not waited for: a server answers one
+    /// session's requests in order, so the oracle cannot overtake them anyway.
+    except: Option<u64>,
 }
 
 impl Order {
@@ -85,10 +89,10 @@ impl Order {
         s.next_gid
     }
 
-    /// The barrier of a request read now, on a connection whose primary has sent
-    /// `primary_events` watch events so far.
-    pub fn barrier(&self, primary_events: u64) -> Barrier {
-        Barrier { seq: self.state.lock().next_seq, events: primary_events }
+    /// The barrier of a request read now on connection `except` (whose own earlier
+    /// requests need no wait), whose primary has sent `primary_events` watch events.
+    pub fn barrier(&self, except: Option<u64>, primary_events: u64) -> Barrier {
+        Barrier { seq: self.state.lock().next_seq, events: primary_events, except }
     }
 
     /// The primary answered request `gid` of connection `cnx`. Called before the reply
@@ -139,7 +143,7 @@ impl Order {
     pub fn wait(&self, b: Barrier, oracle_events: impl Fn() -> u64, deadline: Instant) -> bool {
         let mut s = self.state.lock();
         loop {
-            if s.barrier_met(b.seq) && oracle_events() >= b.events {
+            if s.barrier_met(&b) && oracle_events() >= b.events {
                 return true;
             }
             if self.changed.wait_until(&mut s, deadline).timed_out() {
@@ -203,7 +207,7 @@ mod tests {
         let o = Order::default();
         let (a, b) = (o.new_gid(), o.new_gid());
         o.primary_answered(a, 1, 100);
-        let barrier = o.barrier(0);
+        let barrier = o.barrier(None, 0);
         let soon = || Instant::now() + Duration::from_millis(20);
         let waiter = {
             let o = &o;
@@ -221,20 +225,25 @@ mod tests {
         // The zxids of request a are a pair.
         assert_eq!((o.oracle_zxid(99), o.oracle_zxid(100), o.oracle_zxid(500)), (0, 50, 50));
         // Events: the oracle must have sent as many as the primary had.
-        assert!(!o.wait(o.barrier(2), || 1, soon()));
-        assert!(o.wait(o.barrier(2), || 2, soon()));
+        assert!(!o.wait(o.barrier(None, 2), || 1, soon()));
+        assert!(o.wait(o.barrier(None, 2), || 2, soon()));
         // A dead connection's requests release their waiters.
         let c = o.new_gid();
         o.primary_answered(c, 3, 200);
-        let barrier = o.barrier(0);
+        let barrier = o.barrier(None, 0);
         o.forget_connection(3);
         assert!(o.wait(barrier, || 0, soon()));
         // A timed-out wait releases what it waited for, for later waiters too.
         let d = o.new_gid();
         o.primary_answered(d, 4, 300);
-        assert!(!o.wait(o.barrier(0), || 0, soon()));
-        assert!(o.wait(o.barrier(0), || 0, soon()));
+        assert!(!o.wait(o.barrier(None, 0), || 0, soon()));
+        assert!(o.wait(o.barrier(None, 0), || 0, soon()));
         o.oracle_answered(d, 4, 90);
         assert_eq!(o.oracle_zxid(300), 90);
+        // A connection does not wait for its own requests.
+        let e = o.new_gid();
+        o.primary_answered(e, 5, 400);
+        assert!(o.wait(o.barrier(Some(5), 0), || 0, soon()));
+        assert!(!o.wait(o.barrier(Some(6), 0), || 0, soon()));
     }
 }
