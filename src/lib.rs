@@ -2,10 +2,12 @@
 //!
 //! The module tree follows upstream's packages: `jute` (org.apache.jute), `proto`
 //! (the records of zookeeper.jute and ZooDefs), `server` (org.apache.zookeeper.server and
-//! its subpackages), `client` and `cli`; `bench` is the `zk-bench` load generator.
+//! its subpackages), `client` and `cli`; `bench` is the `zk-bench` load generator and
+//! `oracle` the `zk-oracle` cross-checking proxy.
 
 pub mod bench;
 pub mod chaos;
+pub mod oracle;
 pub mod cli;
 pub mod client;
 pub mod common;
