@@ -83,8 +83,11 @@ impl LinkProxy {
 
     /// From now on nothing crosses: live connections and new ones are read and discarded.
     pub fn cut(&self) {
+        // Under the lock, so a connection being registered sees either the flag or the
+        // marking (see accept_loop).
+        let conns = self.state.conns.lock();
         self.state.cut.store(true, Ordering::Release);
-        for c in self.state.conns.lock().iter() {
+        for c in conns.iter() {
             c.blackholed.store(true, Ordering::Release);
         }
         log::debug!("proxy {}: cut", self.name);
@@ -142,7 +145,14 @@ fn accept_loop(name: &str, listener: TcpListener, target: SocketAddr, st: Arc<St
                     }
                 };
                 let conn = Arc::new(Conn { a, b, blackholed: AtomicBool::new(cut) });
-                st.conns.lock().push(conn.clone());
+                {
+                    // A cut that came while connecting to the target applies too.
+                    let mut conns = st.conns.lock();
+                    if st.cut.load(Ordering::Acquire) {
+                        conn.blackholed.store(true, Ordering::Release);
+                    }
+                    conns.push(conn.clone());
+                }
                 for forward in [true, false] {
                     let (c, s) = (conn.clone(), st.clone());
                     if forward || conn.b.is_some() {
