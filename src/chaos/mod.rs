@@ -202,6 +202,7 @@ fn run_in(cfg: &ChaosConfig, cluster: &mut Cluster, rep: &mut Report) -> Result<
         }
         // Let the ensemble recover before the next fault (bounded: a run must not hang).
         let recovered = cluster.wait_serving(Duration::from_secs(30)).is_ok();
+        cluster.purge();
         let after = cluster.leader();
         if after != leader {
             rep.leader_changes += 1;
