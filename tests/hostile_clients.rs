@@ -16,14 +16,19 @@ mod common;
 mod raw_client;
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{ApacheServer, OurServer, TestServer};
 use raw_client::RawClient;
-use zookeeper::jute::Record;
+use zookeeper::jute::{OutputArchive, Record};
 use zookeeper::proto::consts::ids;
 use zookeeper::proto::op_code;
-use zookeeper::proto::proto::{CreateRequest, ExistsRequest, GetDataRequest};
+use zookeeper::proto::proto::{
+    CheckVersionRequest, CreateRequest, DeleteRequest, ExistsRequest, GetChildrenRequest, GetDataRequest, MultiHeader,
+    SetDataRequest,
+};
 use zookeeper::server::server_cnxn::{DEFAULT_MAX_CNXN_PIPELINED_READS, DEFAULT_MAX_CNXN_UNWRITTEN_BYTES};
 
 const BIG: &str = "/hostile-big";
@@ -254,4 +259,339 @@ fn never_reading_connection_is_dropped_when_its_session_expires() {
     // Expiry, then the writer's send timeout (the session timeout) without progress.
     assert!(gone < Duration::from_secs(10), "took {gone:?}");
     assert!(after <= baseline + 16 * MIB, "our RSS stayed at {} after the connection was dropped (baseline {})", mb(after), mb(baseline));
+}
+
+fn thread_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or_else(|e| panic!("/proc/{pid}/task: {e}"))
+}
+
+/// A multi of creates and one check, as jute frames it (MultiHeader before each op,
+/// a done header at the end).
+fn multi_body(creates: &[(String, Vec<u8>)], check: Option<(&str, i32)>) -> Vec<u8> {
+    let mut out = OutputArchive::new();
+    for (path, data) in creates {
+        MultiHeader { r#type: op_code::CREATE, done: false, err: -1 }.serialize(&mut out);
+        CreateRequest { path: path.clone(), data: Some(data.clone()), acl: ids::open_acl_unsafe(), flags: 0 }.serialize(&mut out);
+    }
+    if let Some((path, version)) = check {
+        MultiHeader { r#type: op_code::CHECK, done: false, err: -1 }.serialize(&mut out);
+        CheckVersionRequest { path: path.into(), version }.serialize(&mut out);
+    }
+    MultiHeader { r#type: -1, done: true, err: -1 }.serialize(&mut out);
+    out.into_inner()
+}
+
+/// What a client sees of one request: the error code and the reply body, minus the
+/// parts that differ between any two servers (stats carry times and zxids).
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Err(i32),
+    Body(Vec<u8>),
+    Ok,
+}
+
+/// czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner, dataLength,
+/// numChildren, pzxid.
+const STAT_BYTES: usize = 8 * 4 + 4 * 3 + 8 + 4 * 2 + 8;
+
+/// A session whose every frame, the handshake included, is written one byte at a time.
+fn dribbled_session(s: &TestServer, who: &str) -> Vec<(&'static str, Seen)> {
+    let pause = Duration::from_millis(1);
+    let mut c = RawClient::connect_dribbling(&addr(s), 30_000, Duration::from_secs(20), Some(pause))
+        .unwrap_or_else(|e| panic!("{who}: dribbled handshake: {e}"));
+    let mut good = RawClient::connect_with(&addr(s), 30_000, GOOD_CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+    create(&mut good, SMALL, 200);
+    let mut seen = Vec::new();
+    let mut op = |c: &mut RawClient, name: &'static str, code: i32, body: Vec<u8>, keep_body: bool| {
+        let (h, mut b) = c.call(code, &body).unwrap_or_else(|e| panic!("{who}: dribbled {name}: {e}"));
+        if code == op_code::GET_DATA {
+            // The Stat at the end carries times.
+            b.truncate(b.len().saturating_sub(STAT_BYTES));
+        }
+        let v = if h.err != 0 {
+            Seen::Err(h.err)
+        } else if keep_body {
+            Seen::Body(b)
+        } else {
+            Seen::Ok
+        };
+        seen.push((name, v));
+    };
+    let data = vec![7u8; 3000];
+    op(&mut c, "create", op_code::CREATE, CreateRequest { path: "/dribble".into(), data: Some(data), acl: ids::open_acl_unsafe(), flags: 0 }.to_bytes(), true);
+    good_round(&mut good, who);
+    op(&mut c, "getData", op_code::GET_DATA, GetDataRequest { path: "/dribble".into(), watch: true }.to_bytes(), true);
+    op(&mut c, "exists missing", op_code::EXISTS, ExistsRequest { path: "/dribble/none".into(), watch: false }.to_bytes(), false);
+    op(&mut c, "setData bad version", op_code::SET_DATA, SetDataRequest { path: "/dribble".into(), data: Some(vec![1]), version: 5 }.to_bytes(), false);
+    good_round(&mut good, who);
+    let m = multi_body(&[("/dribble/a".into(), vec![1, 2, 3])], Some(("/dribble", 9)));
+    op(&mut c, "multi with failing check", op_code::MULTI, m, true);
+    let m = multi_body(&[("/dribble/b".into(), vec![4; 100])], Some(("/dribble", 0)));
+    op(&mut c, "multi", op_code::MULTI, m, true);
+    op(&mut c, "getChildren", op_code::GET_CHILDREN, GetChildrenRequest { path: "/dribble".into(), watch: false }.to_bytes(), true);
+    // The watch set by the dribbled getData fires for the well-behaved client's change.
+    let (h, _) = good
+        .call_rec(op_code::SET_DATA, &SetDataRequest { path: "/dribble".into(), data: Some(vec![9]), version: -1 })
+        .unwrap_or_else(|e| panic!("{who}: setData: {e}"));
+    assert_eq!(h.err, 0, "{who}: setData");
+    let events = c.drain_events(Duration::from_secs(2));
+    op(&mut c, "delete with children", op_code::DELETE, DeleteRequest { path: "/dribble".into(), version: -1 }.to_bytes(), false);
+    drop(op);
+    seen.push(("watch event", Seen::Body(events.iter().map(|e| format!("{}:{}:{};", e.r#type, e.state, e.path)).collect::<String>().into_bytes())));
+    let close = c.close_session().unwrap_or_else(|e| panic!("{who}: dribbled closeSession: {e}"));
+    seen.push(("closeSession", if close.err == 0 { Seen::Ok } else { Seen::Err(close.err) }));
+    seen
+}
+
+#[test]
+fn frames_written_byte_by_byte_get_apache_s_replies() {
+    let apache = ApacheServer::start_standalone("");
+    let a = dribbled_session(&apache, "apache");
+    drop(apache);
+    let ours = OurServer::start_standalone("", &[]);
+    let o = dribbled_session(&ours, "ours");
+    eprintln!("[hostile] byte-by-byte session, 1 ms between bytes: {} operations, apache {:?}", a.len(), a.iter().map(|(n, v)| format!("{n}={}", match v { Seen::Err(e) => e.to_string(), Seen::Body(b) => format!("{}B", b.len()), Seen::Ok => "ok".into() })).collect::<Vec<_>>());
+    assert_eq!(a.len(), o.len());
+    for ((name, av), (_, ov)) in a.iter().zip(o.iter()) {
+        let show = |v: &Seen| match v {
+            Seen::Body(b) if b.len() > 64 => format!("{} bytes, {:?}...", b.len(), &b[..64]),
+            v => format!("{v:?}"),
+        };
+        assert!(ov == av, "dribbled {name}: ours {} differs from Apache {}", show(ov), show(av));
+    }
+    // The operations must have done something worth comparing.
+    assert!(a.iter().any(|(n, v)| *n == "watch event" && matches!(v, Seen::Body(b) if !b.is_empty())), "no watch event in {a:?}");
+}
+
+/// Connections that stop in the middle of a frame: without a session (part of a length
+/// prefix, most of a handshake) and with one (half a request).
+struct Stalled {
+    conns: Vec<(TcpStream, Instant)>,
+}
+
+fn stall(s: &TestServer, who: &str, without_session: usize, with_session: usize) -> Stalled {
+    let a: std::net::SocketAddr = addr(s).parse().unwrap_or_else(|e| panic!("addr: {e}"));
+    let mut conns = Vec::new();
+    for i in 0..without_session {
+        let mut t = TcpStream::connect(a).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+        if i % 2 == 0 {
+            t.write_all(&[0, 0, 0]).unwrap_or_else(|e| panic!("{who}: write: {e}"));
+        } else {
+            // A handshake frame announcing 44 bytes, of which 20 arrive.
+            let mut f = 44i32.to_be_bytes().to_vec();
+            f.extend_from_slice(&[0u8; 20]);
+            t.write_all(&f).unwrap_or_else(|e| panic!("{who}: write: {e}"));
+        }
+        conns.push((t, Instant::now()));
+    }
+    for _ in 0..with_session {
+        let c = RawClient::connect_with(&addr(s), 2_000, Duration::from_secs(5)).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+        // Dismantled into its socket: half of a getData frame, then silence.
+        let mut t = c.into_stream();
+        let mut out = OutputArchive::new();
+        zookeeper::proto::proto::RequestHeader { xid: 1, r#type: op_code::GET_DATA }.serialize(&mut out);
+        GetDataRequest { path: SMALL.into(), watch: false }.serialize(&mut out);
+        let body = out.into_inner();
+        let mut f = (body.len() as i32).to_be_bytes().to_vec();
+        f.extend_from_slice(&body[..body.len() / 2]);
+        t.write_all(&f).unwrap_or_else(|e| panic!("{who}: write: {e}"));
+        conns.push((t, Instant::now()));
+    }
+    Stalled { conns }
+}
+
+/// How long the server took to close each stalled connection (None: still open at the
+/// deadline). A well-behaved client is served meanwhile.
+fn wait_stalled_closed(s: &TestServer, who: &str, st: Stalled, deadline: Duration) -> Vec<Option<Duration>> {
+    let mut good = RawClient::connect_with(&addr(s), 30_000, GOOD_CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+    let start = Instant::now();
+    let mut open: Vec<(usize, TcpStream, Instant)> = st.conns.into_iter().enumerate().map(|(i, (t, at))| (i, t, at)).collect();
+    let mut closed = vec![None; open.len()];
+    for (_, t, _) in &open {
+        let _ = t.set_nonblocking(true);
+    }
+    while !open.is_empty() && start.elapsed() < deadline {
+        open.retain_mut(|(i, t, at)| {
+            let mut b = [0u8; 64];
+            match t.read(&mut b) {
+                Ok(0) => {
+                    closed[*i] = Some(at.elapsed());
+                    false
+                }
+                Ok(_) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                Err(_) => {
+                    closed[*i] = Some(at.elapsed());
+                    false
+                }
+            }
+        });
+        good_round(&mut good, who);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    closed
+}
+
+#[test]
+fn connections_stalled_mid_frame_are_closed_on_apache_s_schedule() {
+    // Sessionless connections expire after zookeeper.nio.sessionlessCnxnTimeout (10 s by
+    // default, 2 s here); one with a session after its session timeout (2 s here, the
+    // tickTime of 500 ms allows it). Both on an expiry queue with 2-second buckets.
+    const PROP: &str = "-Dzookeeper.nio.sessionlessCnxnTimeout=2000";
+    let cfg = "tickTime=500\nmaxClientCnxns=0\n";
+    let (without, with) = (40, 20);
+    let run = |s: &TestServer, who: &str| {
+        let mut good = RawClient::connect_with(&addr(s), 30_000, GOOD_CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+        create(&mut good, SMALL, 200);
+        let pid = s.pid().unwrap_or_else(|| panic!("{who}: no pid"));
+        let threads_before = thread_count(pid);
+        let st = stall(s, who, without, with);
+        std::thread::sleep(Duration::from_millis(300));
+        let threads_during = thread_count(pid);
+        let closed = wait_stalled_closed(s, who, st, Duration::from_secs(15));
+        std::thread::sleep(Duration::from_millis(500));
+        let threads_after = thread_count(pid);
+        let max = |r: std::ops::Range<usize>| closed[r].iter().map(|c| c.unwrap_or(Duration::MAX)).max().unwrap_or(Duration::ZERO);
+        let min = |r: std::ops::Range<usize>| closed[r].iter().map(|c| c.unwrap_or(Duration::MAX)).min().unwrap_or(Duration::ZERO);
+        let (sl_min, sl_max) = (min(0..without), max(0..without));
+        let (se_min, se_max) = (min(without..without + with), max(without..without + with));
+        eprintln!(
+            "[hostile] {who:6} {without} sessionless + {with} sessioned connections stalled mid-frame: sessionless closed after {sl_min:?}..{sl_max:?}, \
+             sessioned after {se_min:?}..{se_max:?}; threads {threads_before} -> {threads_during} -> {threads_after}"
+        );
+        (sl_min, sl_max, se_min, se_max, threads_before, threads_after)
+    };
+    let apache = ApacheServer::start_standalone_with_jvm_args(cfg, &[PROP]);
+    let a = run(&apache, "apache");
+    drop(apache);
+    let ours = OurServer::start_standalone(cfg, &[PROP]);
+    let o = run(&ours, "ours");
+    assert!(a.1 < Duration::from_secs(15) && a.3 < Duration::from_secs(15), "apache left stalled connections open: {a:?}");
+    assert!(o.1 != Duration::MAX && o.3 != Duration::MAX, "ours left stalled connections open: {o:?}");
+    // Neither closes before the timeout, and ours no later than Apache's last bucket plus one.
+    assert!(o.0 >= Duration::from_millis(1500) && o.2 >= Duration::from_millis(1500), "ours closed a stalled connection early: {o:?}");
+    assert!(o.1 <= a.1.max(a.3) + Duration::from_millis(2500), "ours closed sessionless stalls at {:?}, Apache by {:?}", o.1, a.1);
+    assert!(o.3 <= a.1.max(a.3) + Duration::from_millis(2500), "ours closed sessioned stalls at {:?}, Apache by {:?}", o.3, a.3);
+    // Every stalled connection's threads are gone again.
+    assert!(o.5 <= o.4 + 2, "our threads went {} -> {} after the stalled connections closed", o.4, o.5);
+}
+
+/// Writes `rounds` 1 MB setData requests, `depth` in flight, while a well-behaved
+/// client works; returns (RSS baseline, peak, after, worst good round, wall time).
+fn big_writer(s: &TestServer, who: &str, rounds: usize, depth: usize) -> (u64, u64, u64, Duration, Duration) {
+    let pid = s.pid().unwrap_or_else(|| panic!("{who}: no pid"));
+    let mut good = RawClient::connect_with(&addr(s), 30_000, GOOD_CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+    create(&mut good, SMALL, 200);
+    create(&mut good, BIG, 10);
+    let baseline = rss_bytes(pid);
+    let mut w = RawClient::connect_with(&addr(s), 30_000, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+    let start = Instant::now();
+    let mut peak = baseline;
+    let mut worst = Duration::ZERO;
+    let mut sent = 0usize;
+    let mut done = 0usize;
+    while done < rounds {
+        while sent < rounds && sent - done < depth {
+            let data = vec![(sent % 251) as u8; NODE_BYTES];
+            let body = SetDataRequest { path: BIG.into(), data: Some(data), version: -1 }.to_bytes();
+            w.send_request(sent as i32 + 1, op_code::SET_DATA, &body).unwrap_or_else(|e| panic!("{who}: big write: {e}"));
+            sent += 1;
+        }
+        let (h, _) = w.recv_reply().unwrap_or_else(|e| panic!("{who}: big write reply: {e}"));
+        assert_eq!(h.err, 0, "{who}: 1 MB setData");
+        assert_eq!(h.xid as usize, done + 1, "{who}: replies out of order");
+        done += 1;
+        if done % 10 == 0 {
+            worst = worst.max(good_round(&mut good, who));
+            peak = peak.max(rss_bytes(pid));
+        }
+    }
+    let wall = start.elapsed();
+    peak = peak.max(rss_bytes(pid));
+    drop(w);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = rss_bytes(pid);
+    // The last value is the one stored.
+    let (h, body) = good.call_rec(op_code::GET_DATA, &GetDataRequest { path: BIG.into(), watch: false }).unwrap_or_else(|e| panic!("{who}: getData: {e}"));
+    assert_eq!(h.err, 0);
+    assert!(body.len() > NODE_BYTES && body[4..4 + NODE_BYTES].iter().all(|b| *b == ((rounds - 1) % 251) as u8), "{who}: last 1 MB write not stored");
+    eprintln!(
+        "[hostile] {who:6} 1 MB writer ({rounds} setData, {depth} in flight): {:.1} s ({:.1} MB/s); RSS baseline {}, peak {} (+{}), after {}; well-behaved client worst round {worst:?}",
+        wall.as_secs_f64(),
+        (rounds * NODE_BYTES) as f64 / MIB as f64 / wall.as_secs_f64(),
+        mb(baseline),
+        mb(peak),
+        mb(peak.saturating_sub(baseline)),
+        mb(after)
+    );
+    (baseline, peak, after, worst, wall)
+}
+
+#[test]
+fn client_writing_1mb_nodes_in_a_loop_keeps_memory_bounded() {
+    let (rounds, depth) = (120, 8);
+    // The harness's 256 MB heap runs out here (OutOfMemoryError in the request
+    // processor); zkServer.sh's default heap is 1000 MB (ZK_SERVER_HEAP).
+    let apache = ApacheServer::start_standalone_with_jvm_args("", &["-Xmx1000m"]);
+    let a = big_writer(&apache, "apache", rounds, depth);
+    drop(apache);
+    let ours = OurServer::start_standalone("", &[]);
+    let o = big_writer(&ours, "ours", rounds, depth);
+    // In flight at once: `depth` requests in the pipeline plus the stored node and the
+    // one being replaced; the log writes through a bounded buffer. Far below the 120 MB written.
+    let bound = (depth as u64 + 4) * NODE_BYTES as u64 + SLACK;
+    assert!(o.1.saturating_sub(o.0) <= bound, "our RSS grew by {} writing 1 MB nodes (bound {}, Apache grew {})", mb(o.1 - o.0), mb(bound), mb(a.1.saturating_sub(a.0)));
+    assert!(o.3 < GOOD_CLIENT_TIMEOUT, "our well-behaved client waited {:?}", o.3);
+}
+
+/// jute.maxbuffer is 1 MiB - 1 on both: a multi just under it is applied whole, one
+/// just over closes the connection without applying anything.
+fn max_buffer_multis(s: &TestServer, who: &str) -> (i32, usize, bool, bool) {
+    let mut c = RawClient::connect_with(&addr(s), 30_000, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+    create(&mut c, "/mb", 0);
+    let frame_len = |creates: &[(String, Vec<u8>)]| multi_body(creates, None).len() + 8;
+    // Fill to just under the bound with 4000-byte creates and one remainder.
+    let max = (1 << 20) - 1;
+    let mut creates: Vec<(String, Vec<u8>)> = Vec::new();
+    while frame_len(&creates) + 4100 < max {
+        creates.push((format!("/mb/n{:04}", creates.len()), vec![b'm'; 4000]));
+    }
+    let rest = max - frame_len(&creates) - 200;
+    creates.push((format!("/mb/n{:04}", creates.len()), vec![b'r'; rest]));
+    let under = multi_body(&creates, None);
+    assert!(under.len() + 8 <= max && under.len() + 8 > max - 400, "{who}: multi of {} bytes", under.len());
+    let (h, _) = c.call(op_code::MULTI, &under).unwrap_or_else(|e| panic!("{who}: multi under jute.maxbuffer: {e}"));
+    let (h2, kids) = c
+        .call_rec(op_code::GET_CHILDREN, &GetChildrenRequest { path: "/mb".into(), watch: false })
+        .unwrap_or_else(|e| panic!("{who}: getChildren: {e}"));
+    assert_eq!(h2.err, 0);
+    let n = i32::from_be_bytes([kids[0], kids[1], kids[2], kids[3]]) as usize;
+
+    // Just over: a connection the server must drop; nothing of it applied.
+    let mut over_creates: Vec<(String, Vec<u8>)> = (0..creates.len()).map(|i| (format!("/mb/o{i:04}"), creates[i].1.clone())).collect();
+    over_creates.push(("/mb/o-extra".into(), vec![b'x'; 1000]));
+    let over = multi_body(&over_creates, None);
+    assert!(over.len() + 8 > max);
+    let mut c2 = RawClient::connect_with(&addr(s), 30_000, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+    let dropped = match c2.call(op_code::MULTI, &over) {
+        Err(_) => c2.closed,
+        Ok((h, _)) => panic!("{who}: multi over jute.maxbuffer answered with err {}", h.err),
+    };
+    let (h3, _) = c
+        .call_rec(op_code::EXISTS, &ExistsRequest { path: "/mb/o0000".into(), watch: false })
+        .unwrap_or_else(|e| panic!("{who}: exists: {e}"));
+    let none_applied = h3.err == -101;
+    eprintln!("[hostile] {who:6} multi of {} B: err {}, {n} nodes created; multi of {} B: connection dropped {dropped}, nothing applied {none_applied}", under.len() + 8, h.err, over.len() + 8);
+    (h.err, n, dropped, none_applied)
+}
+
+#[test]
+fn jute_maxbuffer_sized_multis_behave_like_apache() {
+    let apache = ApacheServer::start_standalone("");
+    let a = max_buffer_multis(&apache, "apache");
+    drop(apache);
+    let ours = OurServer::start_standalone("", &[]);
+    let o = max_buffer_multis(&ours, "ours");
+    assert_eq!(o, a, "ours (err, nodes created, over-size dropped, nothing applied) vs Apache");
+    assert!(a.1 > 200, "the multi under the bound created only {} nodes", a.1);
 }

@@ -28,6 +28,10 @@ pub struct RawClient {
     /// Notifications (xid -1) received so far, in arrival order; not yet taken.
     pub events: Vec<WatcherEvent>,
     pub closed: bool,
+    /// When set, every packet is written one byte at a time with this pause between
+    /// bytes (a client on a terrible link, or one probing the server's framing).
+    pub dribble: Option<Duration>,
+    detached: bool,
 }
 
 fn read_exact_deadline(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> Result<()> {
@@ -58,6 +62,12 @@ impl RawClient {
     }
 
     pub fn connect_with(addr: &str, session_timeout_ms: i32, io_timeout: Duration) -> Result<RawClient> {
+        Self::connect_dribbling(addr, session_timeout_ms, io_timeout, None)
+    }
+
+    /// `connect_with`, writing the handshake (and, with `dribble` left set, every later
+    /// packet) one byte at a time.
+    pub fn connect_dribbling(addr: &str, session_timeout_ms: i32, io_timeout: Duration, dribble: Option<Duration>) -> Result<RawClient> {
         let sa: std::net::SocketAddr = addr.parse().map_err(|e| format!("bad addr {addr}: {e}"))?;
         let stream = TcpStream::connect_timeout(&sa, io_timeout).map_err(|e| format!("connect {addr}: {e}"))?;
         let _ = stream.set_nodelay(true);
@@ -70,6 +80,8 @@ impl RawClient {
             next_xid: 1,
             events: Vec::new(),
             closed: false,
+            dribble,
+            detached: false,
         };
         let req = ConnectRequest {
             protocol_version: 0,
@@ -99,6 +111,16 @@ impl RawClient {
         let mut buf = Vec::with_capacity(body.len() + 4);
         buf.extend_from_slice(&(body.len() as i32).to_be_bytes());
         buf.extend_from_slice(body);
+        if let Some(pause) = self.dribble {
+            for b in &buf {
+                if let Err(e) = self.stream.write_all(std::slice::from_ref(b)) {
+                    self.closed = true;
+                    return Err(format!("write error: {e}"));
+                }
+                std::thread::sleep(pause);
+            }
+            return Ok(());
+        }
         self.stream.write_all(&buf).map_err(|e| {
             self.closed = true;
             format!("write error: {e}")
@@ -236,6 +258,8 @@ impl RawClient {
             next_xid: 1,
             events: Vec::new(),
             closed: false,
+            dribble: None,
+            detached: false,
         };
         let mut out = OutputArchive::new();
         req.serialize(&mut out);
@@ -300,8 +324,21 @@ impl RawClient {
     }
 }
 
+impl RawClient {
+    /// The connection's socket, for a test that goes on by hand (a half-written frame,
+    /// say); the client no longer shuts it down when dropped.
+    pub fn into_stream(mut self) -> TcpStream {
+        let s = self.stream.try_clone().unwrap_or_else(|e| panic!("clone socket: {e}"));
+        self.closed = true;
+        self.detached = true;
+        s
+    }
+}
+
 impl Drop for RawClient {
     fn drop(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        if !self.detached {
+            let _ = self.stream.shutdown(Shutdown::Both);
+        }
     }
 }
