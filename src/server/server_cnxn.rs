@@ -266,6 +266,41 @@ impl RecvThrottle {
     }
 }
 
+/// The one socket of a connection, shared by its reader thread, its writer thread and
+/// whoever closes it. Upstream holds one SocketChannel per client; `try_clone` would
+/// `dup` the descriptor for each holder and so triple what every client costs against
+/// the open-files limit.
+#[derive(Clone)]
+pub struct SharedStream(std::sync::Arc<TcpStream>);
+
+impl SharedStream {
+    pub fn new(s: TcpStream) -> SharedStream {
+        SharedStream(std::sync::Arc::new(s))
+    }
+}
+
+impl std::ops::Deref for SharedStream {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.0
+    }
+}
+
+impl std::io::Read for SharedStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl std::io::Write for SharedStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
 pub struct ServerCnxn {
     /// Process-unique id; the key of this connection in watch tables.
     pub id: u64,
@@ -276,7 +311,7 @@ pub struct ServerCnxn {
     out: Sender<Outgoing>,
     server_sent: std::sync::Arc<crate::server::server_stats::SentStats>,
     closed: AtomicBool,
-    socket: TcpStream,
+    socket: SharedStream,
     /// Requests submitted but not yet answered.
     pub outstanding: AtomicI64,
     pub stats: CnxnStats,
@@ -302,7 +337,7 @@ pub struct ServerCnxn {
 }
 
 impl ServerCnxn {
-    pub fn new(id: u64, remote: SocketAddr, out: Sender<Outgoing>, socket: TcpStream, server_sent: std::sync::Arc<crate::server::server_stats::SentStats>) -> Self {
+    pub fn new(id: u64, remote: SocketAddr, out: Sender<Outgoing>, socket: SharedStream, server_sent: std::sync::Arc<crate::server::server_stats::SentStats>) -> Self {
         let c = ServerCnxn {
             id,
             remote,

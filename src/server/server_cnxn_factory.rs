@@ -17,7 +17,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver};
 
 use crate::jute;
 use crate::server::command;
-use crate::server::server_cnxn::{fmt_addr, Outgoing, ServerCnxn};
+use crate::server::server_cnxn::{fmt_addr, Outgoing, ServerCnxn, SharedStream};
 use crate::server::zookeeper_server::ZooKeeperServer;
 
 static NEXT_CNXN_ID: AtomicU64 = AtomicU64::new(1);
@@ -166,12 +166,13 @@ fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperSe
     stream.set_nodelay(true)?;
     let (tx, rx) = unbounded::<Outgoing>();
     let id = NEXT_CNXN_ID.fetch_add(1, Ordering::Relaxed);
-    let mut cnxn = ServerCnxn::new(id, remote, tx, stream.try_clone()?, zks.stats.packets_sent.clone());
+    let stream = SharedStream::new(stream);
+    let mut cnxn = ServerCnxn::new(id, remote, tx, stream.clone(), zks.stats.packets_sent.clone());
     cnxn.recv_limits = zks.recv_limits;
     let cnxn = Arc::new(cnxn);
     cnxn.add_auth_info(crate::proto::data::Id::new("ip", &remote.ip().to_string()));
     zks.cnxns.lock().insert(id, cnxn.clone());
-    let write_half = stream.try_clone()?;
+    let write_half = stream.clone();
     let c2 = cnxn.clone();
     let spawned = thread::Builder::new()
         .name(format!("ServerCnxn.Sender:{}", fmt_addr(&remote)))
@@ -214,7 +215,7 @@ fn close_cnxn(cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
     );
 }
 
-fn writer_loop(stream: TcpStream, rx: Receiver<Outgoing>, cnxn: Arc<ServerCnxn>) {
+fn writer_loop(stream: SharedStream, rx: Receiver<Outgoing>, cnxn: Arc<ServerCnxn>) {
     let mut w = BufWriter::with_capacity(64 * 1024, stream);
     let mut ok = true;
     let mut timeout_set = None;
@@ -252,7 +253,7 @@ fn writer_loop(stream: TcpStream, rx: Receiver<Outgoing>, cnxn: Arc<ServerCnxn>)
 /// the connection and its queue. Upstream expires a connection that sees no IO for its
 /// session timeout (`NIOServerCnxnFactory.touchCnxn`, the sessionless timeout before
 /// the handshake); a send that makes no progress for that long ends ours the same way.
-fn set_write_timeout(w: &BufWriter<TcpStream>, cnxn: &ServerCnxn, set: &mut Option<u64>) {
+fn set_write_timeout(w: &BufWriter<SharedStream>, cnxn: &ServerCnxn, set: &mut Option<u64>) {
     let ms = match cnxn.session_timeout() {
         t if t > 0 => t as u64,
         _ => sessionless_cnxn_timeout(),
@@ -302,7 +303,7 @@ fn wait_until_recv_enabled(cnxn: &ServerCnxn, zks: &ZooKeeperServer) -> bool {
     !cnxn.is_closed()
 }
 
-fn read_full(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
+fn read_full(stream: &mut &TcpStream, buf: &mut [u8]) -> io::Result<()> {
     stream.read_exact(buf)
 }
 
@@ -330,12 +331,14 @@ pub fn checked_frame_len(len: i32, max: usize) -> Option<usize> {
     usize::try_from(len).ok().filter(|&n| n <= max)
 }
 
-fn reader_loop(stream: TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
+fn reader_loop(stream: SharedStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
     let mut initialized = false;
     let max = jute::max_buffer();
     // Buffered once the session is set up; the handshake (and a 4lw, which may read
     // more bytes itself) is read straight from the socket, so nothing is buffered early.
-    let mut reader = io::BufReader::with_capacity(64 * 1024, stream);
+    // Over `&TcpStream`, whose reads fill the buffer without zeroing it first: a reader
+    // that needs initialized memory would touch all 64 KB of every idle connection.
+    let mut reader = io::BufReader::with_capacity(64 * 1024, &*stream);
     let mut idle_set: Option<u64> = None;
     loop {
         // Each read that returns data counts as activity (the timeout is per read call);

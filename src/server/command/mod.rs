@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Read;
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
@@ -66,7 +65,7 @@ fn count_answer(text: &str, cnxn: &ServerCnxn, zks: &ZooKeeperServer) {
     zks.stats.packets_sent.fetch_add(pieces, Ordering::Relaxed);
 }
 
-pub fn run(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) -> String {
+pub fn run(cmd: &'static str, stream: &mut dyn Read, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) -> String {
     let out = answer(cmd, stream, cnxn, zks);
     count_answer(&out, cnxn, zks);
     out
@@ -74,7 +73,7 @@ pub fn run(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zk
 
 /// A four-letter word on a client port with no running server behind it (a quorum peer
 /// that is electing or syncing): upstream's commands see a null ZooKeeperServer.
-pub fn answer_not_serving(cmd: &'static str, stream: &mut TcpStream, remote: &std::net::SocketAddr) -> String {
+pub fn answer_not_serving(cmd: &'static str, stream: &mut dyn Read, remote: &std::net::SocketAddr) -> String {
     if !is_enabled(cmd) {
         log::debug!("Command {cmd} is not executed because it is not in the whitelist.");
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
@@ -104,7 +103,7 @@ pub fn answer_not_serving(cmd: &'static str, stream: &mut TcpStream, remote: &st
     out
 }
 
-fn answer(cmd: &'static str, stream: &mut TcpStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) -> String {
+fn answer(cmd: &'static str, stream: &mut dyn Read, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) -> String {
     if !is_enabled(cmd) {
         log::debug!("Command {cmd} is not executed because it is not in the whitelist.");
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
