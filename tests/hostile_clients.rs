@@ -595,3 +595,92 @@ fn jute_maxbuffer_sized_multis_behave_like_apache() {
     assert_eq!(o, a, "ours (err, nodes created, over-size dropped, nothing applied) vs Apache");
     assert!(a.1 > 200, "the multi under the bound created only {} nodes", a.1);
 }
+
+/// `clients` sessions each pipeline `per_client` creates at once while `mntr` is
+/// sampled; returns the most requests it ever reported outstanding, and the wall time.
+fn pipelined_writers(s: &TestServer, who: &str, clients: usize, per_client: usize) -> (i64, Duration) {
+    let a = addr(s);
+    let mut setup = RawClient::connect_with(&a, 30_000, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+    create(&mut setup, "/gol", 0);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (a, stop) = (a.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut max = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(t) = common::four_letter_word(&a, "mntr", Duration::from_secs(2)) {
+                    let v = t.lines().find_map(|l| l.strip_prefix("zk_outstanding_requests")).and_then(|v| v.trim().parse().ok());
+                    max = max.max(v.unwrap_or(0));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            max
+        })
+    };
+    let start = Instant::now();
+    let writers: Vec<_> = (0..clients)
+        .map(|i| {
+            let a = a.clone();
+            let who = who.to_string();
+            std::thread::spawn(move || {
+                let mut c = RawClient::connect_with(&a, 30_000, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{who}: connect: {e}"));
+                let frames: Vec<Vec<u8>> = (0..per_client)
+                    .map(|j| CreateRequest { path: format!("/gol/c{i}-{j}"), data: Some(vec![b'g'; 100]), acl: ids::open_acl_unsafe(), flags: 0 }.to_bytes())
+                    .collect();
+                for (j, f) in frames.iter().enumerate() {
+                    c.send_request(j as i32 + 1, op_code::CREATE, f).unwrap_or_else(|e| panic!("{who}: send: {e}"));
+                }
+                for j in 0..per_client {
+                    let (h, _) = c.recv_reply().unwrap_or_else(|e| panic!("{who}: client {i} reply {j}: {e}"));
+                    assert_eq!((h.xid, h.err), (j as i32 + 1, 0), "{who}: client {i}: replies in order, all created");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        if let Err(e) = w.join() {
+            std::panic::resume_unwind(e);
+        }
+    }
+    let wall = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max = sampler.join().unwrap_or_else(|_| panic!("{who}: sampler panicked"));
+    let (h, body) = setup
+        .call_rec(op_code::GET_CHILDREN, &GetChildrenRequest { path: "/gol".into(), watch: false })
+        .unwrap_or_else(|e| panic!("{who}: getChildren: {e}"));
+    assert_eq!(h.err, 0);
+    let n = i32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+    assert_eq!(n, clients * per_client, "{who}: creates that took effect");
+    (max, wall)
+}
+
+#[test]
+fn global_outstanding_limit_bounds_requests_in_process_like_apache() {
+    // A connection stops being read once more than the limit are in process server-wide
+    // and it has one of them (ZooKeeperServer.shouldThrottle): what is outstanding stays
+    // near the limit plus a request or two per connection (Apache, sampled through mntr,
+    // peaks at about limit + 2 per connection), whatever the clients pipeline.
+    const LIMIT: i64 = 10;
+    let (clients, per_client) = (8, 400);
+    let prop = format!("-Dzookeeper.globalOutstandingLimit={LIMIT}");
+    let apache = ApacheServer::start_standalone_with_jvm_args("", &[prop.as_str()]);
+    let (a_max, a_wall) = pipelined_writers(&apache, "apache", clients, per_client);
+    drop(apache);
+    let ours = OurServer::start_standalone("", &[prop.as_str()]);
+    let (o_max, o_wall) = pipelined_writers(&ours, "ours", clients, per_client);
+    drop(ours);
+    // The same load without the limit (upstream's default, 1000) shows what it holds back.
+    let ours = OurServer::start_standalone("", &[]);
+    let (free_max, free_wall) = pipelined_writers(&ours, "ours", clients, per_client);
+    eprintln!(
+        "[hostile] globalOutstandingLimit={LIMIT}, {clients} clients pipelining {per_client} creates each: most outstanding seen by mntr: \
+         apache {a_max} ({:.1} s), ours {o_max} ({:.1} s); ours with the default limit {free_max} ({:.1} s)",
+        a_wall.as_secs_f64(),
+        o_wall.as_secs_f64(),
+        free_wall.as_secs_f64()
+    );
+    let bound = LIMIT + 2 * clients as i64 + 4;
+    assert!(a_max <= bound, "apache had {a_max} outstanding over a limit of {LIMIT}: the bound under test is wrong");
+    assert!(o_max <= bound, "we had {o_max} requests outstanding with globalOutstandingLimit={LIMIT} (bound {bound})");
+    assert!(free_max > bound, "without the limit only {free_max} were ever outstanding: the load does not exercise the limit");
+}
