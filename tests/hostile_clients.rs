@@ -261,6 +261,22 @@ fn never_reading_connection_is_dropped_when_its_session_expires() {
     assert!(after <= baseline + 16 * MIB, "our RSS stayed at {} after the connection was dropped (baseline {})", mb(after), mb(baseline));
 }
 
+/// Runs `abuse` on a default Apache server, then on ours (one at a time, so neither
+/// competes with the other for the machine).
+fn apache_then_ours<T>(abuse: impl Fn(&TestServer, &str) -> T) -> (T, T) {
+    let apache = ApacheServer::start_standalone("");
+    let a = abuse(&apache, "apache");
+    drop(apache);
+    let ours = OurServer::start_standalone("", &[]);
+    (a, abuse(&ours, "ours"))
+}
+
+/// How many names a getChildren reply lists (the vector's length prefix).
+fn child_count(reply: &[u8]) -> usize {
+    let len: [u8; 4] = reply.get(..4).and_then(|b| b.try_into().ok()).unwrap_or_else(|| panic!("short getChildren reply"));
+    i32::from_be_bytes(len) as usize
+}
+
 fn thread_count(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or_else(|e| panic!("/proc/{pid}/task: {e}"))
 }
@@ -345,11 +361,7 @@ fn dribbled_session(s: &TestServer, who: &str) -> Vec<(&'static str, Seen)> {
 
 #[test]
 fn frames_written_byte_by_byte_get_apache_s_replies() {
-    let apache = ApacheServer::start_standalone("");
-    let a = dribbled_session(&apache, "apache");
-    drop(apache);
-    let ours = OurServer::start_standalone("", &[]);
-    let o = dribbled_session(&ours, "ours");
+    let (a, o) = apache_then_ours(dribbled_session);
     eprintln!("[hostile] byte-by-byte session, 1 ms between bytes: {} operations, apache {:?}", a.len(), a.iter().map(|(n, v)| format!("{n}={}", match v { Seen::Err(e) => e.to_string(), Seen::Body(b) => format!("{}B", b.len()), Seen::Ok => "ok".into() })).collect::<Vec<_>>());
     assert_eq!(a.len(), o.len());
     for ((name, av), (_, ov)) in a.iter().zip(o.iter()) {
@@ -565,7 +577,7 @@ fn max_buffer_multis(s: &TestServer, who: &str) -> (i32, usize, bool, bool) {
         .call_rec(op_code::GET_CHILDREN, &GetChildrenRequest { path: "/mb".into(), watch: false })
         .unwrap_or_else(|e| panic!("{who}: getChildren: {e}"));
     assert_eq!(h2.err, 0);
-    let n = i32::from_be_bytes([kids[0], kids[1], kids[2], kids[3]]) as usize;
+    let n = child_count(&kids);
 
     // Just over: a connection the server must drop; nothing of it applied.
     let mut over_creates: Vec<(String, Vec<u8>)> = (0..creates.len()).map(|i| (format!("/mb/o{i:04}"), creates[i].1.clone())).collect();
@@ -587,11 +599,7 @@ fn max_buffer_multis(s: &TestServer, who: &str) -> (i32, usize, bool, bool) {
 
 #[test]
 fn jute_maxbuffer_sized_multis_behave_like_apache() {
-    let apache = ApacheServer::start_standalone("");
-    let a = max_buffer_multis(&apache, "apache");
-    drop(apache);
-    let ours = OurServer::start_standalone("", &[]);
-    let o = max_buffer_multis(&ours, "ours");
+    let (a, o) = apache_then_ours(max_buffer_multis);
     assert_eq!(o, a, "ours (err, nodes created, over-size dropped, nothing applied) vs Apache");
     assert!(a.1 > 200, "the multi under the bound created only {} nodes", a.1);
 }
@@ -649,7 +657,7 @@ fn pipelined_writers(s: &TestServer, who: &str, clients: usize, per_client: usiz
         .call_rec(op_code::GET_CHILDREN, &GetChildrenRequest { path: "/gol".into(), watch: false })
         .unwrap_or_else(|e| panic!("{who}: getChildren: {e}"));
     assert_eq!(h.err, 0);
-    let n = i32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+    let n = child_count(&body);
     assert_eq!(n, clients * per_client, "{who}: creates that took effect");
     (max, wall)
 }
