@@ -182,7 +182,7 @@ mod netns_cut {
 
         // The pid a peer gets is the program's, inside its namespace: kill -9 and SIGSTOP
         // reach the server, not a wrapper.
-        let mut child = net.wrap(2, &Command::new("sleep").arg("30")).spawn().expect("spawn in the namespace");
+        let mut child = net.wrap(2, Command::new("sleep").arg("30")).spawn().expect("spawn in the namespace");
         let pid = child.id();
         let deadline = Instant::now() + Duration::from_secs(5);
         let exe = loop {
