@@ -4,8 +4,9 @@
 #
 #   1. Makes sure the Apache ZooKeeper 3.8 Debian packages the interop tests
 #      run against are installed (zookeeper, zookeeper-bin, python3-kazoo,
-#      python3-pytest); installs the missing ones with apt-get (as root, or
-#      through `sudo -n`).
+#      python3-pytest), and iproute2 (as root, tests/chaos.rs runs its peers in
+#      network namespaces with `ip netns`); installs the missing ones with
+#      apt-get (as root, or through `sudo -n`).
 #   2. Runs `cargo test --all-targets --no-fail-fast` (unit and integration tests; the
 #      integration tests start Apache servers and our zk-server, built in
 #      debug mode by cargo, on free loopback ports).
@@ -24,7 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { echo "test.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-PACKAGES=(zookeeper zookeeper-bin python3-kazoo python3-pytest)
+PACKAGES=(zookeeper zookeeper-bin python3-kazoo python3-pytest iproute2)
 
 is_installed() {
     local status
@@ -59,7 +60,7 @@ ensure_packages() {
     local f
     for f in /usr/share/java/zookeeper.jar /usr/share/java/zookeeper-jute.jar \
              /usr/share/java/slf4j-api.jar /usr/share/java/slf4j-simple.jar \
-             /usr/lib/zookeeper/bin/cli_mt /usr/bin/java /usr/bin/python3; do
+             /usr/lib/zookeeper/bin/cli_mt /usr/bin/java /usr/bin/python3 /usr/bin/ip; do
         [[ -e "$f" ]] || die "expected file missing after install: $f"
     done
     /usr/bin/python3 -c 'import kazoo' || die "kazoo is not importable by /usr/bin/python3"

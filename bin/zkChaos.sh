@@ -8,13 +8,17 @@
 #   zkChaos.sh --layout rust2-java1 --duration 1800    # 2 of ours + 1 Apache 3.8 peer
 #   zkChaos.sh --layout java3 --duration 1800          # the control: Apache only
 #   zkChaos.sh --layout ours,apache,ours,apache,ours   # any mix of 3 to 7 peers
+#   zkChaos.sh --net proxy ...                         # link proxies, no root needed
 #   zkChaos.sh --help                                  # every option
 #
 # Clients run compare-and-set on versioned registers, sequential creates, multis,
 # ephemerals (also of sessions that vanish without closing) and a data watch while
 # a nemesis kills -9 and restarts peers, SIGSTOPs them (sometimes longer than the
-# session timeout) and cuts links through per-link proxies (leader isolated,
-# random minority, bridge on 5 peers). Afterwards: linearizability of the
+# session timeout) and cuts links (leader isolated, random minority, bridge on 5
+# peers). --net netns (the default as root with iproute2) runs every peer in a
+# network namespace of its own and cuts with blackhole routes: full partitions.
+# --net proxy (the default otherwise) cuts through per-link proxies on loopback,
+# which election callbacks to a peer's advertised address bypass. Afterwards: linearizability of the
 # registers, no acknowledged write lost, no sequence number reused, multis
 # all-or-nothing, ephemerals gone, watches fired, identical trees on every peer.
 # Exit status 0: every check passed; 1: a finding (the ensemble directory with

@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use zookeeper::bench::servers::{ServerPrograms, DEFAULT_APACHE_JARS_DIR, DEFAULT_JAVA};
+use zookeeper::chaos::cluster::NetMode;
 use zookeeper::chaos::nemesis::FaultKind;
-use zookeeper::chaos::{parse_layout, run, ChaosConfig};
+use zookeeper::chaos::{netns, parse_layout, run, ChaosConfig};
 
 #[derive(Parser)]
 #[command(name = "zk-chaos", version, about = "Fault injection and linearizability checking for ZooKeeper ensembles (ours, Apache's, mixed)")]
@@ -42,6 +43,11 @@ struct Cli {
     /// it across leader changes; see docs/reliability.md).
     #[arg(long)]
     check_reads: bool,
+    /// netns: one network namespace per peer, cuts are full partitions (needs root and
+    /// iproute2); proxy: link proxies on loopback (no root; election callbacks bypass
+    /// them); auto: netns where possible.
+    #[arg(long, default_value = "auto")]
+    net: String,
     /// Seed of the fault schedule and the clients' choices [default: the time].
     #[arg(long)]
     seed: Option<u64>,
@@ -68,6 +74,16 @@ fn config(a: Cli) -> Result<ChaosConfig, String> {
     };
     let secs = |name: &str, v: f64| Duration::try_from_secs_f64(v).map_err(|_| format!("--{name} must be a non-negative number of seconds, not {v}"));
     let faults = a.faults.iter().map(|f| FaultKind::parse(f.trim())).collect::<Result<Vec<_>, _>>()?;
+    let net = match NetMode::parse(&a.net)? {
+        Some(m) => m,
+        None => {
+            let (m, why) = NetMode::auto();
+            if let Some(why) = why {
+                eprintln!("zk-chaos: --net auto: using link proxies, not namespaces: {why}; cuts will not stop election callbacks");
+            }
+            m
+        }
+    };
     let seed = a.seed.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1));
     Ok(ChaosConfig {
         programs: ServerPrograms { java: a.java, apache_jars_dir: a.apache_jars, ours },
@@ -79,14 +95,47 @@ fn config(a: Cli) -> Result<ChaosConfig, String> {
         faults,
         session_timeout_ms: a.session_timeout,
         check_reads: a.check_reads,
+        net,
         seed,
         keep_dir: a.keep,
         dir: a.dir,
     })
 }
 
+/// Blocks SIGINT, SIGTERM and SIGHUP in every thread (done first, so the threads
+/// started later inherit the mask; peers get a clean mask from `Command`) and waits for
+/// them on a thread of their own, which kills the peers and removes the namespaces and
+/// the temporary directory before exiting: neither would go away with the process.
+fn handle_signals() {
+    // SAFETY: sigset manipulation on a local set, then pthread_sigmask of this thread.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            log::warn!("cannot block signals; an interrupted run may leave namespaces behind");
+            return;
+        }
+        set
+    };
+    let spawned = std::thread::Builder::new().name("ChaosSignals".into()).spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is a valid signal set and `sig` a valid out pointer.
+        while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+        eprintln!("zk-chaos: signal {sig}: stopping the peers and removing the network");
+        netns::cleanup_on_signal();
+        std::process::exit(128 + sig);
+    });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the signal thread: {e}");
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
+    handle_signals();
     let cfg = match config(Cli::parse()) {
         Ok(c) => c,
         Err(e) => {

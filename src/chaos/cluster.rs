@@ -1,9 +1,15 @@
 //! The ensemble under test: Apache ZooKeeper 3.8 peers (`QuorumPeerMain`) and our
-//! `zk-server` peers, any mix, on loopback, with a [`LinkProxy`] on every directed
-//! link between two peers (quorum and election port), so that the nemesis can cut links.
+//! `zk-server` peers, any mix, and the network between them, in one of two modes
+//! ([`NetMode`]):
+//!
+//! * `netns`: every peer in a network namespace of its own with its own address
+//!   ([`super::netns`]); a cut is a pair of blackhole routes and stops every packet.
+//! * `proxy`: every peer on loopback, with a [`LinkProxy`] on every directed link
+//!   between two peers (quorum and election port); needs no root, but election
+//!   callbacks to an initiator's advertised address bypass the proxies.
 //!
 //! ```text
-//! <dir>/nodeN/zoo.cfg     own server.N line with the real ports, the others' through proxies
+//! <dir>/nodeN/zoo.cfg     proxy: own server.N line with the real ports, the others' through proxies
 //! <dir>/nodeN/data/       dataDir (myid, version-2/)
 //! <dir>/nodeN/server.log  stdout+stderr of every run, appended; "[zk-chaos]" marks events
 //! ```
@@ -16,8 +22,46 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::netns::{self, Network};
 use super::proxy::LinkProxy;
 use crate::bench::servers::{four_letter_word, free_port, guard_child, Kind, ServerPrograms};
+
+/// How the peers are connected and links are cut (`--net`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetMode {
+    /// Link proxies on loopback: no root needed, cuts miss election callbacks.
+    Proxy,
+    /// One network namespace per peer, cuts by blackhole routes: full partitions.
+    Netns,
+}
+
+impl NetMode {
+    /// `proxy`, `netns`, or `auto` (None: decide with [`NetMode::auto`]).
+    pub fn parse(s: &str) -> Result<Option<NetMode>, String> {
+        match s {
+            "proxy" => Ok(Some(NetMode::Proxy)),
+            "netns" => Ok(Some(NetMode::Netns)),
+            "auto" => Ok(None),
+            _ => Err(format!("unknown --net {s:?} (netns, proxy or auto)")),
+        }
+    }
+
+    /// netns where this host allows it (root and a working `ip netns`), else proxy and
+    /// the reason, which the caller should show: proxy cuts are not full partitions.
+    pub fn auto() -> (NetMode, Option<String>) {
+        match netns::unavailable() {
+            None => (NetMode::Netns, None),
+            Some(why) => (NetMode::Proxy, Some(why)),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NetMode::Proxy => "proxy",
+            NetMode::Netns => "netns",
+        }
+    }
+}
 
 const QUORUM_PEER_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
 /// A smaller heap than the benchmarks': up to five JVMs share the machine.
@@ -45,7 +89,7 @@ const SIGCONT: i32 = 18;
 pub struct Node {
     pub sid: usize,
     pub kind: Kind,
-    pub client_port: u16,
+    client: SocketAddr,
     dir: PathBuf,
     cfg: PathBuf,
     log: PathBuf,
@@ -55,7 +99,7 @@ pub struct Node {
 
 impl Node {
     pub fn client_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.client_port))
+        self.client
     }
     pub fn is_running(&self) -> bool {
         self.child.is_some()
@@ -92,15 +136,45 @@ struct Link {
     election: LinkProxy,
 }
 
+enum Net {
+    Proxies(Vec<Link>),
+    Namespaces(Network),
+}
+
 pub struct Cluster {
     programs: ServerPrograms,
     pub nodes: Vec<Node>,
-    links: Vec<Link>,
+    net: Net,
 }
 
 impl Cluster {
-    /// Writes the configs and starts the proxies; no peer runs yet.
-    pub fn new(kinds: &[Kind], programs: &ServerPrograms, dir: &Path) -> Result<Cluster, String> {
+    /// Writes the configs and builds the network (proxies or namespaces); no peer runs yet.
+    pub fn new(kinds: &[Kind], programs: &ServerPrograms, dir: &Path, mode: NetMode) -> Result<Cluster, String> {
+        match mode {
+            NetMode::Proxy => Cluster::with_proxies(kinds, programs, dir),
+            NetMode::Netns => Cluster::with_namespaces(kinds, programs, dir),
+        }
+    }
+
+    fn with_namespaces(kinds: &[Kind], programs: &ServerPrograms, dir: &Path) -> Result<Cluster, String> {
+        let n = kinds.len();
+        let net = Network::create(n)?;
+        let mut servers = String::new();
+        for sid in 1..=n {
+            let ip = net.plan.peer_ip(sid);
+            let _ = writeln!(servers, "server.{sid}={ip}:{}:{};{ip}:{}", netns::QUORUM_PORT, netns::ELECTION_PORT, netns::CLIENT_PORT);
+        }
+        let mut nodes = Vec::new();
+        for sid in 1..=n {
+            let ip = net.plan.peer_ip(sid);
+            let header = format!("# Written by zk-chaos: peer {sid} runs in network namespace {}.\n", net.plan.netns(sid));
+            let client = SocketAddr::from((ip, netns::CLIENT_PORT));
+            nodes.push(write_node(dir, sid, kinds[sid - 1], client, &header, &servers)?);
+        }
+        Ok(Cluster { programs: programs.clone(), nodes, net: Net::Namespaces(net) })
+    }
+
+    fn with_proxies(kinds: &[Kind], programs: &ServerPrograms, dir: &Path) -> Result<Cluster, String> {
         let n = kinds.len();
         let mut real = Vec::new();
         for _ in 0..n {
@@ -124,30 +198,16 @@ impl Cluster {
         }
         let mut nodes = Vec::new();
         for sid in 1..=n {
-            let nd = dir.join(format!("node{sid}"));
-            let data = nd.join("data");
-            fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-            fs::write(data.join("myid"), format!("{sid}\n")).map_err(|e| format!("cannot write myid: {e}"))?;
             let mut servers = String::new();
             for other in 1..=n {
                 let (c, q, e) = real[other - 1];
                 let (q, e) = if other == sid { (q, e) } else { via[sid][other] };
                 let _ = writeln!(servers, "server.{other}=127.0.0.1:{q}:{e};127.0.0.1:{c}");
             }
-            let client_port = real[sid - 1].0;
-            let cfg = nd.join("zoo.cfg");
-            let text = format!(
-                "# Written by zk-chaos: the other peers are reached through its link proxies.\n\
-                 tickTime={TICK_TIME_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client_port}\n\
-                 clientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
-                 standaloneEnabled=false\nreconfigEnabled=false\nsnapCount={SNAP_COUNT}\n{servers}",
-                data.display()
-            );
-            fs::write(&cfg, text).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
-            let log = nd.join("server.log");
-            nodes.push(Node { sid, kind: kinds[sid - 1], client_port, dir: nd, cfg, log, child: None, paused: false });
+            let header = "# Written by zk-chaos: the other peers are reached through its link proxies.\n";
+            nodes.push(write_node(dir, sid, kinds[sid - 1], addr(real[sid - 1].0), header, &servers)?);
         }
-        Ok(Cluster { programs: programs.clone(), nodes, links })
+        Ok(Cluster { programs: programs.clone(), nodes, net: Net::Proxies(links) })
     }
 
     pub fn size(&self) -> usize {
@@ -186,6 +246,9 @@ impl Cluster {
 
     pub fn start(&mut self, sid: usize) -> Result<(), String> {
         let mut cmd = self.command(self.node(sid));
+        if let Net::Namespaces(net) = &self.net {
+            cmd = net.wrap(sid, &cmd);
+        }
         let n = &mut self.nodes[sid - 1];
         if n.child.is_some() {
             return Ok(());
@@ -196,6 +259,7 @@ impl Cluster {
         cmd.current_dir(&n.dir).stdin(Stdio::null()).stdout(logf).stderr(logf2);
         guard_child(&mut cmd);
         let child = cmd.spawn().map_err(|e| format!("cannot start {} peer {sid}: {e}", n.kind.name()))?;
+        netns::register_child(child.id());
         n.child = Some(child);
         n.paused = false;
         Ok(())
@@ -207,6 +271,7 @@ impl Cluster {
         if let Some(mut c) = n.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            netns::unregister_child(c.id());
             n.mark("kill -9");
         }
         n.paused = false;
@@ -233,32 +298,75 @@ impl Cluster {
         n.paused = false;
     }
 
-    /// Cuts (both directions, both ports) every link between a member of `a` and one of `b`.
-    pub fn partition(&mut self, a: &[usize], b: &[usize]) {
-        for l in &self.links {
-            if (a.contains(&l.from) && b.contains(&l.to)) || (b.contains(&l.from) && a.contains(&l.to)) {
-                l.quorum.cut();
-                l.election.cut();
+    /// Cuts (both directions, both ports) every link between a member of `a` and one of
+    /// `b`: in netns mode every packet between them, in proxy mode what goes through the
+    /// proxies.
+    pub fn partition(&mut self, a: &[usize], b: &[usize]) -> Result<(), String> {
+        match &mut self.net {
+            Net::Proxies(links) => {
+                for l in links.iter() {
+                    if (a.contains(&l.from) && b.contains(&l.to)) || (b.contains(&l.from) && a.contains(&l.to)) {
+                        l.quorum.cut();
+                        l.election.cut();
+                    }
+                }
             }
+            Net::Namespaces(net) => net.cut(&netns::pairs_between(a, b)).map_err(|e| format!("cutting {a:?} | {b:?}: {e}"))?,
         }
         for n in &self.nodes {
             n.mark(&format!("partition {a:?} | {b:?}"));
         }
+        Ok(())
     }
 
-    pub fn heal(&mut self) {
-        for l in &self.links {
-            l.quorum.heal();
-            l.election.heal();
+    pub fn heal(&mut self) -> Result<(), String> {
+        match &mut self.net {
+            Net::Proxies(links) => {
+                for l in links.iter() {
+                    l.quorum.heal();
+                    l.election.heal();
+                }
+            }
+            Net::Namespaces(net) => net.heal().map_err(|e| format!("healing: {e}"))?,
         }
         for n in &self.nodes {
             n.mark("heal");
         }
+        Ok(())
     }
 
-    /// Which links are cut, as "from->to" (for the report).
+    /// Which links are cut, as "from->to" (proxies) or "a<->b" (namespaces), for reports.
     pub fn cut_links(&self) -> Vec<String> {
-        self.links.iter().filter(|l| l.quorum.is_cut()).map(|l| format!("{}->{}", l.from, l.to)).collect()
+        match &self.net {
+            Net::Proxies(links) => links.iter().filter(|l| l.quorum.is_cut()).map(|l| format!("{}->{}", l.from, l.to)).collect(),
+            Net::Namespaces(net) => net.cuts().iter().map(|(a, b)| format!("{a}<->{b}")).collect(),
+        }
+    }
+
+    /// What the network is, for the report.
+    pub fn describe_net(&self) -> String {
+        match &self.net {
+            Net::Proxies(links) => format!("proxy: peers on 127.0.0.1, {} link proxies (election callbacks bypass them)", links.len() * 2),
+            Net::Namespaces(net) => format!(
+                "netns: one namespace per peer ({}..{}), peers at {}..{}, bridge {} at {}; cuts are blackhole routes",
+                net.plan.netns(1),
+                net.plan.netns(self.nodes.len()),
+                net.plan.peer_ip(1),
+                net.plan.peer_ip(self.nodes.len()),
+                net.plan.bridge(),
+                net.plan.bridge_ip()
+            ),
+        }
+    }
+
+    /// Stops every peer and removes the namespaces (netns mode); an error names what
+    /// was left behind. Proxies go with the cluster.
+    pub fn shut_down(&mut self) -> Result<(), String> {
+        self.stop_all();
+        match &mut self.net {
+            Net::Proxies(_) => Ok(()),
+            Net::Namespaces(net) => net.teardown(),
+        }
     }
 
     /// Exits of peers that should be running (a crash is a finding).
@@ -330,6 +438,26 @@ impl Cluster {
             self.kill(sid);
         }
     }
+}
+
+/// Writes `<dir>/node<sid>/` (myid, zoo.cfg) and returns the node.
+fn write_node(dir: &Path, sid: usize, kind: Kind, client: SocketAddr, header: &str, servers: &str) -> Result<Node, String> {
+    let nd = dir.join(format!("node{sid}"));
+    let data = nd.join("data");
+    fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    fs::write(data.join("myid"), format!("{sid}\n")).map_err(|e| format!("cannot write myid: {e}"))?;
+    let cfg = nd.join("zoo.cfg");
+    let text = format!(
+        "{header}tickTime={TICK_TIME_MS}\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+         clientPortAddress={}\nmaxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
+         standaloneEnabled=false\nreconfigEnabled=false\nsnapCount={SNAP_COUNT}\n{servers}",
+        data.display(),
+        client.port(),
+        client.ip()
+    );
+    fs::write(&cfg, text).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
+    let log = nd.join("server.log");
+    Ok(Node { sid, kind, client, dir: nd, cfg, log, child: None, paused: false })
 }
 
 impl Drop for Cluster {

@@ -2,7 +2,8 @@
 //! a mix) while a nemesis kills, pauses and cuts off peers, then checks what the
 //! clients saw and what the peers hold (docs/reliability.md).
 //!
-//! * [`cluster`]: the peers and the link proxies between them;
+//! * [`cluster`]: the peers and the network between them ([`netns`]: a namespace per
+//!   peer; [`proxy`]: link proxies on loopback);
 //! * [`nemesis`]: the faults;
 //! * [`workload`]: the clients and their histories;
 //! * [`checks`] and [`linearizability`]: what must hold afterwards.
@@ -11,6 +12,7 @@ pub mod checks;
 pub mod cluster;
 pub mod linearizability;
 pub mod nemesis;
+pub mod netns;
 pub mod proxy;
 pub mod workload;
 
@@ -26,7 +28,7 @@ use crate::bench::servers::{Kind, ServerPrograms, WorkDir};
 use crate::client::zookeeper::ZooKeeper;
 use crate::proto::Code;
 use checks::{NodeState, Tree};
-use cluster::Cluster;
+use cluster::{Cluster, NetMode};
 use linearizability::{Operation, RegisterInput, RegisterOutput};
 use nemesis::FaultKind;
 use workload::{Clock, History, Outcome, WorkloadConfig, EPH, MULTI, ROOT, SEQ, WATCHED};
@@ -73,6 +75,8 @@ pub struct ChaosConfig {
     pub faults: Vec<FaultKind>,
     pub session_timeout_ms: i32,
     pub check_reads: bool,
+    /// How peers are connected and cut (namespaces: full partitions).
+    pub net: NetMode,
     pub seed: u64,
     pub keep_dir: bool,
     /// Where the ensemble lives (a temporary directory if None).
@@ -129,17 +133,25 @@ pub fn run(cfg: &ChaosConfig) -> Result<Report, String> {
     crate::system_properties::set("zookeeper.request.timeout", &(cfg.session_timeout_ms * 2).to_string());
     let mut workdir = WorkDir::new("zk-chaos")?;
     let dir = cfg.dir.clone().unwrap_or_else(|| workdir.path().to_path_buf());
-    let mut cluster = Cluster::new(&cfg.layout, &cfg.programs, &dir)?;
+    if !cfg.keep_dir && cfg.dir.is_none() {
+        netns::register_scratch_dir(&dir);
+    }
+    let mut cluster = Cluster::new(&cfg.layout, &cfg.programs, &dir, cfg.net)?;
     let mut rep = Report::default();
     let names: Vec<&str> = cfg.layout.iter().map(|k| k.name()).collect();
     let _ = writeln!(rep.text, "zk-chaos: {} peers [{}], {:?} of faults {:?}, {} clients, seed {}", cfg.layout.len(), names.join(","), cfg.duration, cfg.faults, cfg.clients, cfg.seed);
+    let _ = writeln!(rep.text, "network: {}", cluster.describe_net());
     let _ = writeln!(rep.text, "ensemble directory: {}", dir.display());
 
     let result = run_in(cfg, &mut cluster, &mut rep);
     if let Err(e) = &result {
         rep.findings.push(e.clone());
     }
-    cluster.stop_all();
+    // A leaked namespace is zk-chaos's own failure, but it must not pass unnoticed.
+    if let Err(e) = cluster.shut_down() {
+        rep.findings.push(format!("zk-chaos could not remove its network: {e}"));
+    }
+    netns::unregister_scratch_dir(&dir);
     if !rep.passed() || cfg.keep_dir {
         workdir.keep();
         rep.dir = Some(dir);
@@ -217,7 +229,7 @@ fn run_in(cfg: &ChaosConfig, cluster: &mut Cluster, rep: &mut Report) -> Result<
             if recovered { "" } else { " (not serving again within 30 s)" }
         );
     }
-    cluster.heal();
+    let healed = cluster.heal();
     for sid in 1..=cluster.size() {
         if cluster.node(sid).is_paused() {
             cluster.resume(sid);
@@ -230,6 +242,7 @@ fn run_in(cfg: &ChaosConfig, cluster: &mut Cluster, rep: &mut Report) -> Result<
     if let Some(e) = nemesis_error {
         return Err(e);
     }
+    healed?;
     cluster.wait_serving(SERVE_TIMEOUT).map_err(|e| format!("after the faults: {e}"))?;
     rep.ops = ops_done.load(Ordering::Relaxed);
     rep.ok = history.counts.ok;

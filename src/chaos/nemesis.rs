@@ -110,7 +110,8 @@ pub fn choose(rng: &mut Rng, kinds: &[FaultKind], n: usize, leader: Option<usize
 }
 
 /// Applies a fault and undoes it when its time is up; `sleep` waits (so a run can stop
-/// between steps). Returns an error if a peer could not be restarted.
+/// between steps). Returns an error if a peer could not be restarted or a cut could not be
+/// made or undone.
 pub fn apply(cluster: &mut Cluster, fault: &Fault, sleep: &mut dyn FnMut(Duration)) -> Result<(), String> {
     match fault {
         Fault::Kill { sid, down } => {
@@ -124,17 +125,16 @@ pub fn apply(cluster: &mut Cluster, fault: &Fault, sleep: &mut dyn FnMut(Duratio
             cluster.resume(*sid);
             Ok(())
         }
-        Fault::Partition { a, b, hold, .. } => {
-            cluster.partition(a, b);
-            sleep(*hold);
-            cluster.heal();
-            Ok(())
-        }
-        Fault::Bridge { a, b, hold, .. } => {
-            cluster.partition(a, b);
-            sleep(*hold);
-            cluster.heal();
-            Ok(())
+        // A bridge is the partition of its two pairs: the bridging peer is on neither side,
+        // so it keeps its links to all four.
+        Fault::Partition { a, b, hold, .. } | Fault::Bridge { a, b, hold, .. } => {
+            let cut = cluster.partition(a, b);
+            if cut.is_ok() {
+                sleep(*hold);
+            }
+            // Heal even after a failed cut: part of it may be in place.
+            let healed = cluster.heal();
+            cut.and(healed)
         }
     }
 }
