@@ -246,20 +246,6 @@ fn assert_roles(ens: &Ensemble, leader: u64) {
     }
 }
 
-/// Threads of a process by name (`/proc/PID/task/*/comm`, which the kernel cuts to 15
-/// bytes: `SendWorker:3` stays whole, `QuorumConnectionThread-...` is `QuorumConnectio`).
-fn thread_names(pid: u32) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
-        for e in rd.flatten() {
-            if let Ok(c) = fs::read_to_string(e.path().join("comm")) {
-                *out.entry(c.trim().to_string()).or_default() += 1;
-            }
-        }
-    }
-    out
-}
-
 /// The threads of a peer to compare before and after peers came and went: for our
 /// peer all but the connection pool's (they time out after 60 s idle, as upstream's,
 /// so their number is not a leak signal); for Apache (`ZKRS_TEST_OURS=apache`) the

@@ -12,25 +12,12 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::ensemble::*;
+use common::zab_packets::{learner_info, packet};
 use zookeeper::client::ZooKeeper;
-use zookeeper::jute::{OutputArchive, Record};
 use zookeeper::proto::consts::CreateMode;
 use zookeeper::proto::ids;
-use zookeeper::proto::quorum::{LearnerInfo, QuorumPacket};
 
 const T: Duration = Duration::from_secs(30);
-
-fn packet(t: i32, zxid: i64, data: Option<Vec<u8>>) -> Vec<u8> {
-    let mut out = OutputArchive::new();
-    QuorumPacket { r#type: t, zxid, data, authinfo: Vec::new() }.serialize(&mut out);
-    out.into_inner()
-}
-
-fn learner_info(sid: i64) -> Vec<u8> {
-    let mut out = OutputArchive::new();
-    LearnerInfo { serverid: sid, protocol_version: 0x10000, config_version: 0 }.serialize(&mut out);
-    out.into_inner()
-}
 
 /// Writes `bytes` to the leader's quorum port and waits until the leader closes the
 /// connection (EOF or reset), returning how long that took. Anything the leader sends

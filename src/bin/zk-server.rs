@@ -8,6 +8,9 @@ use zookeeper::system_properties;
 fn main() {
     let args = system_properties::apply_args(std::env::args().skip(1));
     main_mod::init_logging();
+    // Before any server thread: snapshot-sized buffers (a SNAP for a learner, a
+    // snapshot file) must go back to the OS when freed; see the function.
+    zookeeper::common::memory::fix_mmap_threshold();
     let cfg = match main_mod::parse_args(&args) {
         Ok(c) => c,
         Err((code, msg)) => {

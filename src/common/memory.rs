@@ -23,3 +23,46 @@ pub fn release_free_memory() {
         }
     }
 }
+
+/// The mmap threshold [`fix_mmap_threshold`] sets: the largest buffer the protocol
+/// lets a single request, reply or znode hold (jute.maxbuffer's default, 0xfffff)
+/// rounded up. Whatever is larger is a bulk transient: a snapshot being written, or
+/// serialized for a learner's SNAP.
+pub const MMAP_THRESHOLD: usize = 1 << 20;
+
+/// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`], which also turns off its dynamic
+/// adjustment. Call once, before the server's threads start.
+///
+/// Why: by default glibc raises the threshold to the size of every mmapped block that
+/// is freed (up to 32 MB), and the trim threshold to twice that. After the first SNAP
+/// sent to a learner (a snapshot-sized buffer), the next one's buffer is no longer
+/// mmapped but carved from the calling thread's arena, and once freed it stays
+/// resident as the top of that arena, which is not trimmed below the raised threshold
+/// (and `malloc_trim` never trims a secondary arena's top). Every LearnerHandler is a
+/// new thread, and new threads cycle through up to 8 × cores arenas, so a leader kept
+/// one snapshot-sized block per arena: with a 4 MB tree and every sync a SNAP,
+/// peer_fault_leaks.rs saw a leader grow from 26 MB to 84 MB over 15 follower
+/// restarts (101 MB over 45: one block per arena, 16 arenas on 2 cores), and a
+/// follower by ~2.5 MB per resync. Upstream's LearnerHandler streams the
+/// snapshot into the socket's buffered stream and keeps no copy, and the JVM's heap is
+/// bounded by -Xmx, so Apache's footprint after a SNAP is what it was before; with the
+/// threshold fixed, our snapshot buffers are mmapped and go back to the OS when freed
+/// (and the trim threshold stays at its 128 KB default, so a secondary arena's free
+/// top is given back too), and the same holds for ours. The price is an mmap/munmap
+/// pair per allocation over 1 MB, which only snapshot-sized buffers make.
+pub fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        // <malloc.h>: M_MMAP_THRESHOLD.
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: mallopt takes two integers and only changes the allocator's own
+        // parameters under its lock; any thread may call it at any time.
+        let ok = unsafe { mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD as i32) };
+        if ok != 1 {
+            log::warn!("mallopt(M_MMAP_THRESHOLD, {MMAP_THRESHOLD}) failed");
+        }
+    }
+}

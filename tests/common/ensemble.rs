@@ -1204,10 +1204,28 @@ impl Node {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
     }
+    /// Thread name (as /proc shows it: 15 bytes at most) -> how many threads have it.
+    pub fn thread_names(&self) -> BTreeMap<String, usize> {
+        thread_names(self.running_pid("thread_names"))
+    }
     /// TCP ports the process listens on.
     pub fn listening_ports(&self) -> HashSet<u16> {
         listening_ports(self.running_pid("listening_ports"))
     }
+}
+
+/// Thread name (`/proc/PID/task/*/comm`: 15 bytes at most, so `LearnerHandler-/127...`
+/// shows as `LearnerHandler-`) -> number of threads of process `pid` with that name.
+pub fn thread_names(pid: u32) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for e in rd.flatten() {
+            if let Ok(c) = fs::read_to_string(e.path().join("comm")) {
+                *out.entry(c.trim().to_string()).or_default() += 1;
+            }
+        }
+    }
+    out
 }
 
 // -------------------------------------------------------------- ensemble --

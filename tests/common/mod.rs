@@ -29,6 +29,7 @@
 #![allow(dead_code)]
 
 pub mod ensemble;
+pub mod zab_packets;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
