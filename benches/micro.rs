@@ -34,7 +34,7 @@ use zookeeper::proto::{event_type, ids, op_code, CreateMode};
 use zookeeper::server::data_tree::DataTree;
 use zookeeper::server::persistence::util;
 use zookeeper::server::persistence::FileTxnLog;
-use zookeeper::server::server_cnxn::{Outgoing, ServerCnxn};
+use zookeeper::server::server_cnxn::{Outgoing, ServerCnxn, SharedStream};
 use zookeeper::server::server_stats::SentStats;
 use zookeeper::server::txn_record::TxnRecord;
 use zookeeper::server::watch::{WatchManager, WatcherMode};
@@ -322,10 +322,11 @@ fn watchers(n: usize) -> Watchers {
     let (server_side, remote): (TcpStream, SocketAddr) = listener.accept().expect("accept the loopback connection");
     let (tx, queue) = crossbeam_channel::unbounded();
     let sent = Arc::new(SentStats::default());
+    // Every connection shares the one accepted socket, as a connection's threads do.
+    let shared = SharedStream::new(server_side);
     let cnxns = (0..n)
         .map(|i| {
-            let sock = server_side.try_clone().expect("dup the socket (is `ulimit -n` above 1000?)");
-            let c = ServerCnxn::new(i as u64 + 1, remote, tx.clone(), sock, sent.clone());
+            let c = ServerCnxn::new(i as u64 + 1, remote, tx.clone(), shared.clone(), sent.clone());
             c.set_session_id(0x1000_0a1b_2c3d_0000 + i as i64);
             // As ServerCnxnFactory does for every connection: its `ip` identity.
             c.add_auth_info(Id::new("ip", &remote.ip().to_string()));
