@@ -246,10 +246,15 @@ fn request_throttle_stalls_keeps_order_and_drops_stale_like_apache() {
     // Every request that went through was timed (the setup create, the pipelined ones).
     let total = (CLIENTS * WRITES) as i64;
     assert!(a.queue_time_cnt > total && o.queue_time_cnt > total, "queue time counts {a:?} / {o:?}");
-    assert!(a.stale_dropped > 0, "Apache dropped nothing as stale: {a:?}");
+    // Apache drops the queued rest once it has seen the connection close; on a very
+    // slow machine it could in principle have processed all 500 by then.
+    assert!(a.stale_dropped > 0 || a.stale_created == 500, "Apache neither dropped nor processed the requests: {a:?}");
     assert!(o.stale_dropped > 0, "ours dropped nothing as stale: {o:?}");
     assert!(o.stale_created < 500, "ours processed every request of the closed connection: {o:?}");
     // After the first drop the connection is invalid and the rest go without being
     // counted again: one drop per connection, as Apache.
-    assert_eq!(o.stale_dropped, a.stale_dropped, "stale drops per connection");
+    assert_eq!(o.stale_dropped, 1, "stale drops per connection");
+    if a.stale_dropped > 0 {
+        assert_eq!(o.stale_dropped, a.stale_dropped, "stale drops per connection, ours vs Apache");
+    }
 }

@@ -114,17 +114,22 @@ impl BlueSettings {
             local_weight,
             renew_weight,
         };
-        if s.weight_enabled {
-            log::info!("Weighed connection throttling is enabled. But it will only be effective if connection throttling is enabled");
-            log::info!(
-                "The weights for different session types are: global {} renew {} local {}",
-                s.global_weight,
-                s.renew_weight,
-                s.local_weight
-            );
-        } else {
-            log::info!("Weighed connection throttling is disabled");
-        }
+        // Upstream logs this from a static initializer: once per process, not once per
+        // server (a quorum peer makes a new one on every role change).
+        static LOGGED: std::sync::Once = std::sync::Once::new();
+        LOGGED.call_once(|| {
+            if s.weight_enabled {
+                log::info!("Weighed connection throttling is enabled. But it will only be effective if connection throttling is enabled");
+                log::info!(
+                    "The weights for different session types are: global {} renew {} local {}",
+                    s.global_weight,
+                    s.renew_weight,
+                    s.local_weight
+                );
+            } else {
+                log::info!("Weighed connection throttling is disabled");
+            }
+        });
         s
     }
 }

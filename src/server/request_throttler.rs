@@ -82,7 +82,9 @@ impl ThrottlerSettings {
             stale_connection_check: system_properties::get_bool_or(STALE_CONNECTION_CHECK, d.stale_connection_check),
             stale_latency_check: system_properties::get_bool_or(STALE_LATENCY_CHECK, d.stale_latency_check),
         };
-        log::info!("{} = {} ms", SHUTDOWN_TIMEOUT, s.shutdown_timeout_ms);
+        // Once per process, as upstream's static initializer.
+        static LOGGED: std::sync::Once = std::sync::Once::new();
+        LOGGED.call_once(|| log::info!("{} = {} ms", SHUTDOWN_TIMEOUT, s.shutdown_timeout_ms));
         s
     }
 }
