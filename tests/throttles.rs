@@ -19,6 +19,7 @@ use std::net::Shutdown;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::ensemble::{Ensemble, EnsembleSpec, Impl};
 use common::{ApacheServer, OurServer, TestServer};
 use raw_client::{Handshake, RawClient};
 use zookeeper::jute::Record;
@@ -133,22 +134,26 @@ fn create_body(path: &str) -> Vec<u8> {
 /// Each client pipelines all its creates, then reads the replies: every one must come,
 /// successful and in order. Returns the elapsed time.
 fn pipelined_writers(s: &TestServer, prefix: &str) -> Duration {
-    let addr = s.connect_string();
+    pipelined_writers_at(&s.connect_string(), prefix, CLIENTS, WRITES)
+}
+
+fn pipelined_writers_at(addr: &str, prefix: &str, clients: usize, writes: usize) -> Duration {
+    let addr = addr.to_owned();
     let mut setup = RawClient::connect(&addr).unwrap_or_else(|e| panic!("connect: {e}"));
     let (h, _) = setup.call(op_code::CREATE, &create_body(prefix)).unwrap_or_else(|e| panic!("create {prefix}: {e}"));
     assert_eq!(h.err, 0, "create {prefix}");
     let start = Instant::now();
-    let workers: Vec<_> = (0..CLIENTS)
+    let workers: Vec<_> = (0..clients)
         .map(|i| {
             let addr = addr.clone();
             let prefix = prefix.to_owned();
             thread::spawn(move || {
                 let mut c = RawClient::connect_with(&addr, 30_000, Duration::from_secs(20)).unwrap_or_else(|e| panic!("connect: {e}"));
-                for j in 0..WRITES {
+                for j in 0..writes {
                     let body = create_body(&format!("{prefix}/c{i}-{j}"));
                     c.send_request(j as i32 + 1, op_code::CREATE, &body).unwrap_or_else(|e| panic!("send {j}: {e}"));
                 }
-                for j in 0..WRITES {
+                for j in 0..writes {
                     let (h, _) = c.recv_reply().unwrap_or_else(|e| panic!("client {i}: reply {j}: {e}"));
                     assert_eq!(h.xid, j as i32 + 1, "client {i}: replies out of order");
                     assert_eq!(h.err, 0, "client {i}: create {j} failed");
@@ -257,4 +262,95 @@ fn request_throttle_stalls_keeps_order_and_drops_stale_like_apache() {
     if a.stale_dropped > 0 {
         assert_eq!(o.stale_dropped, a.stale_dropped, "stale drops per connection, ours vs Apache");
     }
+}
+
+/// The throttler sits in front of every role's first processor: on an ensemble of two
+/// of ours and one Apache server (ours the likely leader, having the highest sid), all
+/// with max_requests 5, clients pipelining writes to each node (followers forward
+/// them, the leader proposes them) get every reply in order, and each node's throttler
+/// stalls.
+#[test]
+fn request_throttle_on_every_role_of_a_mixed_ensemble() {
+    let spec = EnsembleSpec::of(&[Impl::Apache, Impl::Ours, Impl::Ours])
+        .ours_arg(REQ_ARGS[0])
+        .apache_jvm_arg(REQ_ARGS[0])
+        .cfg("maxClientCnxns=0\n");
+    let ens = Ensemble::start(spec);
+    let leader = ens.wait_for_leader(Duration::from_secs(60));
+    ens.wait_for_mode_all(Duration::from_secs(60));
+    let sids = ens.sids();
+    let workers: Vec<_> = sids
+        .iter()
+        .map(|&sid| {
+            let addr = format!("127.0.0.1:{}", ens.node(sid).client_port());
+            thread::spawn(move || pipelined_writers_at(&addr, &format!("/ens{sid}"), 2, 150))
+        })
+        .collect();
+    let elapsed: Vec<Duration> = workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+    let mut report = Vec::new();
+    for (&sid, took) in sids.iter().zip(&elapsed) {
+        let text = ens.node(sid).four_letter("mntr");
+        let m: HashMap<String, String> = text.lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let waits = metric(&m, "zk_request_throttle_wait_count");
+        let role = if sid == leader { "leader" } else { "follower" };
+        report.push(format!("{:?} {role} {took:?} {waits} stalls", ens.node(sid).imp()));
+        assert!(waits > 0, "sid {sid} ({:?} {role}) never stalled", ens.node(sid).imp());
+    }
+    println!("[throttle] mixed ensemble, 2x150 pipelined creates per node, max_requests {MAX_REQUESTS}: {}", report.join(" / "));
+}
+
+/// Threads of this process whose name starts with `prefix` (`/proc/self/task/*/comm`,
+/// which holds at most 15 bytes of a name).
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+                .filter(|n| n.trim_end().starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Our server in this process, so that its threads can be seen: the throttler runs as
+/// upstream's "RequestThrottler" thread, and a shutdown while it holds a queue ends
+/// (within zookeeper.request_throttler.shutdownTimeout) with the thread gone.
+#[test]
+fn in_process_throttler_thread_and_shutdown() {
+    use zookeeper::server::zookeeper_server_main::{parse_args, run_from_config};
+    use zookeeper::system_properties;
+    // The server's log lines show with --nocapture (ZOO_LOG_LEVEL/RUST_LOG, info by default).
+    zookeeper::server::zookeeper_server_main::init_logging();
+    system_properties::set("zookeeper.request_throttle_max_requests", "2");
+    system_properties::set("zookeeper.request_throttler.shutdownTimeout", "3000");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let cfg_path = dir.path().join("zoo.cfg");
+    std::fs::create_dir_all(dir.path().join("data")).expect("dataDir");
+    std::fs::write(
+        &cfg_path,
+        format!("tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n", dir.path().join("data").display()),
+    )
+    .expect("write zoo.cfg");
+    let cfg = parse_args(&[cfg_path.display().to_string()]).unwrap_or_else(|(code, e)| panic!("config ({code}): {e}"));
+    let mut factory = run_from_config(cfg).unwrap_or_else(|(code, e)| panic!("start ({code}): {e}"));
+    assert_eq!(threads_named("RequestThrottle"), 1, "one RequestThrottler thread");
+
+    // A client pipelines writes and reads nothing: the throttler has a queue when the
+    // server shuts down.
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = RawClient::connect(&addr).unwrap_or_else(|e| panic!("connect: {e}"));
+    for j in 0..300 {
+        c.send_request(j + 1, op_code::CREATE, &create_body(&format!("/s{j}"))).unwrap_or_else(|e| panic!("send {j}: {e}"));
+    }
+    // The first reply: by then the server has read the pipeline, two at a time go on.
+    let (h, _) = c.recv_reply().unwrap_or_else(|e| panic!("first reply: {e}"));
+    assert_eq!((h.xid, h.err), (1, 0));
+    let start = Instant::now();
+    factory.shutdown();
+    let took = start.elapsed();
+    println!("[throttle] in-process shutdown with a queued pipeline: {took:?}");
+    assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
+    assert_eq!(threads_named("RequestThrottle"), 0, "the RequestThrottler thread is gone");
+    drop(c);
 }

@@ -817,9 +817,10 @@ impl ZooKeeperServer {
         }
         self.running.store(false, Ordering::Release);
         log::info!("shutting down");
-        self.session_tracker.shutdown();
-        // Before the first processor, so that what is queued can still be processed.
+        // First, as upstream: what is queued may still be processed (up to the
+        // throttler's shutdown timeout) while sessions and the processors are alive.
         self.request_throttler.shutdown();
+        self.session_tracker.shutdown();
         let _ = self.submit.send(Request::new(None, 0, 0, REQUEST_OF_DEATH, Vec::new(), Vec::new()));
         let hooks: Vec<Box<dyn FnOnce() + Send>> = std::mem::take(&mut *self.on_shutdown.lock());
         for h in hooks {
