@@ -127,7 +127,8 @@ pub struct CnxnState {
 
 /// `Request.isStale`. Requests without a connection (expiry, learners) never are, nor
 /// is a closeSession, which must outlive its connection to clean up the session.
-pub fn is_stale(settings: &ThrottlerSettings, op: i32, cnxn: Option<CnxnState>, age_ms: i64) -> bool {
+/// `age_ms` is only asked for when the latency check is on.
+pub fn is_stale(settings: &ThrottlerSettings, op: i32, cnxn: Option<CnxnState>, age_ms: impl FnOnce() -> i64) -> bool {
     let Some(c) = cnxn else { return false };
     if op == op_code::CLOSE_SESSION {
         return false;
@@ -135,7 +136,7 @@ pub fn is_stale(settings: &ThrottlerSettings, op: i32, cnxn: Option<CnxnState>, 
     if settings.stale_connection_check && (c.closed || c.invalid) {
         return true;
     }
-    settings.stale_latency_check && age_ms > c.session_timeout_ms
+    settings.stale_latency_check && age_ms() > c.session_timeout_ms
 }
 
 fn stale(settings: &ThrottlerSettings, r: &Request) -> bool {
@@ -144,7 +145,7 @@ fn stale(settings: &ThrottlerSettings, r: &Request) -> bool {
         invalid: c.is_invalid(),
         session_timeout_ms: c.session_timeout() as i64,
     });
-    is_stale(settings, r.r#type, cnxn, time::current_elapsed_time() - r.create_time)
+    is_stale(settings, r.r#type, cnxn, || time::current_elapsed_time() - r.create_time)
 }
 
 /// `Request.mustDrop`: an earlier request of the same connection was dropped.
@@ -294,12 +295,13 @@ impl RequestThrottler {
     }
 
     /// The bookkeeping of a request that is handed on, whether by the thread or, with
-    /// throttling off, by the caller: `stale_requests` and the time it spent queued.
-    pub fn record_submitted(&self, r: &Request, queued_at: i64) {
+    /// throttling off, by the caller (queued for 0 ms): `stale_requests` and the time it
+    /// spent queued.
+    pub fn record_submitted(&self, r: &Request, queued_ms: i64) {
         if stale(&self.settings, r) {
             METRICS.stale_requests.fetch_add(1, Ordering::Relaxed);
         }
-        METRICS.request_throttle_queue_time.add(time::current_elapsed_time() - queued_at);
+        METRICS.request_throttle_queue_time.add(queued_ms);
     }
 
     fn run(&self, weak: Weak<ZooKeeperServer>) {
@@ -346,7 +348,7 @@ impl RequestThrottler {
                 Admission::Stall => self.throttle_sleep(zks),
             }
         }
-        self.record_submitted(&r, queued_at);
+        self.record_submitted(&r, time::current_elapsed_time() - queued_at);
         zks.submit_request_now(r);
         true
     }
@@ -446,16 +448,16 @@ mod tests {
     #[test]
     fn staleness() {
         let s = ThrottlerSettings::default();
-        assert!(!is_stale(&s, op_code::CREATE, None, 1_000_000), "no connection");
-        assert!(!is_stale(&s, op_code::CREATE, cnxn(false, false), 1_000_000), "no latency check by default");
-        assert!(is_stale(&s, op_code::CREATE, cnxn(true, false), 0));
-        assert!(is_stale(&s, op_code::GET_DATA, cnxn(false, true), 0));
-        assert!(!is_stale(&s, op_code::CLOSE_SESSION, cnxn(true, true), 0), "closeSession must clean up");
+        assert!(!is_stale(&s, op_code::CREATE, None, || 1_000_000), "no connection");
+        assert!(!is_stale(&s, op_code::CREATE, cnxn(false, false), || 1_000_000), "no latency check by default");
+        assert!(is_stale(&s, op_code::CREATE, cnxn(true, false), || 0));
+        assert!(is_stale(&s, op_code::GET_DATA, cnxn(false, true), || 0));
+        assert!(!is_stale(&s, op_code::CLOSE_SESSION, cnxn(true, true), || 0), "closeSession must clean up");
         let off = ThrottlerSettings { stale_connection_check: false, ..s.clone() };
-        assert!(!is_stale(&off, op_code::CREATE, cnxn(true, true), 0));
+        assert!(!is_stale(&off, op_code::CREATE, cnxn(true, true), || 0));
         let latency = ThrottlerSettings { stale_latency_check: true, ..s };
-        assert!(!is_stale(&latency, op_code::CREATE, cnxn(false, false), 4000));
-        assert!(is_stale(&latency, op_code::CREATE, cnxn(false, false), 4001));
+        assert!(!is_stale(&latency, op_code::CREATE, cnxn(false, false), || 4000));
+        assert!(is_stale(&latency, op_code::CREATE, cnxn(false, false), || 4001));
     }
 
     #[test]

@@ -542,7 +542,7 @@ impl ZooKeeperServer {
         if self.request_throttler.enabled() {
             self.request_throttler.submit_request(self, si);
         } else {
-            self.request_throttler.record_submitted(&si, time::current_elapsed_time());
+            self.request_throttler.record_submitted(&si, 0);
             self.submit_request_now(si);
         }
     }
