@@ -1,6 +1,7 @@
 //! `org.apache.zookeeper.server`.
 
 pub mod auth;
+pub mod blue_throttle;
 pub mod command;
 pub mod container_manager;
 pub mod datadir_cleanup_manager;
@@ -18,6 +19,7 @@ pub mod quotas;
 pub mod reference_counted_acl_cache;
 pub mod request;
 pub mod request_processor;
+pub mod request_throttler;
 pub mod server_cnxn;
 pub mod server_cnxn_factory;
 pub mod server_stats;

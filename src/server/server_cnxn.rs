@@ -334,6 +334,9 @@ pub struct ServerCnxn {
     writer_done: AtomicBool,
     /// Freed memory was handed back after this connection (at most once).
     memory_released: AtomicBool,
+    /// The RequestThrottler dropped a request of this connection (`ServerCnxn.invalid`):
+    /// every later one is dropped too, so that no reply follows a gap.
+    invalid: AtomicBool,
 }
 
 impl ServerCnxn {
@@ -359,6 +362,7 @@ impl ServerCnxn {
             recv_limits: RecvLimits::default(),
             writer_done: AtomicBool::new(false),
             memory_released: AtomicBool::new(false),
+            invalid: AtomicBool::new(false),
         };
         c.stats.reset();
         c
@@ -399,8 +403,21 @@ impl ServerCnxn {
         }
     }
 
+    /// Also upstream's `isStale`: a closed connection's queued requests are stale.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    pub fn is_invalid(&self) -> bool {
+        self.invalid.load(Ordering::SeqCst)
+    }
+
+    /// `setInvalid`: a request of this connection was dropped, so the connection goes
+    /// (flushed first, as `sendCloseSession`) unless it has closed already.
+    pub fn set_invalid(&self) {
+        if !self.invalid.swap(true, Ordering::SeqCst) && !self.is_closed() {
+            self.send_close();
+        }
     }
 
     pub fn session_initialized(&self, valid: bool) {
@@ -450,6 +467,14 @@ impl ServerCnxn {
         if self.is_closed() {
             self.maybe_release_memory();
         }
+    }
+
+    /// A request counted by [`request_submitted`](Self::request_submitted) will never
+    /// reach FinalRequestProcessor (dropped by the RequestThrottler, session gone, or
+    /// of an unknown type): end its accounting the same way.
+    pub fn request_dropped(&self, op: i32, in_process: i64) {
+        self.read_left_pipeline(op);
+        self.request_answered(in_process);
     }
 
     /// The writer wrote a frame of `bytes` (length prefix included) and dropped it.

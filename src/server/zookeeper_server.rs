@@ -32,6 +32,8 @@ use crate::server::server_stats::ServerStats;
 use crate::server::session_tracker_impl::SessionTrackerImpl;
 use crate::server::sync_request_processor::SyncRequestProcessor;
 use crate::server::auth;
+use crate::server::blue_throttle::BlueThrottle;
+use crate::server::request_throttler::{self, RequestThrottler, ThrottlerSettings};
 use crate::system_properties;
 
 /// `ZooKeeperServer.superSecret`, mixed into the session password seed.
@@ -108,6 +110,10 @@ pub struct ZooKeeperServer {
     in_process: AtomicI64,
     /// When connection readers stop reading (read once at start).
     pub recv_limits: RecvLimits,
+    /// Between the connections and the first processor (`requestThrottler`).
+    request_throttler: Arc<RequestThrottler>,
+    /// Consulted for every ConnectRequest (`connThrottle`).
+    pub conn_throttle: BlueThrottle,
 }
 
 impl ZooKeeperServer {
@@ -149,7 +155,14 @@ impl ZooKeeperServer {
             learner_link: Mutex::new(None),
             quorum_peer,
             config,
+            request_throttler: Arc::new(RequestThrottler::new(ThrottlerSettings::from_system_properties())),
+            conn_throttle: BlueThrottle::from_system_properties(),
         });
+        // `startRequestThrottler`. Without its thread requests are submitted directly,
+        // which is also what an off throttler (the default) amounts to.
+        if let Err(e) = zks.request_throttler.start(&zks) {
+            log::error!("Unable to start the RequestThrottler thread, requests will not be throttled: {e}");
+        }
         if zks.enforce_quota {
             log::info!("zookeeper.enforceQuota = true, Quota Enforce enables");
         }
@@ -309,22 +322,44 @@ impl ZooKeeperServer {
         self.config.max_session_timeout
     }
 
-    /// `getInProcess`: requests of connections between submitRequest and their reply.
+    /// `getInProcess`: requests of connections handed to the first processor and not
+    /// yet answered (those still queued in the RequestThrottler are not counted).
     pub fn in_process(&self) -> i64 {
         self.in_process.load(Ordering::SeqCst)
+    }
+
+    /// `getInflight`: requests queued in the RequestThrottler.
+    pub fn inflight(&self) -> i64 {
+        self.request_throttler.inflight()
+    }
+
+    /// What `shouldThrottle` holds against `globalOutstandingLimit`: the larger of the
+    /// in-process and the throttler-queued counts.
+    fn global_outstanding(&self, in_process: i64) -> i64 {
+        in_process.max(self.inflight())
     }
 
     /// Whether `cnxn`'s reader must stop before its next request (upstream's
     /// `shouldThrottle`, plus the per-connection bounds of [`RecvLimits`]).
     pub fn recv_throttle_reason(&self, cnxn: &ServerCnxn, parked: bool) -> Option<RecvThrottleReason> {
-        cnxn.recv_throttle_reason(self.in_process(), parked)
+        cnxn.recv_throttle_reason(self.global_outstanding(self.in_process()), parked)
     }
 
     /// FinalRequestProcessor queued the reply of a request of `cnxn` (or had none to
-    /// send): `decInProcess` and `decrOutstandingAndCheckThrottle` in one.
+    /// send): `decInProcess` (which wakes a stalled RequestThrottler) and
+    /// `decrOutstandingAndCheckThrottle` in one.
     pub fn request_finished(&self, cnxn: &ServerCnxn) {
         let in_process = self.in_process.fetch_sub(1, Ordering::SeqCst) - 1;
-        cnxn.request_answered(in_process);
+        self.request_throttler.throttle_wake();
+        cnxn.request_answered(self.global_outstanding(in_process));
+    }
+
+    /// A request that was submitted will not reach the pipeline's end (`requestFinished`
+    /// on upstream's drop paths): its connection's counts are released as if answered.
+    pub fn request_dropped(&self, si: &Request) {
+        if let Some(c) = &si.cnxn {
+            c.request_dropped(si.r#type, self.global_outstanding(self.in_process()));
+        }
     }
 
     pub fn outstanding_requests(&self) -> i64 {
@@ -495,20 +530,37 @@ impl ZooKeeperServer {
         Some(Request::new(None, session_id, 0, op_code::CREATE_SESSION, timeout.to_be_bytes().to_vec(), Vec::new()))
     }
 
-    /// `submitRequest`: touch the session, then hand the request to the first stage.
-    pub fn submit_request(&self, mut si: Request) {
+    /// `submitRequest` / `enqueueRequest`: every request of a connection, and every
+    /// createSession and closeSession the server makes, goes through the
+    /// RequestThrottler (a learner's forwarded requests do not: `submitLearnerRequest`).
+    pub fn submit_request(&self, si: Request) {
+        // Counted against the connection from now on, queued or not, as upstream's
+        // `incrOutstandingAndCheckThrottle` before the request is enqueued.
+        if let Some(c) = &si.cnxn {
+            c.request_submitted(si.r#type);
+        }
+        if self.request_throttler.enabled() {
+            self.request_throttler.submit_request(self, si);
+        } else {
+            self.request_throttler.record_submitted(&si, 0);
+            self.submit_request_now(si);
+        }
+    }
+
+    /// `submitRequestNow`: touch the session, then hand the request to the first stage.
+    pub fn submit_request_now(&self, mut si: Request) {
         if let Some(c) = &si.cnxn {
             let id = c.session_id();
             if !self.session_tracker.touch_session(id, c.session_timeout()) {
                 log::debug!("Dropping request: session 0x{id:x} is not present or closing");
+                self.request_dropped(&si);
                 return;
             }
         }
         if Request::is_valid(si.r#type) {
             self.set_local_session_flag(&mut si);
-            if let Some(c) = &si.cnxn {
+            if si.cnxn.is_some() {
                 self.in_process.fetch_add(1, Ordering::SeqCst);
-                c.request_submitted(si.r#type);
             }
             // LeaderRequestProcessor / Follower- and ObserverRequestProcessor: the
             // upgrade goes ahead of the request that needs it.
@@ -531,6 +583,7 @@ impl ZooKeeperServer {
             }
         } else {
             log::warn!("Received packet at server of unknown type {}", si.r#type);
+            self.request_dropped(&si);
             // UnimplementedRequestProcessor: answer, then close the connection.
             if let Some(c) = &si.cnxn {
                 let hdr = ReplyHeader { xid: si.cxid, zxid: si.zxid, err: Code::Unimplemented.int() };
@@ -551,6 +604,21 @@ impl ZooKeeperServer {
     /// createSession txn is applied; for a reconnect, at once.
     pub fn process_connect_request(&self, cnxn: &Arc<ServerCnxn>, buf: &[u8]) -> Result<(), CloseConnection> {
         let (req, read_only) = decode_connect_request(buf)?;
+        // The connection throttle: a new session costs a global or local session's
+        // weight, a reconnect a renewal's (1 each unless weighing is on).
+        let local_sessions = self.session_tracker.local().is_some();
+        let need = self.conn_throttle.required_tokens(req.session_id != 0, local_sessions);
+        if !self.conn_throttle.check_limit(need) {
+            // NIOServerCnxn's handling of ClientCnxnLimitException.
+            request_throttler::METRICS.connection_rejected.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "Closing session 0x{:x}: ClientCnxnLimitException: Connection throttle rejected connection",
+                cnxn.session_id()
+            );
+            return Err(CloseConnection("Connection throttle rejected connection".into()));
+        }
+        request_throttler::METRICS.connection_token_deficit.add(self.conn_throttle.deficit());
+        request_throttler::METRICS.connection_request_count.fetch_add(1, Ordering::Relaxed);
         let read_only = match read_only {
             Some(b) => {
                 cnxn.is_old_client.store(false, Ordering::Release);
@@ -749,6 +817,9 @@ impl ZooKeeperServer {
         }
         self.running.store(false, Ordering::Release);
         log::info!("shutting down");
+        // First, as upstream: what is queued may still be processed (up to the
+        // throttler's shutdown timeout) while sessions and the processors are alive.
+        self.request_throttler.shutdown();
         self.session_tracker.shutdown();
         let _ = self.submit.send(Request::new(None, 0, 0, REQUEST_OF_DEATH, Vec::new(), Vec::new()));
         let hooks: Vec<Box<dyn FnOnce() + Send>> = std::mem::take(&mut *self.on_shutdown.lock());

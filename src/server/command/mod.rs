@@ -524,6 +524,7 @@ fn reset_metrics() {
     READ_PER_NAMESPACE.reset();
     WRITE_PER_NAMESPACE.reset();
     crate::server::quorum::commit_processor::METRICS.reset();
+    crate::server::request_throttler::METRICS.reset();
 }
 
 /// Metrics left out on purpose: the JVM pause monitor (there is no JVM).
@@ -585,7 +586,7 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
             "packets_sent" => sent_packets(zks).to_string(),
             "packets_received" => s.packets_received.load(Ordering::Relaxed).to_string(),
             "max_client_response_size" => s.packets_sent.max_size.load(Ordering::Relaxed).to_string(),
-            "connection_drop_probability" => "0.0".into(),
+            "connection_drop_probability" => java_double(zks.conn_throttle.drop_chance()),
             "watch_count" => tree.watch_count().to_string(),
             "auth_failed_count" => s.auth_failed_count.load(Ordering::Relaxed).to_string(),
             "min_latency" => s.min_latency().to_string(),
@@ -607,7 +608,10 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     for c in COUNTERS {
         let v = match c {
             "digest_mismatches_count" => crate::server::data_tree::DIGEST_MISMATCHES.load(Ordering::Relaxed),
-            c => crate::server::quorum::commit_processor::METRICS.counter(c).unwrap_or(0),
+            c => crate::server::quorum::commit_processor::METRICS
+                .counter(c)
+                .or_else(|| crate::server::request_throttler::METRICS.counter(c))
+                .unwrap_or(0),
         };
         kv(c, v.to_string());
     }
@@ -615,7 +619,10 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
     let summary = |name: &str| match name {
         "readlatency" => &s.read_latency,
         "updatelatency" => &s.update_latency,
-        n => crate::server::quorum::commit_processor::METRICS.summary(n).unwrap_or(&zero),
+        n => crate::server::quorum::commit_processor::METRICS
+            .summary(n)
+            .or_else(|| crate::server::request_throttler::METRICS.summary(n))
+            .unwrap_or(&zero),
     };
     for name in SUMMARIES {
         let m = summary(name);
