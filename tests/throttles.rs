@@ -354,3 +354,160 @@ fn in_process_throttler_thread_and_shutdown() {
     assert_eq!(threads_named("RequestThrottle"), 0, "the RequestThrottler thread is gone");
     drop(c);
 }
+
+// ------------------------------------------------------------------ throttled ops --
+
+/// Two requests in process at a time, and a request that queued longer than 50 ms is
+/// answered THROTTLEDOP (-127) instead of processed.
+const OP_ARGS: [&str; 2] = ["-Dzookeeper.request_throttle_max_requests=2", "-Dzookeeper.throttled_op_wait_time=50"];
+const THROTTLED: i32 = -127;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct OpFigures {
+    ok: usize,
+    throttled: usize,
+}
+
+/// `clients` connections pipeline `writes` creates under `prefix` each; every reply must
+/// come, in order, either OK or THROTTLEDOP. Returns the counts of each.
+fn throttled_pipelines(addr: &str, prefix: &str, clients: usize, writes: usize) -> OpFigures {
+    let mut setup = RawClient::connect(addr).unwrap_or_else(|e| panic!("connect: {e}"));
+    // The setup create may itself be throttled if the queue is busy: retry.
+    loop {
+        let (h, _) = setup.call(op_code::CREATE, &create_body(prefix)).unwrap_or_else(|e| panic!("create {prefix}: {e}"));
+        match h.err {
+            0 => break,
+            THROTTLED => thread::sleep(Duration::from_millis(20)),
+            e => panic!("create {prefix}: {e}"),
+        }
+    }
+    let workers: Vec<_> = (0..clients)
+        .map(|i| {
+            let addr = addr.to_owned();
+            let prefix = prefix.to_owned();
+            thread::spawn(move || {
+                let mut c = RawClient::connect_with(&addr, 30_000, Duration::from_secs(20)).unwrap_or_else(|e| panic!("connect: {e}"));
+                for j in 0..writes {
+                    c.send_request(j as i32 + 1, op_code::CREATE, &create_body(&format!("{prefix}/c{i}-{j}")))
+                        .unwrap_or_else(|e| panic!("send {j}: {e}"));
+                }
+                let mut f = OpFigures::default();
+                for j in 0..writes {
+                    let (h, _) = c.recv_reply().unwrap_or_else(|e| panic!("client {i}: reply {j}: {e}"));
+                    assert_eq!(h.xid, j as i32 + 1, "client {i}: replies out of order");
+                    match h.err {
+                        0 => f.ok += 1,
+                        THROTTLED => f.throttled += 1,
+                        e => panic!("client {i}: create {j} failed with {e}"),
+                    }
+                }
+                // The connection still works after its throttled requests.
+                let mut body = None;
+                for _ in 0..100 {
+                    let (h, b) = c
+                        .call_rec(op_code::GET_CHILDREN, &GetChildrenRequest { path: prefix.clone(), watch: false })
+                        .unwrap_or_else(|e| panic!("client {i}: getChildren: {e}"));
+                    if h.err == 0 {
+                        body = Some(b);
+                        break;
+                    }
+                    assert_eq!(h.err, THROTTLED, "client {i}: getChildren");
+                    thread::sleep(Duration::from_millis(20));
+                }
+                assert!(body.is_some(), "client {i}: getChildren throttled 100 times in a row");
+                f
+            })
+        })
+        .collect();
+    let mut total = OpFigures::default();
+    for w in workers {
+        let f = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        total.ok += f.ok;
+        total.throttled += f.throttled;
+    }
+    total
+}
+
+fn children_count(addr: &str, path: &str) -> usize {
+    let mut c = RawClient::connect(addr).unwrap_or_else(|e| panic!("connect: {e}"));
+    // A sync first, so that a follower has applied everything its leader committed.
+    let _ = c.call(op_code::SYNC, &zookeeper::proto::proto::SyncRequest { path: path.into() }.to_bytes());
+    let (h, body) = c
+        .call_rec(op_code::GET_CHILDREN, &GetChildrenRequest { path: path.into(), watch: false })
+        .unwrap_or_else(|e| panic!("getChildren {path}: {e}"));
+    assert_eq!(h.err, 0, "getChildren {path}");
+    GetChildrenResponse::from_bytes(&body).unwrap_or_else(|e| panic!("children: {e}")).children.len()
+}
+
+fn throttled_ops_run(s: &TestServer) -> (OpFigures, usize, i64) {
+    let addr = s.connect_string();
+    let f = throttled_pipelines(&addr, "/thr", 4, 100);
+    let kids = children_count(&addr, "/thr");
+    (f, kids, metric(&mntr(s), "zk_throttled_ops"))
+}
+
+/// `zookeeper.throttled_op_wait_time`: a request that waited too long in the
+/// throttler's queue is answered THROTTLEDOP in its turn and not applied; the others
+/// are, and `throttled_ops` counts the former. Apache 3.8 and ours, same arguments.
+#[test]
+fn throttled_ops_are_answered_throttled_and_not_applied_like_apache() {
+    let apache = ApacheServer::start_standalone_with_jvm_args("", &OP_ARGS);
+    let (a, a_kids, a_metric) = throttled_ops_run(&apache);
+    drop(apache);
+    let ours = OurServer::start_standalone("", &OP_ARGS);
+    let (o, o_kids, o_metric) = throttled_ops_run(&ours);
+    println!(
+        "[throttle] 4x100 pipelined creates, max_requests 2, throttled_op_wait_time 50 ms: apache ok {} throttled {} (mntr {a_metric}) / ours ok {} throttled {} (mntr {o_metric})",
+        a.ok, a.throttled, o.ok, o.throttled
+    );
+    for (name, f, kids, m) in [("apache", a, a_kids, a_metric), ("ours", o, o_kids, o_metric)] {
+        assert!(f.throttled > 0, "{name}: nothing throttled: {f:?}");
+        assert!(f.ok > 0, "{name}: everything throttled: {f:?}");
+        assert_eq!(kids, f.ok, "{name}: the znodes are exactly the creates answered OK");
+        // The setup create and the getChildren retries may be throttled too.
+        assert!(m >= f.throttled as i64, "{name}: zk_throttled_ops {m} < {} throttled replies", f.throttled);
+    }
+}
+
+/// The same on every role of an ensemble of two of ours and one Apache server (the
+/// Apache one, sid 3, most likely leads): a throttled request on a follower is never
+/// forwarded to the leader, it passes its CommitProcessor without waiting for a commit,
+/// and every node ends with the same tree.
+#[test]
+fn throttled_ops_on_every_role_of_a_mixed_ensemble() {
+    let spec = EnsembleSpec::of(&[Impl::Ours, Impl::Ours, Impl::Apache])
+        .ours_arg(OP_ARGS[0])
+        .ours_arg(OP_ARGS[1])
+        .apache_jvm_arg(OP_ARGS[0])
+        .apache_jvm_arg(OP_ARGS[1])
+        .cfg("maxClientCnxns=0\n");
+    let ens = Ensemble::start(spec);
+    let leader = ens.wait_for_leader(Duration::from_secs(60));
+    ens.wait_for_mode_all(Duration::from_secs(60));
+    let sids = ens.sids();
+    let addrs: Vec<String> = sids.iter().map(|&sid| format!("127.0.0.1:{}", ens.node(sid).client_port())).collect();
+    let workers: Vec<_> = sids
+        .iter()
+        .zip(&addrs)
+        .map(|(&sid, addr)| {
+            let addr = addr.clone();
+            thread::spawn(move || throttled_pipelines(&addr, &format!("/ens{sid}"), 2, 100))
+        })
+        .collect();
+    let figures: Vec<OpFigures> = workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+    let mut report = Vec::new();
+    for (&sid, f) in sids.iter().zip(&figures) {
+        let role = if sid == leader { "leader" } else { "follower" };
+        let m = metric(&ens.node(sid).four_letter("mntr").lines().filter_map(|l| l.split_once('\t')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect(), "zk_throttled_ops");
+        report.push(format!("{:?} {role}: ok {} throttled {} (mntr {m})", ens.node(sid).imp(), f.ok, f.throttled));
+        assert!(f.ok > 0, "sid {sid}: everything throttled: {f:?}");
+        assert!(m >= f.throttled as i64, "sid {sid}: zk_throttled_ops {m} < {}", f.throttled);
+        // Every node holds exactly the creates that some node answered OK.
+        for addr in &addrs {
+            assert_eq!(children_count(addr, &format!("/ens{sid}")), f.ok, "/ens{sid} as seen through {addr}");
+        }
+    }
+    println!("[throttle] mixed ensemble, 2x100 pipelined creates per node, throttled_op_wait_time 50 ms: {}", report.join(" / "));
+    let throttled: usize = figures.iter().map(|f| f.throttled).sum();
+    assert!(throttled > 0, "nothing throttled anywhere: {figures:?}");
+}

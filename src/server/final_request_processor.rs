@@ -252,6 +252,9 @@ impl FinalRequestProcessor {
                 return Err(e);
             }
         }
+        if request.throttled {
+            return Err(Code::Throttled);
+        }
         let body_bytes = request.request.as_slice();
         *last_op = op_code::short_name(request.r#type);
         let code = |c: i32| Code::from_i32(c).unwrap_or(Code::SystemError);

@@ -110,7 +110,10 @@ impl PrepRequestProcessor {
         request.hdr = None;
         request.txn = None;
         request.digest = None;
-        self.p_request_helper(request);
+        // A throttled request is only carried along to be answered THROTTLEDOP.
+        if !request.throttled {
+            self.p_request_helper(request);
+        }
         request.zxid = self.zks.zxid();
         // `setTxnDigest`: every txn carries the tree digest it leads to, which every
         // server checks after applying it.

@@ -42,6 +42,11 @@ pub struct Request {
     pub commit_proc_queue_start_time: i64,
     /// `commitRecvTime`: when the CommitProcessor got the request's commit (-1: never).
     pub commit_recv_time: i64,
+    /// `isThrottled`: it waited in the RequestThrottler longer than
+    /// `zookeeper.throttled_op_wait_time`. It then passes through the pipeline untouched
+    /// (not prepared, not forwarded to the leader, not committed, not applied) and is
+    /// answered THROTTLEDOP in its turn.
+    pub throttled: bool,
 }
 
 impl Request {
@@ -71,7 +76,13 @@ impl Request {
             is_local_session: false,
             commit_proc_queue_start_time: -1,
             commit_recv_time: -1,
+            throttled: false,
         }
+    }
+
+    /// `Request.isThrottlable`: session lifecycle and pings are never throttled.
+    pub fn is_throttlable(&self) -> bool {
+        !matches!(self.r#type, op_code::PING | op_code::CLOSE_SESSION | op_code::CREATE_SESSION)
     }
 
     /// The copy of a txn request the SyncRequestProcessor logs on a quorum server: the

@@ -16,7 +16,9 @@
 //! Deliberate difference: upstream runs the thread even when throttling is off (0, the
 //! default) and then only forwards. We skip that hop and submit in the caller's thread
 //! ([`RequestThrottler::enabled`]); the counters it keeps (`stale_requests`,
-//! `request_throttle_queue_time_ms`) are kept either way.
+//! `request_throttle_queue_time_ms`) are kept either way. A request handed on that way
+//! has waited 0 ms, so `zookeeper.throttled_op_wait_time` only ever throttles requests
+//! that queued here (upstream's could also trip when its forwarding thread lags).
 //!
 //! The decisions ([`admission`], [`is_stale`]) are plain functions, tested on their own.
 
@@ -43,6 +45,9 @@ pub const SHUTDOWN_TIMEOUT: &str = "zookeeper.request_throttler.shutdownTimeout"
 pub const STALE_CONNECTION_CHECK: &str = "zookeeper.request_stale_connection_check";
 /// `Request.staleLatencyCheck`: a request older than its session timeout is stale.
 pub const STALE_LATENCY_CHECK: &str = "zookeeper.request_stale_latency_check";
+/// `ZooKeeperServer.throttledOpWaitTime`: a request that waited longer than this in
+/// the throttler's queue is answered THROTTLEDOP instead of processed (0: never).
+pub const THROTTLED_OP_WAIT_TIME: &str = "zookeeper.throttled_op_wait_time";
 
 /// The throttler's configuration, read once at server start (upstream's statics; we
 /// have no JMX to change them later).
@@ -55,6 +60,8 @@ pub struct ThrottlerSettings {
     pub shutdown_timeout_ms: i64,
     pub stale_connection_check: bool,
     pub stale_latency_check: bool,
+    /// 0 (the default) turns it off.
+    pub throttled_op_wait_time_ms: i64,
 }
 
 impl Default for ThrottlerSettings {
@@ -66,6 +73,7 @@ impl Default for ThrottlerSettings {
             shutdown_timeout_ms: 10_000,
             stale_connection_check: true,
             stale_latency_check: false,
+            throttled_op_wait_time_ms: 0,
         }
     }
 }
@@ -81,6 +89,7 @@ impl ThrottlerSettings {
             shutdown_timeout_ms: int(SHUTDOWN_TIMEOUT, d.shutdown_timeout_ms),
             stale_connection_check: system_properties::get_bool_or(STALE_CONNECTION_CHECK, d.stale_connection_check),
             stale_latency_check: system_properties::get_bool_or(STALE_LATENCY_CHECK, d.stale_latency_check),
+            throttled_op_wait_time_ms: int(THROTTLED_OP_WAIT_TIME, d.throttled_op_wait_time_ms),
         };
         // Once per process, as upstream's static initializer.
         static LOGGED: std::sync::Once = std::sync::Once::new();
@@ -113,6 +122,12 @@ pub fn admission(max_requests: i64, drop_stale: bool, stale: bool, in_process: i
     } else {
         Admission::Stall
     }
+}
+
+/// `RequestThrottler.shouldThrottleOp`: a throttlable request that waited in the queue
+/// longer than a positive `zookeeper.throttled_op_wait_time`.
+pub fn should_throttle_op(throttlable: bool, throttled_op_wait_time_ms: i64, queued_ms: i64) -> bool {
+    throttlable && throttled_op_wait_time_ms > 0 && queued_ms > throttled_op_wait_time_ms
 }
 
 /// What [`is_stale`] needs to know of a request's connection.
@@ -159,6 +174,7 @@ pub struct ThrottleMetrics {
     pub request_throttle_wait_count: AtomicI64,
     pub stale_requests: AtomicI64,
     pub stale_requests_dropped: AtomicI64,
+    pub throttled_ops: AtomicI64,
     pub request_throttle_queue_time: Summary,
     pub connection_rejected: AtomicI64,
     pub connection_request_count: AtomicI64,
@@ -169,6 +185,7 @@ pub static METRICS: ThrottleMetrics = ThrottleMetrics {
     request_throttle_wait_count: AtomicI64::new(0),
     stale_requests: AtomicI64::new(0),
     stale_requests_dropped: AtomicI64::new(0),
+    throttled_ops: AtomicI64::new(0),
     request_throttle_queue_time: Summary::new(),
     connection_rejected: AtomicI64::new(0),
     connection_request_count: AtomicI64::new(0),
@@ -181,6 +198,7 @@ impl ThrottleMetrics {
             "request_throttle_wait_count" => &self.request_throttle_wait_count,
             "stale_requests" => &self.stale_requests,
             "stale_requests_dropped" => &self.stale_requests_dropped,
+            "throttled_ops" => &self.throttled_ops,
             "connection_rejected" => &self.connection_rejected,
             "connection_request_count" => &self.connection_request_count,
             _ => return None,
@@ -202,6 +220,7 @@ impl ThrottleMetrics {
             &self.request_throttle_wait_count,
             &self.stale_requests,
             &self.stale_requests_dropped,
+            &self.throttled_ops,
             &self.connection_rejected,
             &self.connection_request_count,
         ] {
@@ -295,13 +314,17 @@ impl RequestThrottler {
     }
 
     /// The bookkeeping of a request that is handed on, whether by the thread or, with
-    /// throttling off, by the caller (queued for 0 ms): `stale_requests` and the time it
-    /// spent queued.
-    pub fn record_submitted(&self, r: &Request, queued_ms: i64) {
+    /// throttling off, by the caller (queued for 0 ms): `stale_requests`, the time it
+    /// spent queued, and whether it waited too long to be processed (`throttled_ops`).
+    pub fn record_submitted(&self, r: &mut Request, queued_ms: i64) {
         if stale(&self.settings, r) {
             METRICS.stale_requests.fetch_add(1, Ordering::Relaxed);
         }
         METRICS.request_throttle_queue_time.add(queued_ms);
+        if should_throttle_op(r.is_throttlable(), self.settings.throttled_op_wait_time_ms, queued_ms) {
+            r.throttled = true;
+            METRICS.throttled_ops.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn run(&self, weak: Weak<ZooKeeperServer>) {
@@ -327,7 +350,7 @@ impl RequestThrottler {
 
     /// One request through the loop of `RequestThrottler.run`: dropped, or handed on
     /// once the pipeline has room. False when the throttler was killed meanwhile.
-    fn throttle(&self, zks: &ZooKeeperServer, r: Request, queued_at: i64) -> bool {
+    fn throttle(&self, zks: &ZooKeeperServer, mut r: Request, queued_at: i64) -> bool {
         if must_drop(&r) {
             zks.request_dropped(&r);
             return true;
@@ -348,7 +371,7 @@ impl RequestThrottler {
                 Admission::Stall => self.throttle_sleep(zks),
             }
         }
-        self.record_submitted(&r, time::current_elapsed_time() - queued_at);
+        self.record_submitted(&mut r, time::current_elapsed_time() - queued_at);
         zks.submit_request_now(r);
         true
     }
@@ -458,6 +481,19 @@ mod tests {
         let latency = ThrottlerSettings { stale_latency_check: true, ..s };
         assert!(!is_stale(&latency, op_code::CREATE, cnxn(false, false), || 4000));
         assert!(is_stale(&latency, op_code::CREATE, cnxn(false, false), || 4001));
+    }
+
+    #[test]
+    fn throttled_ops_only_when_waited_too_long_and_throttlable() {
+        assert!(!should_throttle_op(true, 0, 1_000_000), "0 turns it off");
+        assert!(!should_throttle_op(true, 5, 5), "at the limit is not over it");
+        assert!(should_throttle_op(true, 5, 6));
+        assert!(!should_throttle_op(false, 5, 6), "pings and session changes are never throttled");
+        let r = |t| Request::new(None, 1, 1, t, Vec::new(), Vec::new());
+        assert!(r(op_code::CREATE).is_throttlable() && r(op_code::GET_DATA).is_throttlable() && r(op_code::SYNC).is_throttlable());
+        for t in [op_code::PING, op_code::CREATE_SESSION, op_code::CLOSE_SESSION] {
+            assert!(!r(t).is_throttlable(), "{}", op_code::name(t));
+        }
     }
 
     #[test]

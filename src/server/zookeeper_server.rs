@@ -486,6 +486,9 @@ impl ZooKeeperServer {
         use crate::proto::proto::CreateRequest;
         use crate::proto::CreateMode;
         let Some(local) = self.session_tracker.local() else { return Ok(None) };
+        if request.throttled {
+            return Ok(None);
+        }
         if !matches!(request.r#type, op_code::CREATE | op_code::CREATE2 | op_code::MULTI) || !local.is_local(request.session_id) {
             return Ok(None);
         }
@@ -533,7 +536,7 @@ impl ZooKeeperServer {
     /// `submitRequest` / `enqueueRequest`: every request of a connection, and every
     /// createSession and closeSession the server makes, goes through the
     /// RequestThrottler (a learner's forwarded requests do not: `submitLearnerRequest`).
-    pub fn submit_request(&self, si: Request) {
+    pub fn submit_request(&self, mut si: Request) {
         // Counted against the connection from now on, queued or not, as upstream's
         // `incrOutstandingAndCheckThrottle` before the request is enqueued.
         if let Some(c) = &si.cnxn {
@@ -542,7 +545,7 @@ impl ZooKeeperServer {
         if self.request_throttler.enabled() {
             self.request_throttler.submit_request(self, si);
         } else {
-            self.request_throttler.record_submitted(&si, 0);
+            self.request_throttler.record_submitted(&mut si, 0);
             self.submit_request_now(si);
         }
     }

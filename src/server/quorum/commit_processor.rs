@@ -52,6 +52,10 @@ pub enum CommitEvent {
 /// `needCommit`: what must wait for the quorum. `match_syncs`: followers and observers
 /// also hold a sync until the leader answers it.
 pub fn need_commit(r: &Request, match_syncs: bool) -> bool {
+    if r.throttled {
+        // Never sent to the leader: it goes straight on, to be answered THROTTLEDOP.
+        return false;
+    }
     match r.r#type {
         t if op_code::is_quorum_write(t) => true,
         op_code::SYNC => match_syncs,
@@ -832,6 +836,26 @@ mod tests {
         assert_eq!(writes[0].hdr.as_ref().map(|h| h.zxid), Some(11), "the local request gets the committed header");
         assert_eq!(writes[0].commit_recv_time, 1234);
         assert_eq!(q.pending_count(), 0);
+        assert!(!q.has_work());
+    }
+
+    #[test]
+    fn a_throttled_write_waits_for_no_commit_but_keeps_its_place() {
+        let mut q = CommitQueues::new(true);
+        let mut throttled = req(1, 1, op_code::CREATE);
+        throttled.throttled = true;
+        assert!(!need_commit(&throttled, true));
+        q.push_request(throttled);
+        q.push_request(req(1, 2, op_code::GET_DATA));
+        assert_eq!(round(&mut q), (vec![(1, 1), (1, 2)], vec![], vec![]), "both go on at once, in order");
+        // Behind a real write of the session, a throttled one waits its turn.
+        q.push_request(req(1, 3, op_code::SET_DATA));
+        let mut t = req(1, 4, op_code::SET_DATA);
+        t.throttled = true;
+        q.push_request(t);
+        assert_eq!(round(&mut q), (vec![], vec![], vec![]));
+        q.push_committed(committed(1, 3, 12, op_code::SET_DATA));
+        assert_eq!(round(&mut q), (vec![], vec![(1, 3)], vec![(1, 4)]), "the write, then the throttled one");
         assert!(!q.has_work());
     }
 

@@ -159,10 +159,12 @@ fn follower_request_processor(rx: Receiver<Request>, commit: CommitSink, conn: A
         if r.r#type == REQUEST_OF_DEATH {
             break;
         }
-        // A local session's create/close is not forwarded to the leader.
-        let forward = is_forwarded_write(r.r#type)
+        // A local session's create/close is not forwarded to the leader, nor is a
+        // throttled request (upstream exits if one reaches Learner.request).
+        let forward = !r.throttled
+            && (is_forwarded_write(r.r#type)
             || r.r#type == op_code::SYNC
-            || (matches!(r.r#type, op_code::CREATE_SESSION | op_code::CLOSE_SESSION) && !r.is_local_session);
+                || (matches!(r.r#type, op_code::CREATE_SESSION | op_code::CLOSE_SESSION) && !r.is_local_session));
         let mut forwarded = None;
         if forward {
             let mut copy = Request::new(None, r.session_id, r.cxid, r.r#type, r.request.clone(), r.auth_info.clone());
