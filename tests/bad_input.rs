@@ -574,3 +574,42 @@ fn connection_flood_matches_apache() {
     assert!((55..=60).contains(&o.kept_open), "ours kept {} open (limit 60, one good client)", o.kept_open);
     assert!(o.closed_by_server >= o.opened - 60, "ours closed too few: {o:?}");
 }
+
+/// `zookeeper.maxCnxns`: the total number of client connections, whatever their
+/// address (maxClientCnxns off). A flood of 150 past a limit of 40: the good client's
+/// session keeps working, the rest are closed at accept as Apache does, and a new
+/// client is served once the flood has gone.
+#[test]
+fn total_connection_limit_matches_apache() {
+    const LIMIT: usize = 40;
+    let arg = format!("-Dzookeeper.maxCnxns={LIMIT}");
+    let apache = ApacheServer::start_standalone_with_jvm_args("maxClientCnxns=0", &[arg.as_str()]);
+    let ours = OurServer::start_standalone("maxClientCnxns=0", &[arg.as_str()]);
+    let mut results = Vec::new();
+    for (name, srv) in [("apache", &*apache), ("ours", &*ours)] {
+        let a = addr_of(srv);
+        seed(&a);
+        let (mut good, _) = session(&a);
+        let r = flood(&a, 150);
+        eprintln!("[maxCnxns] {name}: {r:?}");
+        assert_eq!(good_get(&mut good, 50, SEED_NODES[2].0), SEED_NODES[2].1.as_bytes(), "{name}: old session");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::panic::catch_unwind(|| verify(&a, "maxcnxns")).is_err() {
+            assert!(Instant::now() < deadline, "{name}: no new client after the flood");
+            thread::sleep(Duration::from_millis(500));
+        }
+        results.push((name, r));
+    }
+    let (a, o) = (&results[0].1, &results[1].1);
+    assert!(a.opened >= 140 && o.opened >= 140, "flood too small: {results:?}");
+    // Apache counts a connection once a selector thread has registered it, so a fast
+    // flood gets a few more in; it must still refuse most.
+    assert!(a.closed_by_server >= 150 - 2 * LIMIT, "apache closed too few: {a:?}");
+    // Ours counts at accept: the limit minus the good client (and seed's, if still
+    // closing), exactly.
+    assert!((LIMIT - 3..LIMIT).contains(&o.kept_open), "ours kept {} open (limit {LIMIT}, one good client)", o.kept_open);
+    let rejected = ours.four_letter("mntr").lines().find_map(|l| l.strip_prefix("zk_connection_rejected\t").map(str::to_owned));
+    let rejected: usize = rejected.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no zk_connection_rejected in mntr"));
+    assert!(rejected >= o.closed_by_server, "zk_connection_rejected {rejected} < {} closed", o.closed_by_server);
+    assert!(ours.log_contents().contains(&format!("maxCnxns configured value is {LIMIT}.")), "upstream's log line");
+}

@@ -25,6 +25,76 @@ static NEXT_CNXN_ID: AtomicU64 = AtomicU64::new(1);
 /// Small stacks: a connection thread only parses frames.
 const CNXN_THREAD_STACK: usize = 256 * 1024;
 
+/// `zookeeper.maxCnxns`: the most client connections a server holds at once (0, the
+/// default: no limit of the operator's).
+pub const MAX_CNXNS: &str = "zookeeper.maxCnxns";
+
+/// Each connection runs a reader and a writer thread.
+const THREADS_PER_CNXN: u64 = 2;
+/// Memory mappings a thread costs: its stack and guard page, and the signal stack and
+/// guard page std gives every thread.
+const MAPS_PER_THREAD: u64 = 4;
+/// Mappings and threads kept for everything else (heap, libraries, the server's own
+/// threads, connections of the election and quorum ports).
+const RESERVED_MAPS: u64 = 4096;
+const RESERVED_THREADS: u64 = 1024;
+
+/// How many connections this process can run, given the kernel's `vm.max_map_count`
+/// and `kernel.pid_max` (None: unknown, no bound from it). A thread that cannot get its
+/// mappings aborts the whole process inside std (it cannot even panic), so the accept
+/// thread must refuse connections before that point rather than find it. Upstream's
+/// selector threads have no such bound; this goes once connections stop costing
+/// threads.
+pub fn process_cnxn_capacity(max_map_count: Option<u64>, pid_max: Option<u64>) -> Option<u64> {
+    let by_maps = max_map_count.map(|m| m.saturating_sub(RESERVED_MAPS) / (MAPS_PER_THREAD * THREADS_PER_CNXN));
+    let by_pids = pid_max.map(|p| p.saturating_sub(RESERVED_THREADS) / THREADS_PER_CNXN);
+    match (by_maps, by_pids) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The connection limit in force: the operator's `zookeeper.maxCnxns` (if above 0) or
+/// the process's capacity, whichever is lower; 0 for none.
+pub fn total_cnxn_limit(max_cnxns: i64, capacity: Option<u64>) -> u64 {
+    let operator = u64::try_from(max_cnxns).ok().filter(|m| *m > 0);
+    match (operator, capacity) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(0),
+    }
+}
+
+fn read_proc_number(path: &str) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `initMaxCnxns`, with upstream's log lines, then the process's own bound.
+fn init_max_cnxns() -> u64 {
+    let mut configured = crate::system_properties::get_i64(MAX_CNXNS).filter(|v| i32::try_from(*v).is_ok()).unwrap_or(0);
+    if configured < 0 {
+        configured = 0;
+        log::warn!("maxCnxns should be greater than or equal to 0, using default value 0.");
+    } else if configured == 0 {
+        log::warn!("maxCnxns is not configured, using default value 0.");
+    } else {
+        log::info!("maxCnxns configured value is {configured}.");
+    }
+    let maps = read_proc_number("/proc/sys/vm/max_map_count");
+    let pids = read_proc_number("/proc/sys/kernel/pid_max");
+    let capacity = process_cnxn_capacity(maps, pids);
+    let limit = total_cnxn_limit(configured, capacity);
+    if let Some(c) = capacity {
+        if configured <= 0 || c < configured as u64 {
+            log::info!(
+                "at most {c} client connections at once: {THREADS_PER_CNXN} threads each (vm.max_map_count {}, kernel.pid_max {})",
+                maps.map_or("unknown".into(), |v| v.to_string()),
+                pids.map_or("unknown".into(), |v| v.to_string())
+            );
+        }
+    }
+    limit
+}
+
 /// The server a client port serves, if any: a quorum peer's changes with its role and
 /// is none while it elects or syncs (upstream's `ServerCnxnFactory.zkServer`).
 pub struct ServerHolder {
@@ -70,12 +140,13 @@ impl ServerCnxnFactory {
         let local = listener.local_addr()?;
         log::info!("binding to port {}", fmt_addr(&local));
         log::info!("maxClientCnxns set to {max}");
+        let total = init_max_cnxns();
         let stopped = Arc::new(AtomicBool::new(false));
         let h = holder.clone();
         let st = stopped.clone();
         let accept_thread = thread::Builder::new()
             .name(format!("NIOServerCxnFactory.AcceptThread:{}", fmt_addr(&local)))
-            .spawn(move || accept_loop(listener, h, max, st))?;
+            .spawn(move || accept_loop(listener, h, max, total, st))?;
         Ok(ServerCnxnFactory { holder, local, max_client_cnxns: max, stopped, accept_thread: Some(accept_thread) })
     }
 
@@ -100,7 +171,10 @@ impl ServerCnxnFactory {
     }
 }
 
-fn accept_loop(listener: TcpListener, holder: Arc<ServerHolder>, max: i32, stopped: Arc<AtomicBool>) {
+fn accept_loop(listener: TcpListener, holder: Arc<ServerHolder>, max: i32, total: u64, stopped: Arc<AtomicBool>) {
+    // `acceptErrorLogger`: a flood of refusals logs once a second, not once each.
+    let mut last_refusal_log: Option<std::time::Instant> = None;
+    let mut refused_since_log = 0u64;
     for stream in listener.incoming() {
         if stopped.load(Ordering::Acquire) {
             break;
@@ -119,6 +193,22 @@ fn accept_loop(listener: TcpListener, holder: Arc<ServerHolder>, max: i32, stopp
             serve_not_running(stream, remote);
             continue;
         };
+        if total > 0 {
+            // `limitTotalNumberOfCnxns`.
+            let alive = zks.cnxns.lock().len() as u64;
+            if alive >= total {
+                crate::server::request_throttler::METRICS.connection_rejected.fetch_add(1, Ordering::Relaxed);
+                refused_since_log += 1;
+                if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    log::error!("Too many connections {alive} - max is {total}");
+                    log::warn!("Error accepting new connection: Too many connections max allowed is {total} ({refused_since_log} refused)");
+                    last_refusal_log = Some(std::time::Instant::now());
+                    refused_since_log = 0;
+                }
+                drop(stream);
+                continue;
+            }
+        }
         if max > 0 {
             let ip = remote.ip();
             let count = zks.cnxns.lock().values().filter(|c| c.remote.ip() == ip).count();
@@ -435,5 +525,25 @@ fn reader_loop(stream: SharedStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeper
         if cnxn.is_closed() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_capacity_follows_the_kernels_limits() {
+        // The default vm.max_map_count runs out first: 4 mappings per thread, 2 threads.
+        assert_eq!(process_cnxn_capacity(Some(65530), Some(32768)), Some((65530 - 4096) / 8));
+        assert_eq!(process_cnxn_capacity(Some(1 << 20), Some(32768)), Some((32768 - 1024) / 2));
+        assert_eq!(process_cnxn_capacity(None, Some(4096)), Some(1536));
+        assert_eq!(process_cnxn_capacity(None, None), None);
+        assert_eq!(process_cnxn_capacity(Some(100), None), Some(0));
+        assert_eq!(total_cnxn_limit(0, Some(7679)), 7679);
+        assert_eq!(total_cnxn_limit(100, Some(7679)), 100);
+        assert_eq!(total_cnxn_limit(100_000, Some(7679)), 7679);
+        assert_eq!(total_cnxn_limit(-5, None), 0);
+        assert_eq!(total_cnxn_limit(10, None), 10);
     }
 }
