@@ -53,33 +53,6 @@ struct Cli {
     stats_interval: u64,
 }
 
-/// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and so in every thread it
-/// starts afterwards): they are then taken synchronously by [`wait_for_signal`].
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset fill a local set; pthread_sigmask only changes this
-    // thread's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) -> i32 {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is a valid signal set and `sig` a valid out pointer.
-    loop {
-        let rc = unsafe { libc::sigwait(set, &mut sig) };
-        if rc == 0 {
-            return sig;
-        }
-    }
-}
-
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -98,7 +71,7 @@ fn main() {
     cfg.max_connections = cli.max_connections.max(1);
     cfg.stats_interval = (cli.stats_interval > 0).then(|| Duration::from_secs(cli.stats_interval));
 
-    let signals = block_signals();
+    let signals = zookeeper::common::signals::TerminationSignals::block();
     let proxy = match OracleProxy::start(cfg) {
         Ok(p) => p,
         Err(e) => {
@@ -108,7 +81,7 @@ fn main() {
     };
     // The address actually bound (useful with port 0), for scripts and tests.
     println!("zk-oracle listening on {}", proxy.local_addr());
-    let sig = wait_for_signal(&signals);
+    let sig = signals.wait();
     log::info!("signal {sig}: stopping");
     let counters = proxy.shutdown();
     println!("zk-oracle: {counters}");

@@ -6,4 +6,5 @@ pub mod java_hash;
 pub mod java_random;
 pub mod circular_blocking_queue;
 pub mod memory;
+pub mod signals;
 pub mod time;
