@@ -745,6 +745,27 @@ fn torn_tails_and_corruption() {
         notes.push(apache_probe(&mut apache, &srv.data_dir(), "a wrong log magic"));
         assert_refuses(&mut srv, &[log.display().to_string(), "magic".into()], "a wrong log magic");
     }
+    // (f) an empty newest log: a crash between creating a log and writing its header
+    // (kill_9_during_write_load hit it). Apache 3.8.0 stops on it; ZOOKEEPER-2332
+    // (3.9.3) deletes the file, and so do we.
+    {
+        let mut srv = two_runs();
+        let (log, entries) = newest_log(&srv.data_dir());
+        let next = entries.last().unwrap().header.zxid + 1;
+        let empty = log.with_file_name(format!("log.{next:x}"));
+        fs::File::create(&empty).unwrap();
+        notes.push(apache_probe(&mut apache, &srv.data_dir(), "an empty newest log"));
+        srv.restart();
+        assert!(!empty.exists(), "{} not deleted", empty.display());
+        assert_eq!(t_nodes(&srv.connect_string()), expected_nodes(60), "empty newest log");
+        assert!(srv.log_contents().contains("Deleted empty tail log file"));
+        // New writes after it, and one more start, keep everything.
+        let mut c = RawClient::connect(&srv.connect_string()).unwrap();
+        create(&mut c, "/t/r2-060", b"data 2 60", 0);
+        srv.kill();
+        srv.restart();
+        assert_eq!(t_nodes(&srv.connect_string()).len(), 121);
+    }
     eprintln!("[durability] Apache 3.8 on the same files:\n  {}", notes.join("\n  "));
     eprintln!("[durability] torn tails and corruption in {:?}", t0.elapsed());
 }

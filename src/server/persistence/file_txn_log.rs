@@ -665,6 +665,16 @@ impl FileTxnIterator {
     fn go_to_next_log(&mut self) -> io::Result<bool> {
         match self.stored_files.pop() {
             Some(f) => {
+                // ZOOKEEPER-2332 (upstream 3.9.3): a crash between creating the newest
+                // log and writing its header leaves an empty file that would stop every
+                // later start; it can hold no transaction, so it goes.
+                if self.stored_files.is_empty() && std::fs::metadata(&f).map(|m| m.len() == 0).unwrap_or(false) {
+                    std::fs::remove_file(&f).map_err(|e| {
+                        io::Error::new(e.kind(), format!("Failed to delete empty tail log file: {}: {e}", f.display()))
+                    })?;
+                    log::warn!("Deleted empty tail log file {} (created before its header was written)", f.display());
+                    return Ok(false);
+                }
                 self.current = Some(OpenLog::open(&f)?);
                 Ok(true)
             }
@@ -883,5 +893,48 @@ mod tests {
             err.contains("invalid magic number") && err.contains("log.100000001"),
             "{err}"
         );
+    }
+
+    /// ZOOKEEPER-2332: an empty newest log (crash before its header) is deleted and
+    /// the older logs load; an empty log with newer logs after it is still an error.
+    #[test]
+    fn empty_tail_log_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = FileTxnLog::new(dir.path());
+        log.set_prealloc_size(0);
+        log.set_force_sync(false);
+        for z in 1..=3 {
+            log.append(&hdr(z, op_code::CREATE), Some(&create(&format!("/n{z}"))), None)
+                .unwrap();
+        }
+        log.commit().unwrap();
+        drop(log);
+        let empty = dir.path().join("log.4");
+        std::fs::write(&empty, b"").unwrap();
+        let log = FileTxnLog::new(dir.path());
+        let z: Vec<i64> = log.read(1).unwrap().map(|e| e.unwrap().header.zxid).collect();
+        assert_eq!(z, vec![1, 2, 3]);
+        assert!(!empty.exists());
+        assert_eq!(log.get_last_logged_zxid(), 3);
+
+        // In the middle it is not a torn tail: stop, as upstream does.
+        std::fs::write(&empty, b"").unwrap();
+        let mut log = FileTxnLog::new(dir.path());
+        log.set_prealloc_size(0);
+        log.set_force_sync(false);
+        log.append(&hdr(9, op_code::CREATE), Some(&create("/n9")), None)
+            .unwrap();
+        log.commit().unwrap();
+        drop(log);
+        let log = FileTxnLog::new(dir.path());
+        let err = match log.read(5) {
+            Err(e) => e.to_string(),
+            Ok(mut it) => match it.find(|e| e.is_err()) {
+                Some(Err(e)) => e.to_string(),
+                _ => String::new(),
+            },
+        };
+        assert!(err.contains("too short for a file header"), "{err:?}");
+        assert!(empty.exists());
     }
 }
