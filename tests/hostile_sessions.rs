@@ -295,9 +295,10 @@ fn many_sessions_with_many_watches_like_apache() {
     assert!(per_session <= 64 * 1024, "our RSS grew {} per session", per_session);
     let per_watch = o.rss_watching.saturating_sub(o.rss_connected) / nw;
     assert!(per_watch <= 400, "our RSS grew {per_watch} B per watch");
-    // And the sessions' memory is given back (Apache's heap does not shrink).
+    // And the sessions' memory is given back (Apache's heap does not shrink): at
+    // least three quarters of what they took (2,000 sessions: 142 MB -> 36 MB).
     assert!(
-        o.rss_after <= o.rss_base + (o.rss_watching - o.rss_base) / 2 + 8 * MIB,
+        o.rss_after <= o.rss_base + (o.rss_watching - o.rss_base) / 4 + 8 * MIB,
         "our RSS: {} before, {} with the sessions, {} after they left",
         mb(o.rss_base),
         mb(o.rss_watching),

@@ -261,7 +261,7 @@ fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperSe
     cnxn.recv_limits = zks.recv_limits;
     let cnxn = Arc::new(cnxn);
     cnxn.add_auth_info(crate::proto::data::Id::new("ip", &remote.ip().to_string()));
-    zks.cnxns.lock().insert(id, cnxn.clone());
+    zks.add_cnxn(cnxn.clone());
     let write_half = stream.clone();
     let c2 = cnxn.clone();
     let spawned = thread::Builder::new()

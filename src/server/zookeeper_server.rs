@@ -88,6 +88,9 @@ pub struct ZooKeeperServer {
     pub stats: ServerStats,
     /// Every open client connection (upstream keeps this set in the cnxn factory).
     pub cnxns: Mutex<HashMap<u64, Arc<ServerCnxn>>>,
+    /// The most connections open at once since memory was last handed back (see
+    /// [`ZooKeeperServer::remove_cnxn`]).
+    cnxn_peak: std::sync::atomic::AtomicUsize,
     running: AtomicBool,
     /// `shutdown` ran (a quorum server may stop without ever having served).
     shut_down: AtomicBool,
@@ -141,6 +144,7 @@ impl ZooKeeperServer {
             submit: first_tx,
             stats: ServerStats::default(),
             cnxns: Mutex::new(HashMap::new()),
+            cnxn_peak: std::sync::atomic::AtomicUsize::new(0),
             // A quorum role serves only once it has synced (`startServing`).
             running: AtomicBool::new(kind == ServerKind::Standalone),
             shut_down: AtomicBool::new(false),
@@ -790,10 +794,32 @@ impl ZooKeeperServer {
         Ok(())
     }
 
+    /// Register a new connection (upstream's factory `addCnxn`).
+    pub fn add_cnxn(&self, cnxn: Arc<ServerCnxn>) {
+        let mut cs = self.cnxns.lock();
+        cs.insert(cnxn.id, cnxn);
+        self.cnxn_peak.fetch_max(cs.len(), Ordering::Relaxed);
+    }
+
     /// Forget a closed connection: registry and watches (`removeCnxn`).
     pub fn remove_cnxn(&self, cnxn: &ServerCnxn) {
-        self.cnxns.lock().remove(&cnxn.id);
+        let left = {
+            let mut cs = self.cnxns.lock();
+            cs.remove(&cnxn.id);
+            cs.len()
+        };
         self.tree.write().remove_cnxn(cnxn.id);
+        // Thousands of sessions leaving free their connections' buffers and watches
+        // inside glibc's arenas, where they would stay (`common::memory`): each time
+        // the count halves from a peak of many, hand the free pages back. One trim per
+        // halving, by whichever connection crosses the mark.
+        let peak = self.cnxn_peak.load(Ordering::Relaxed);
+        if should_release_after_close(peak, left)
+            && self.cnxn_peak.compare_exchange(peak, left, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        {
+            log::debug!("{left} connections left of {peak}: releasing free memory");
+            crate::common::memory::release_free_memory();
+        }
     }
 
     /// `closeAllConnections`.
@@ -850,6 +876,15 @@ impl ZooKeeperServer {
     }
 }
 
+/// Connections at which a mass departure is worth a `malloc_trim`: below this many, what
+/// they held is small next to everything else.
+const RELEASE_PEAK_MIN: usize = 256;
+
+/// After a close leaving `left` connections: has the count halved from a `peak` of many?
+pub fn should_release_after_close(peak: usize, left: usize) -> bool {
+    peak >= RELEASE_PEAK_MIN && left <= peak / 2
+}
+
 /// The first frame of a client connection (`processConnectRequest`'s decoding): the
 /// ConnectRequest and, from 3.4 clients on, a trailing readOnly byte (None for an old
 /// client that sends none).
@@ -865,4 +900,20 @@ pub fn decode_request_header(buf: &[u8]) -> Result<(RequestHeader, &[u8]), Close
     let mut inp = InputArchive::new(buf);
     let h = RequestHeader::deserialize(&mut inp).map_err(|e| CloseConnection(format!("malformed request header: {e}")))?;
     Ok((h, inp.rest()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::should_release_after_close;
+
+    #[test]
+    fn memory_is_released_each_time_many_connections_halve() {
+        assert!(!should_release_after_close(100, 0), "few connections: not worth a trim");
+        assert!(!should_release_after_close(10_000, 5_001));
+        assert!(should_release_after_close(10_000, 5_000));
+        assert!(should_release_after_close(256, 0));
+        // The peak is then reset to what is left: the next halving trims again.
+        assert!(!should_release_after_close(5_000, 2_501));
+        assert!(should_release_after_close(5_000, 2_500));
+    }
 }
