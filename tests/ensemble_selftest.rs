@@ -272,6 +272,15 @@ fn five_apache_peers_in_groups_elect_the_highest_sid() {
     eprintln!("[selftest] 5 Apache peers: start to a leader serving in {:?}", t0.elapsed());
     assert_eq!(l, 5);
     assert_eq!(ens.wait_for_agreed_leader(&ens.sids(), T), 5);
-    let conf = ens.node(1).four_letter("conf");
+    // Agreeing on the leader is not serving yet: a follower still syncing answers
+    // "not currently serving" to the four-letter words.
+    let deadline = Instant::now() + T;
+    let conf = loop {
+        let c = ens.node(1).four_letter("conf");
+        if !c.contains("not currently serving") || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(conf.contains("group.1=1:2:3\n") && conf.contains("weight.5=2\n"), "{conf}");
 }
