@@ -92,3 +92,10 @@ pub fn apply_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
     }
     rest
 }
+
+/// Every property set, sorted by key (the AdminServer's `system_properties`).
+pub fn all_sorted() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = PROPS.read().as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    v.sort();
+    v
+}

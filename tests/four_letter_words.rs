@@ -11,84 +11,14 @@ mod common;
 #[path = "support/raw_client.rs"]
 mod raw_client;
 
-use common::{line_diff, ApacheServer, OurServer, TestServer, NO_4LW_WHITELIST};
-use raw_client::RawClient;
+use common::{line_diff, ApacheServer, OurServer, TestServer, MNTR_EXACT, MNTR_EXCEPTIONS, NO_4LW_WHITELIST};
+use raw_client::{children, create, exists, get_data, set_data, RawClient};
 use zookeeper::jute::Record;
-use zookeeper::proto::data::ACL;
 use zookeeper::proto::op_code;
 use zookeeper::proto::proto::*;
 
-/// mntr keys Apache prints that we leave out on purpose, with the reason.
-const MNTR_EXCEPTIONS: &[(&str, &str)] = &[
-    // JvmPauseMonitor: time the JVM stood still (GC pauses). There is no JVM.
-    ("avg_jvm_pause_time_ms", "JVM pause monitor"),
-    ("min_jvm_pause_time_ms", "JVM pause monitor"),
-    ("max_jvm_pause_time_ms", "JVM pause monitor"),
-    ("cnt_jvm_pause_time_ms", "JVM pause monitor"),
-    ("sum_jvm_pause_time_ms", "JVM pause monitor"),
-    ("p50_jvm_pause_time_ms", "JVM pause monitor"),
-    ("p95_jvm_pause_time_ms", "JVM pause monitor"),
-    ("p99_jvm_pause_time_ms", "JVM pause monitor"),
-    ("p999_jvm_pause_time_ms", "JVM pause monitor"),
-];
-
-/// mntr keys whose values must be equal (the data, sessions, connections and
-/// the request/response counting of the identical workload).
-const MNTR_EXACT: &[&str] = &[
-    "server_state",
-    "ephemerals_count",
-    "num_alive_connections",
-    "outstanding_requests",
-    "znode_count",
-    "global_sessions",
-    "non_mtls_remote_conn_count",
-    "last_client_response_size",
-    "max_client_response_size",
-    "min_client_response_size",
-    "packets_sent",
-    "packets_received",
-    "connection_drop_probability",
-    "watch_count",
-    "auth_failed_count",
-    "approximate_data_size",
-    "local_sessions",
-    "outstanding_tls_handshake",
-    "non_mtls_local_conn_count",
-    "cnt_readlatency",
-    "cnt_updatelatency",
-];
 
 // ---------------------------------------------------------------- workload --
-
-fn create(c: &mut RawClient, path: &str, data: &[u8], flags: i32) -> i32 {
-    let req = CreateRequest {
-        path: path.into(),
-        data: Some(data.to_vec()),
-        acl: vec![ACL::new(31, "world", "anyone")],
-        flags,
-    };
-    c.call(op_code::CREATE, &req.to_bytes()).expect("create").0.err
-}
-
-fn get_data(c: &mut RawClient, path: &str, watch: bool) -> i32 {
-    c.call(op_code::GET_DATA, &GetDataRequest { path: path.into(), watch }.to_bytes()).expect("getData").0.err
-}
-
-fn exists(c: &mut RawClient, path: &str, watch: bool) -> i32 {
-    c.call(op_code::EXISTS, &ExistsRequest { path: path.into(), watch }.to_bytes()).expect("exists").0.err
-}
-
-fn children(c: &mut RawClient, path: &str, watch: bool) -> i32 {
-    c.call(op_code::GET_CHILDREN, &GetChildrenRequest { path: path.into(), watch }.to_bytes())
-        .expect("getChildren")
-        .0
-        .err
-}
-
-fn set_data(c: &mut RawClient, path: &str, data: &[u8], version: i32) -> i32 {
-    let req = SetDataRequest { path: path.into(), data: Some(data.to_vec()), version };
-    c.call(op_code::SET_DATA, &req.to_bytes()).expect("setData").0.err
-}
 
 fn delete(c: &mut RawClient, path: &str, version: i32) -> i32 {
     c.call(op_code::DELETE, &DeleteRequest { path: path.into(), version }.to_bytes()).expect("delete").0.err

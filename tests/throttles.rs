@@ -329,7 +329,7 @@ fn in_process_throttler_thread_and_shutdown() {
     std::fs::create_dir_all(dir.path().join("data")).expect("dataDir");
     std::fs::write(
         &cfg_path,
-        format!("tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n", dir.path().join("data").display()),
+        format!("tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n", dir.path().join("data").display()),
     )
     .expect("write zoo.cfg");
     let cfg = parse_args(&[cfg_path.display().to_string()]).unwrap_or_else(|(code, e)| panic!("config ({code}): {e}"));

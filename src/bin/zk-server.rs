@@ -57,6 +57,10 @@ fn main() {
                         f.shutdown();
                     }
                     main.peer.shutdown();
+                    if let Some(a) = main.admin_server.as_mut() {
+                        a.shutdown();
+                    }
+                    main.metrics_provider.stop();
                 });
             }
             Err((code, msg)) => {
@@ -66,7 +70,7 @@ fn main() {
         }
     }
     match main_mod::run_from_config(cfg) {
-        Ok(mut factory) => stop_on_signal(signals, move || factory.shutdown()),
+        Ok(mut main) => stop_on_signal(signals, move || main.shutdown()),
         Err((code, msg)) => {
             eprintln!("{msg}");
             std::process::exit(code);

@@ -83,6 +83,10 @@ impl EphemeralSet {
     }
 }
 
+/// `DataTree.DIGEST_LOG_INTERVAL` / `DIGEST_LOG_LIMIT`.
+const DIGEST_LOG_INTERVAL: i64 = 128;
+const DIGEST_LOG_LIMIT: usize = 1024;
+
 pub struct DataTree {
     nodes: HashMap<String, DataNode, FastState>,
     ephemerals: HashMap<i64, EphemeralSet>,
@@ -98,6 +102,11 @@ pub struct DataTree {
     /// Upstream's tree digest (`NodeHashMapImpl`): the wrapping sum of every node's
     /// digest, kept up to date on each change so snapshots can carry it for free.
     digest: i64,
+    /// Recent digests for the `hash` command (`DataTree.digestLog`).
+    digest_log: std::collections::VecDeque<(i64, i64)>,
+    /// Replaying the txns a fuzzy snapshot already partly holds: digests are not
+    /// logged until the snapshot's own digest zxid is reached (`digestFromLoadedSnapshot`).
+    pub(crate) digest_fuzzy: bool,
 }
 
 /// One node's contribution to the tree digest.
@@ -165,6 +174,8 @@ impl DataTree {
             last_processed_zxid: 0,
             node_data_size: 0,
             digest: 0,
+            digest_log: std::collections::VecDeque::new(),
+            digest_fuzzy: false,
         };
         let mut root = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
         root.children.insert("zookeeper".into());
@@ -189,6 +200,22 @@ impl DataTree {
     /// The tree digest as of `last_processed_zxid`.
     pub fn digest(&self) -> i64 {
         self.digest
+    }
+
+    /// `logZxidDigest`: every `DIGEST_LOG_INTERVAL`th zxid's digest, the newest
+    /// `DIGEST_LOG_LIMIT` kept (the `hash` command's history).
+    fn log_zxid_digest(&mut self, zxid: i64) {
+        if zxid % DIGEST_LOG_INTERVAL == 0 {
+            self.digest_log.push_back((zxid, self.digest));
+            if self.digest_log.len() > DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
+        }
+    }
+
+    /// `getDigestLog`: (zxid, digest), oldest first.
+    pub fn digest_log(&self) -> Vec<(i64, i64)> {
+        self.digest_log.iter().copied().collect()
     }
 
     /// Subtracts a node's digest before it changes (`preChange`).
@@ -871,6 +898,9 @@ impl DataTree {
         }
         if !sub && rc.zxid > self.last_processed_zxid {
             self.last_processed_zxid = rc.zxid;
+        }
+        if !sub && !self.digest_fuzzy {
+            self.log_zxid_digest(rc.zxid);
         }
         rc
     }

@@ -1,5 +1,6 @@
 //! `org.apache.zookeeper.server`.
 
+pub mod admin;
 pub mod auth;
 pub mod blue_throttle;
 pub mod command;
@@ -11,6 +12,7 @@ pub mod ephemeral_type;
 pub mod expiry_queue;
 pub mod fault_points;
 pub mod final_request_processor;
+pub mod metrics;
 pub mod persistence;
 pub mod prep_request_processor;
 pub mod purge_txn_log;

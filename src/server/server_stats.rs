@@ -59,12 +59,67 @@ impl SentStats {
     }
 }
 
-/// `AvgMinMaxCounter`: count, sum, min, max of data points.
+/// `AvgMinMaxCounter` / `AvgMinMaxPercentileCounter`: count, sum, min, max of data
+/// points, and a uniform sample of them for percentiles.
 pub struct Summary {
     count: AtomicI64,
     total: AtomicI64,
     min: AtomicI64,
     max: AtomicI64,
+    sample: parking_lot::Mutex<Reservoir>,
+}
+
+/// `ResettableUniformReservoir`: the first 4,096 points, then each later point replaces
+/// a random slot with probability 4096/n (Vitter's algorithm R), so the sample stays
+/// uniform over everything since the last reset. Filled lazily: a summary never
+/// updated holds nothing.
+struct Reservoir {
+    values: Vec<i64>,
+    seen: u64,
+    rng: u64,
+}
+
+const RESERVOIR_SIZE: usize = 4096;
+
+impl Reservoir {
+    const fn new() -> Reservoir {
+        Reservoir { values: Vec::new(), seen: 0, rng: 0x9E37_79B9_7F4A_7C15 }
+    }
+
+    fn update(&mut self, v: i64) {
+        self.seen += 1;
+        if self.values.len() < RESERVOIR_SIZE {
+            self.values.push(v);
+            return;
+        }
+        // xorshift64*: statistical quality is all a sample needs.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % self.seen;
+        if (r as usize) < RESERVOIR_SIZE {
+            self.values[r as usize] = v;
+        }
+    }
+}
+
+/// Dropwizard's `UniformSnapshot.getValue` over sorted values: linear interpolation at
+/// position q·(n+1), clamped to the ends.
+pub fn snapshot_quantile(sorted: &[i64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q * (sorted.len() + 1) as f64;
+    let index = pos as usize;
+    if index < 1 {
+        return sorted[0] as f64;
+    }
+    if index >= sorted.len() {
+        return sorted[sorted.len() - 1] as f64;
+    }
+    let lower = sorted[index - 1] as f64;
+    let upper = sorted[index] as f64;
+    lower + (pos - pos.floor()) * (upper - lower)
 }
 
 impl Default for Summary {
@@ -76,7 +131,13 @@ impl Default for Summary {
 impl Summary {
     /// Usable in statics (process-wide metrics, like upstream's `ServerMetrics`).
     pub const fn new() -> Self {
-        Summary { count: AtomicI64::new(0), total: AtomicI64::new(0), min: AtomicI64::new(i64::MAX), max: AtomicI64::new(i64::MIN) }
+        Summary {
+            count: AtomicI64::new(0),
+            total: AtomicI64::new(0),
+            min: AtomicI64::new(i64::MAX),
+            max: AtomicI64::new(i64::MIN),
+            sample: parking_lot::const_mutex(Reservoir::new()),
+        }
     }
 
     pub fn add(&self, v: i64) {
@@ -84,6 +145,7 @@ impl Summary {
         self.total.fetch_add(v, Ordering::Relaxed);
         self.min.fetch_min(v, Ordering::Relaxed);
         self.max.fetch_max(v, Ordering::Relaxed);
+        self.sample.lock().update(v);
     }
 
     pub fn reset(&self) {
@@ -91,6 +153,22 @@ impl Summary {
         self.total.store(0, Ordering::Relaxed);
         self.min.store(i64::MAX, Ordering::Relaxed);
         self.max.store(i64::MIN, Ordering::Relaxed);
+        *self.sample.lock() = Reservoir::new();
+    }
+
+    /// The sampled points, sorted (`getSnapshot`).
+    pub fn sorted_sample(&self) -> Vec<i64> {
+        let mut v = self.sample.lock().values.clone();
+        v.sort_unstable();
+        v
+    }
+
+    /// `p50_`, `p95_`, `p99_`, `p999_` as `mntr` prints them: each quantile of the
+    /// sample rounded half up (`Math.round`).
+    pub fn percentiles(&self) -> [(&'static str, i64); 4] {
+        let s = self.sorted_sample();
+        let q = |x: f64| (snapshot_quantile(&s, x) + 0.5).floor() as i64;
+        [("p50", q(0.5)), ("p95", q(0.95)), ("p99", q(0.99)), ("p999", q(0.999))]
     }
 
     pub fn count(&self) -> i64 {
@@ -230,5 +308,39 @@ impl ServerStats {
 
     pub fn update_client_response_size(&self, size: i64) {
         self.packets_sent.update_client_response_size(size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_as_dropwizard() {
+        let s = Summary::new();
+        assert_eq!(s.percentiles(), [("p50", 0), ("p95", 0), ("p99", 0), ("p999", 0)]);
+        for v in (1..=100).rev() {
+            s.add(v);
+        }
+        // positions q·101: 50.5 → 50.5, 95.95 → 95.95, 99.99 → 99.99, past the end → 100
+        assert_eq!(s.percentiles(), [("p50", 51), ("p95", 96), ("p99", 100), ("p999", 100)]);
+        s.reset();
+        assert!(s.sorted_sample().is_empty());
+        s.add(7);
+        assert_eq!(s.percentiles(), [("p50", 7), ("p95", 7), ("p99", 7), ("p999", 7)]);
+    }
+
+    #[test]
+    fn the_sample_stays_bounded_and_uniform() {
+        let s = Summary::new();
+        for v in 0..200_000 {
+            s.add(v);
+        }
+        let sample = s.sorted_sample();
+        assert_eq!(sample.len(), RESERVOIR_SIZE);
+        let p50 = s.percentiles()[0].1;
+        assert!((90_000..110_000).contains(&p50), "median of a uniform 0..200000 sample: {p50}");
+        // Points from the whole range, not only the first 4,096.
+        assert!(*sample.last().unwrap_or(&0) > 150_000);
     }
 }

@@ -134,6 +134,15 @@ impl SessionTracker {
         self.local().map(|l| l.count()).unwrap_or(0)
     }
 
+    /// `getSessionExpiryMap`: the global sessions' expiry buckets (a learner tracks none).
+    pub fn expiry_buckets(&self) -> Vec<(i64, Vec<i64>)> {
+        match self {
+            SessionTracker::Global(t) => t.expiry_buckets(),
+            SessionTracker::Leader(t) => t.global.expiry_buckets(),
+            SessionTracker::Learner(_) => Vec::new(),
+        }
+    }
+
     pub fn dump(&self) -> String {
         match self {
             SessionTracker::Global(t) => t.dump(),

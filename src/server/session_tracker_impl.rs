@@ -210,6 +210,11 @@ impl SessionTrackerImpl {
         self.state.lock().sessions_by_id.iter().map(|(k, v)| (*k, v.timeout)).collect()
     }
 
+    /// `getSessionExpiryMap`: expiry time to the sessions expiring then, times ascending.
+    pub fn expiry_buckets(&self) -> Vec<(i64, Vec<i64>)> {
+        self.state.lock().queue.buckets()
+    }
+
     /// `SessionTrackerImpl.dumpSessions` (the `dump` word's first part).
     pub fn dump(&self) -> String {
         let st = self.state.lock();

@@ -62,6 +62,20 @@ impl ZKDatabase {
         db
     }
 
+    /// `getLastSnapshotInfo`: (zxid, modification time in ms) of the newest snapshot
+    /// in the snapshot directory, the one written last or loaded at start.
+    pub fn last_snapshot_info(&self) -> Option<(i64, i64)> {
+        let snap = self.txn_snap_log.snap();
+        let path = snap.find_most_recent_snapshot().ok().flatten()?;
+        let zxid = crate::server::persistence::util::zxid_of(&path, crate::server::persistence::util::SNAPSHOT_FILE_PREFIX);
+        let ms = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)?;
+        Some((zxid, ms))
+    }
+
     fn install(&self, restored: Restored) {
         let Restored { tree, sessions, committed, .. } = restored;
         *self.tree.write() = tree;

@@ -17,6 +17,25 @@ pub mod exit_code {
     pub const UNEXPECTED_ERROR: i32 = 1;
     pub const INVALID_INVOCATION: i32 = 2;
     pub const UNABLE_TO_ACCESS_DATADIR: i32 = 3;
+    pub const ERROR_STARTING_ADMIN_SERVER: i32 = 4;
+}
+
+/// A running standalone server: its client port and its AdminServer.
+pub struct ZooKeeperServerMain {
+    pub factory: ServerCnxnFactory,
+    pub admin_server: Option<crate::server::admin::jetty_admin_server::JettyAdminServer>,
+    pub metrics_provider: crate::server::metrics::MetricsProvider,
+}
+
+impl ZooKeeperServerMain {
+    /// `shutdown`: the client port (and the server behind it), then the AdminServer.
+    pub fn shutdown(&mut self) {
+        self.factory.shutdown();
+        if let Some(a) = self.admin_server.as_mut() {
+            a.shutdown();
+        }
+        self.metrics_provider.stop();
+    }
 }
 
 pub const USAGE: &str = "Usage: ZooKeeperServerMain configfile | port datadir [ticktime] [maxcnxns]";
@@ -87,7 +106,7 @@ pub fn parse_args(args: &[String]) -> Result<QuorumPeerConfig, (i32, String)> {
 }
 
 /// `runFromConfig`: returns once the server is serving; the factory owns the threads.
-pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32, String)> {
+pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ZooKeeperServerMain, (i32, String)> {
     // QuorumPeerMain starts the autopurge task first; its thread outlives this handle.
     crate::server::datadir_cleanup_manager::DatadirCleanupManager::new(
         cfg.data_dir.clone(),
@@ -135,6 +154,24 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32,
     let backlog = cfg.client_port_listen_backlog;
     let zks = ZooKeeperServer::start(cfg, snap_log, tree, restored.sessions)
         .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start server: {e}")))?;
+    let metrics_provider = crate::server::metrics::start(
+        &zks.config.metrics_provider_class_name,
+        &zks.config.metrics_provider_configuration,
+        crate::server::metrics::prometheus_metrics_provider::Source::Standalone(zks.clone()),
+    )
+    .map_err(|e| {
+        zks.shutdown();
+        log::error!("Unexpected exception, exiting abnormally: {e}");
+        (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
+    })?;
+    // Upstream starts the AdminServer before the client port, and a server whose
+    // AdminServer cannot start does not serve at all.
+    let admin_server = crate::server::admin::start(crate::server::admin::jetty_admin_server::Target::Standalone(zks.clone()))
+        .map_err(|e| {
+            zks.shutdown();
+            log::error!("Unable to start AdminServer, exiting abnormally: {e}");
+            (exit_code::ERROR_STARTING_ADMIN_SERVER, format!("Unable to start AdminServer, exiting abnormally\n{e}"))
+        })?;
     let factory = ServerCnxnFactory::start(zks.clone(), addr, backlog).map_err(|e| {
         zks.shutdown();
         log::error!("Unexpected exception, exiting abnormally: {e}");
@@ -143,7 +180,7 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ServerCnxnFactory, (i32,
     ContainerManager::new(zks)
         .start()
         .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start ContainerManager: {e}")))?;
-    Ok(factory)
+    Ok(ZooKeeperServerMain { factory, admin_server, metrics_provider })
 }
 
 fn client_address(cfg: &QuorumPeerConfig) -> Result<SocketAddr, String> {

@@ -57,9 +57,12 @@ pub const PYTHON: &str = "/usr/bin/python3";
 pub const CLI_MT: &str = "/usr/lib/zookeeper/bin/cli_mt";
 
 /// Jars of the Apache classpath. `zookeeper.jar`'s manifest pulls in every
-/// other runtime dependency; slf4j-simple is the logging binding (Debian puts
-/// none on the path, so Apache would otherwise log nothing at all).
-const APACHE_JARS: [&str; 4] = ["zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple"];
+/// other runtime dependency but the servlet API; slf4j-simple is the logging
+/// binding (Debian puts none on the path, so Apache would otherwise log nothing
+/// at all); servlet-api (package libservlet-api-java) lets the AdminServer
+/// (Jetty) start where a test enables it (without it Apache logs "Unable to
+/// load jetty, not starting JettyAdminServer" and runs without one).
+const APACHE_JARS: [&str; 5] = ["zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "servlet-api"];
 
 const LOOPBACK: &str = "127.0.0.1";
 
@@ -110,7 +113,7 @@ pub fn require_apache() {
     for jar in APACHE_JARS {
         let p = format!("{SHARE_JAVA}/{jar}.jar");
         if !Path::new(&p).exists() {
-            missing(&format!("{p} (packages zookeeper / libslf4j-java)"));
+            missing(&format!("{p} (packages zookeeper / libslf4j-java / libservlet-api-java)"));
         }
     }
 }
@@ -498,40 +501,48 @@ impl TestServer {
         Self::start_on(kind, extra_cfg, None, make_cmd)
     }
 
+    /// Writes a fresh directory and zoo.cfg (new client port) and spawns the server
+    /// without waiting for anything; returns it with the command line, for messages.
+    fn spawn_on(kind: Kind, extra_cfg: &str, data_dir: Option<&Path>, make_cmd: &CmdMaker) -> (TestServer, String) {
+        let dir = tempfile::Builder::new()
+            .prefix(match kind {
+                Kind::Apache => "zk-apache-",
+                Kind::Ours => "zk-ours-",
+            })
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let cfg_path = Self::write_cfg(dir.path(), port, extra_cfg, data_dir);
+        let log_path = dir.path().join("server.log");
+        let log = fs::File::create(&log_path).expect("create server.log");
+        let mut cmd = make_cmd(&cfg_path, dir.path());
+        cmd.current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log);
+        let desc = format!("{cmd:?}");
+        let child = spawn_guarded(cmd).unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
+        let data = data_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
+        let srv = TestServer {
+            kind,
+            child: Some(child),
+            port,
+            dir,
+            cfg_path,
+            log_path,
+            data,
+            make_cmd: make_cmd.clone(),
+            spawns: 1,
+        };
+        (srv, desc)
+    }
+
     /// Like `start`; `data_dir` (when given) is used as dataDir instead of `DIR/data`.
     fn start_on(kind: Kind, extra_cfg: &str, data_dir: Option<&Path>, make_cmd: CmdMaker) -> TestServer {
         let mut last_log = String::new();
         for _attempt in 0..3 {
-            let dir = tempfile::Builder::new()
-                .prefix(match kind {
-                    Kind::Apache => "zk-apache-",
-                    Kind::Ours => "zk-ours-",
-                })
-                .tempdir()
-                .expect("tempdir");
-            let port = free_port();
-            let cfg_path = Self::write_cfg(dir.path(), port, extra_cfg, data_dir);
-            let log_path = dir.path().join("server.log");
-            let log = fs::File::create(&log_path).expect("create server.log");
-            let mut cmd = make_cmd(&cfg_path, dir.path());
-            cmd.current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup log"))
-                .stderr(log);
-            let desc = format!("{cmd:?}");
-            let child = spawn_guarded(cmd).unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
-            let data = data_dir.map(Path::to_path_buf).unwrap_or_else(|| dir.path().join("data"));
-            let mut srv = TestServer {
-                kind,
-                child: Some(child),
-                port,
-                dir,
-                cfg_path,
-                log_path,
-                data,
-                make_cmd: make_cmd.clone(),
-                spawns: 1,
-            };
+            let (mut srv, desc) = Self::spawn_on(kind, extra_cfg, data_dir, &make_cmd);
+            let port = srv.port;
             match srv.wait_ready(startup_timeout()) {
                 Ok(()) => return srv,
                 Err(why) => {
@@ -653,6 +664,14 @@ impl ApacheServer {
         })
     }
 
+    /// Spawns Apache standalone with `extra_cfg` without waiting for it to serve (nor
+    /// retrying on a taken port): for tests of start-up failures, which then use
+    /// [`TestServer::wait_exit`] and [`TestServer::log_contents`].
+    pub fn spawn_standalone(extra_cfg: &str) -> ApacheServer {
+        require_apache();
+        ApacheServer(TestServer::spawn_on(Kind::Apache, extra_cfg, None, &Self::cmd_maker(Vec::new())).0)
+    }
+
     /// Starts Apache on an existing `data_dir` (e.g. one another server wrote);
     /// zoo.cfg, port and log are new.
     pub fn start_on_data_dir(data_dir: &Path, extra_cfg: &str) -> ApacheServer {
@@ -715,6 +734,15 @@ impl OurServer {
             cmd.args(&args).arg(cfg);
             cmd
         })
+    }
+
+    /// Spawns our server standalone without waiting for it to serve (see
+    /// [`ApacheServer::spawn_standalone`]). (Honours `ZKRS_TEST_OURS=apache`.)
+    pub fn spawn_standalone(extra_cfg: &str, extra_args: &[&str]) -> OurServer {
+        if ours_is_apache() {
+            return OurServer(ApacheServer::spawn_standalone(extra_cfg).into_inner());
+        }
+        OurServer(TestServer::spawn_on(Kind::Ours, extra_cfg, None, &Self::cmd_maker(extra_args)).0)
     }
 
     /// Starts our server on an existing `data_dir` (e.g. one Apache wrote); zoo.cfg,
@@ -974,3 +1002,45 @@ pub fn line_diff(left_name: &str, left: &str, right_name: &str, right: &str) -> 
     }
     out
 }
+
+// ------------------------------------------------------------------ mntr --
+
+/// mntr keys Apache prints that we leave out on purpose, with the reason.
+pub const MNTR_EXCEPTIONS: &[(&str, &str)] = &[
+    // JvmPauseMonitor: time the JVM stood still (GC pauses). There is no JVM.
+    ("avg_jvm_pause_time_ms", "JVM pause monitor"),
+    ("min_jvm_pause_time_ms", "JVM pause monitor"),
+    ("max_jvm_pause_time_ms", "JVM pause monitor"),
+    ("cnt_jvm_pause_time_ms", "JVM pause monitor"),
+    ("sum_jvm_pause_time_ms", "JVM pause monitor"),
+    ("p50_jvm_pause_time_ms", "JVM pause monitor"),
+    ("p95_jvm_pause_time_ms", "JVM pause monitor"),
+    ("p99_jvm_pause_time_ms", "JVM pause monitor"),
+    ("p999_jvm_pause_time_ms", "JVM pause monitor"),
+];
+
+/// mntr keys whose values must be equal (the data, sessions, connections and
+/// the request/response counting of the identical workload).
+pub const MNTR_EXACT: &[&str] = &[
+    "server_state",
+    "ephemerals_count",
+    "num_alive_connections",
+    "outstanding_requests",
+    "znode_count",
+    "global_sessions",
+    "non_mtls_remote_conn_count",
+    "last_client_response_size",
+    "max_client_response_size",
+    "min_client_response_size",
+    "packets_sent",
+    "packets_received",
+    "connection_drop_probability",
+    "watch_count",
+    "auth_failed_count",
+    "approximate_data_size",
+    "local_sessions",
+    "outstanding_tls_handshake",
+    "non_mtls_local_conn_count",
+    "cnt_readlatency",
+    "cnt_updatelatency",
+];

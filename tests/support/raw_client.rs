@@ -342,3 +342,36 @@ impl Drop for RawClient {
         }
     }
 }
+
+// One request each, answering the reply's error code (tests that compare servers
+// run the same operations against both).
+
+pub fn create(c: &mut RawClient, path: &str, data: &[u8], flags: i32) -> i32 {
+    let req = zookeeper::proto::proto::CreateRequest {
+        path: path.into(),
+        data: Some(data.to_vec()),
+        acl: vec![zookeeper::proto::data::ACL::new(31, "world", "anyone")],
+        flags,
+    };
+    c.call(zookeeper::proto::op_code::CREATE, &req.to_bytes()).expect("create").0.err
+}
+
+pub fn get_data(c: &mut RawClient, path: &str, watch: bool) -> i32 {
+    c.call(zookeeper::proto::op_code::GET_DATA, &zookeeper::proto::proto::GetDataRequest { path: path.into(), watch }.to_bytes()).expect("getData").0.err
+}
+
+pub fn exists(c: &mut RawClient, path: &str, watch: bool) -> i32 {
+    c.call(zookeeper::proto::op_code::EXISTS, &zookeeper::proto::proto::ExistsRequest { path: path.into(), watch }.to_bytes()).expect("exists").0.err
+}
+
+pub fn children(c: &mut RawClient, path: &str, watch: bool) -> i32 {
+    c.call(zookeeper::proto::op_code::GET_CHILDREN, &zookeeper::proto::proto::GetChildrenRequest { path: path.into(), watch }.to_bytes())
+        .expect("getChildren")
+        .0
+        .err
+}
+
+pub fn set_data(c: &mut RawClient, path: &str, data: &[u8], version: i32) -> i32 {
+    let req = zookeeper::proto::proto::SetDataRequest { path: path.into(), data: Some(data.to_vec()), version };
+    c.call(zookeeper::proto::op_code::SET_DATA, &req.to_bytes()).expect("setData").0.err
+}

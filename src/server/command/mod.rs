@@ -176,7 +176,12 @@ fn answer(cmd: &'static str, stream: &mut dyn Read, cnxn: &Arc<ServerCnxn>, zks:
             }
         }
         "mntr" => mntr(&mut out, zks),
-        "hash" => {}
+        // DigestCommand: the digest log, one `<zxid hex>: <digest>` line each.
+        "hash" => {
+            for (zxid, digest) in zks.tree.read().digest_log() {
+                let _ = writeln!(out, "{zxid:x}: {digest}");
+            }
+        }
         _ => {}
     }
     out
@@ -206,6 +211,12 @@ fn dump_connections(out: &mut String, cs: &[Arc<ServerCnxn>]) {
 
 /// Java's `Double.toString`: `0.0`, `1.5`, `1.0E-4`, `1.2345E7`.
 pub fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+    }
     let a = v.abs();
     if v == 0.0 || (1e-3..1e7).contains(&a) {
         return format!("{v:?}");
@@ -304,12 +315,19 @@ fn conf(out: &mut String, zks: &ZooKeeperServer) {
 
 fn envi(out: &mut String) {
     out.push_str("Environment:\n");
+    for (k, v) in environment() {
+        let _ = writeln!(out, "{k}={v}");
+    }
+}
+
+/// `Environment.list`: what `envi` prints and the AdminServer's `environment` returns.
+pub fn environment() -> Vec<(&'static str, String)> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "<NA>".into());
     let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| "<NA>".into());
     let user = user_name().unwrap_or_else(|| "<NA>".into());
     let home = std::env::var("HOME").unwrap_or_else(|_| "<NA>".into());
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "<NA>".into());
-    let items: [(&str, String); 18] = [
+    let items: [(&'static str, String); 18] = [
         ("zookeeper.version", crate::version::full_version()),
         ("host.name", host),
         ("java.version", "<NA>".into()),
@@ -330,9 +348,54 @@ fn envi(out: &mut String) {
         ("os.memory.max", format!("{}MB", 0)),
         ("os.memory.total", format!("{}MB", rss_bytes() / (1024 * 1024))),
     ];
-    for (k, v) in items {
-        let _ = writeln!(out, "{k}={v}");
-    }
+    items.into()
+}
+
+/// `ZooTrace.getTextTraceLevel`.
+pub fn trace_mask() -> i64 {
+    TRACE_MASK.load(Ordering::Relaxed)
+}
+
+/// `ZooTrace.setTextTraceLevel`.
+pub fn set_trace_mask(m: i64) {
+    TRACE_MASK.store(m, Ordering::Relaxed);
+}
+
+/// A `mntr` value as the AdminServer's JSON carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricValue {
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+/// `dumpMonitorValues` and the metrics provider's dump, in `mntr`'s order. The values
+/// are the ones the four-letter word prints; a long prints as digits and a double
+/// always with a point or an exponent (`Double.toString`), so each reads back as the
+/// type the metric has upstream.
+pub fn monitor_values(zks: &ZooKeeperServer) -> Vec<(String, MetricValue)> {
+    typed_values(zks, crate::server::metrics::prometheus_active())
+}
+
+fn typed_values(zks: &ZooKeeperServer, prometheus: bool) -> Vec<(String, MetricValue)> {
+    let mut text = String::new();
+    mntr_with(&mut text, zks, prometheus);
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('\t')?;
+            let k = k.strip_prefix("zk_").unwrap_or(k).to_owned();
+            let typed = if matches!(k.as_str(), "version" | "server_state" | "peer_state") {
+                MetricValue::Str(v.to_owned())
+            } else if let Ok(i) = v.parse::<i64>() {
+                MetricValue::Int(i)
+            } else if let Ok(f) = v.parse::<f64>() {
+                MetricValue::Float(f)
+            } else {
+                MetricValue::Str(v.to_owned())
+            };
+            Some((k, typed))
+        })
+        .collect()
 }
 
 /// Java's `os.arch` names for the machine.
@@ -531,6 +594,11 @@ fn reset_metrics() {
 const OMITTED: [&str; 1] = ["jvm_pause_time_ms"];
 
 fn mntr(out: &mut String, zks: &ZooKeeperServer) {
+    mntr_with(out, zks, crate::server::metrics::prometheus_active());
+}
+
+/// `mntr` with the default provider's dump, or the Prometheus provider's.
+fn mntr_with(out: &mut String, zks: &ZooKeeperServer, prometheus: bool) {
     let s = &zks.stats;
     let tree = zks.tree.read();
     let mut kv = |k: &str, v: String| {
@@ -546,6 +614,14 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
         if zks.kind == ServerKind::Observer {
             kv("observer_master_id", p.leader_id().to_string());
         }
+    }
+    if prometheus {
+        // PrometheusMetricsProvider.dump: every sample of the registry, labels in braces.
+        drop(tree);
+        for (k, v) in prometheus_dump(zks) {
+            kv(&k, java_double(v));
+        }
+        return;
     }
     let leader = peer.and_then(|p| p.leader()).filter(|_| zks.kind == ServerKind::Leader);
     let gauges: &[&str] = if leader.is_some() { &LEADER_GAUGES } else { &GAUGES };
@@ -606,14 +682,7 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
         kv("quorum_size", p.quorum_verifier().voting_count().to_string());
     }
     for c in COUNTERS {
-        let v = match c {
-            "digest_mismatches_count" => crate::server::data_tree::DIGEST_MISMATCHES.load(Ordering::Relaxed),
-            c => crate::server::quorum::commit_processor::METRICS
-                .counter(c)
-                .or_else(|| crate::server::request_throttler::METRICS.counter(c))
-                .unwrap_or(0),
-        };
-        kv(c, v.to_string());
+        kv(c, counter_value(c).to_string());
     }
     let zero = crate::server::server_stats::Summary::default();
     let summary = |name: &str| match name {
@@ -642,9 +711,8 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
         kv(&format!("max_{name}"), m.max().to_string());
         kv(&format!("cnt_{name}"), m.count().to_string());
         kv(&format!("sum_{name}"), m.total().to_string());
-        // no sample reservoir: the percentiles are not measured
-        for p in ["p50", "p95", "p99", "p999"] {
-            kv(&format!("{p}_{name}"), "0".into());
+        for (p, v) in m.percentiles() {
+            kv(&format!("{p}_{name}"), v.to_string());
         }
     }
     // Summary sets, in the registry's hash order of their names.
@@ -669,13 +737,155 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
         kv(&format!("max_{name}"), m.max().to_string());
         kv(&format!("cnt_{name}"), m.count().to_string());
         kv(&format!("sum_{name}"), m.total().to_string());
-        for p in ["p50", "p95", "p99", "p999"] {
-            kv(&format!("{p}_{name}"), "0".into());
+        for (p, v) in m.percentiles() {
+            kv(&format!("{p}_{name}"), v.to_string());
         }
     }
 }
 
-fn dir_size(p: &std::path::Path) -> u64 {
+/// A counter of `ServerMetrics` (0 for those not kept).
+fn counter_value(name: &str) -> i64 {
+    match name {
+        "digest_mismatches_count" => crate::server::data_tree::DIGEST_MISMATCHES.load(Ordering::Relaxed),
+        c => crate::server::quorum::commit_processor::METRICS
+            .counter(c)
+            .or_else(|| crate::server::request_throttler::METRICS.counter(c))
+            .unwrap_or(0),
+    }
+}
+
+/// `PrometheusMetricsProvider.dump`: (sample key, value) of every sample.
+pub fn prometheus_dump(zks: &ZooKeeperServer) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for f in metric_families(Some(zks)) {
+        for s in &f.series {
+            let key = s.key.as_ref().map(|k| format!("key=\"{k}\"")).unwrap_or_default();
+            let with = |extra: &str| {
+                let labels: Vec<&str> = [key.as_str(), extra].into_iter().filter(|l| !l.is_empty()).collect();
+                if labels.is_empty() { String::new() } else { format!("{{{}}}", labels.join(",")) }
+            };
+            match f.kind {
+                MetricKind::Summary { advanced } => {
+                    let qs: &[f64] = if advanced { &[0.5, 0.9, 0.99] } else { &[0.5] };
+                    for q in qs {
+                        let v = if s.sample.is_empty() {
+                            f64::NAN
+                        } else {
+                            crate::server::server_stats::snapshot_quantile(&s.sample, *q)
+                        };
+                        out.push((format!("{}{}", f.name, with(&format!("quantile=\"{}\"", java_double(*q)))), v));
+                    }
+                    out.push((format!("{}_count{}", f.name, with("")), s.count as f64));
+                    out.push((format!("{}_sum{}", f.name, with("")), s.sum as f64));
+                }
+                _ => out.push((format!("{}{}", f.name, with("")), s.value)),
+            }
+        }
+    }
+    out
+}
+
+/// A metric family of the registry, as a metrics provider exports it.
+pub struct MetricFamily {
+    pub name: String,
+    pub kind: MetricKind,
+    /// One series per label set (`key` of a set; none for a plain metric).
+    pub series: Vec<MetricSeries>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Gauge,
+    Counter,
+    /// `DetailLevel.ADVANCED` summaries carry more quantiles.
+    Summary { advanced: bool },
+}
+
+pub struct MetricSeries {
+    pub key: Option<String>,
+    pub value: f64,
+    /// Summaries: the sampled points (sorted), count and sum.
+    pub sample: Vec<i64>,
+    pub count: i64,
+    pub sum: i64,
+}
+
+impl MetricSeries {
+    fn value(value: f64) -> MetricSeries {
+        MetricSeries { key: None, value, sample: Vec::new(), count: 0, sum: 0 }
+    }
+
+    fn summary(key: Option<String>, m: &crate::server::server_stats::Summary) -> MetricSeries {
+        MetricSeries { key, value: 0.0, sample: m.sorted_sample(), count: m.count(), sum: m.total() }
+    }
+}
+
+/// The registry behind `mntr`, family by family: the serving server's gauges (none
+/// while a quorum peer serves no one: upstream registers them with the server), then
+/// the process-wide counters and summaries and the summary sets.
+pub fn metric_families(zks: Option<&ZooKeeperServer>) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    if let Some(z) = zks {
+        let values = typed_values(z, false);
+        let is_leader = zks.is_some_and(|z| z.kind == ServerKind::Leader);
+        let gauges: &[&str] = if is_leader { &LEADER_GAUGES } else { &GAUGES };
+        let mut names: Vec<&str> = gauges.to_vec();
+        names.push("quorum_size");
+        for g in names {
+            let v = values.iter().find(|(k, _)| k == g).and_then(|(_, v)| match v {
+                MetricValue::Int(i) => Some(*i as f64),
+                MetricValue::Float(f) => Some(*f),
+                MetricValue::Str(_) => None,
+            });
+            if let Some(v) = v {
+                out.push(MetricFamily { name: g.into(), kind: MetricKind::Gauge, series: vec![MetricSeries::value(v)] });
+            }
+        }
+    }
+    for c in COUNTERS {
+        out.push(MetricFamily {
+            name: c.into(),
+            kind: MetricKind::Counter,
+            series: vec![MetricSeries::value(counter_value(c) as f64)],
+        });
+    }
+    let zero = crate::server::server_stats::Summary::default();
+    let summary = |name: &str| -> &crate::server::server_stats::Summary {
+        match (name, zks) {
+            ("readlatency", Some(z)) => &z.stats.read_latency,
+            ("updatelatency", Some(z)) => &z.stats.update_latency,
+            (n, _) => crate::server::quorum::commit_processor::METRICS
+                .summary(n)
+                .or_else(|| crate::server::request_throttler::METRICS.summary(n))
+                .unwrap_or(&zero),
+        }
+    };
+    for (list, advanced) in [(&SUMMARIES[..], false), (&PERCENTILE_SUMMARIES[..], true)] {
+        for name in list.iter().copied().filter(|n| !OMITTED.contains(n)) {
+            out.push(MetricFamily {
+                name: name.into(),
+                kind: MetricKind::Summary { advanced },
+                series: vec![MetricSeries::summary(None, summary(name))],
+            });
+        }
+    }
+    for (set, name, advanced) in [
+        (&WRITE_PER_NAMESPACE, "write_per_namespace", false),
+        (&READ_PER_NAMESPACE, "read_per_namespace", false),
+        (&LEARNER_HANDLER_QP_SIZE, "learner_handler_qp_size", false),
+        (&LEARNER_HANDLER_QP_TIME, "learner_handler_qp_time_ms", true),
+    ] {
+        let series: Vec<MetricSeries> = set.ordered().iter().map(|(k, m)| MetricSeries::summary(Some(k.clone()), m)).collect();
+        out.push(MetricFamily { name: name.into(), kind: MetricKind::Summary { advanced }, series });
+    }
+    // Sets upstream registers that hold no series here: per-follower ack latency and
+    // quota violations are not kept yet.
+    out.push(MetricFamily { name: "ack_latency".into(), kind: MetricKind::Summary { advanced: true }, series: vec![] });
+    out.push(MetricFamily { name: "quota_exceeded_error_per_namespace".into(), kind: MetricKind::Counter, series: vec![] });
+    out
+}
+
+pub fn dir_size(p: &std::path::Path) -> u64 {
     std::fs::read_dir(p)
         .map(|d| d.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
         .unwrap_or(0)

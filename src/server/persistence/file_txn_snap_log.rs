@@ -102,6 +102,7 @@ impl FileTxnSnapLog {
                 (DataTree::new(), HashMap::new(), -1, None, None)
             }
         };
+        tree.digest_fuzzy = pending_digest.is_some();
         let mut iter = self.txn_log().read(snap_zxid.saturating_add(1))?;
         let mut highest = tree.last_processed_zxid;
         let mut replayed = 0u64;
@@ -126,6 +127,7 @@ impl FileTxnSnapLog {
                         log::error!("Digest of the tree at zxid 0x{:x} does not match the snapshot's", d.zxid);
                     }
                     pending_digest = None;
+                    tree.digest_fuzzy = false;
                 }
             }
 
@@ -134,6 +136,7 @@ impl FileTxnSnapLog {
             }
             recent.push_back(e);
         }
+        tree.digest_fuzzy = false;
         self.handle_torn_tails(iter.torn_tails())?;
         if highest > tree.last_processed_zxid {
             tree.last_processed_zxid = highest;

@@ -81,6 +81,9 @@ pub struct QuorumPeerConfig {
     pub last_seen_quorum_verifier: Option<QuorumVerifier>,
     /// The whole config file as read.
     pub initial_config: String,
+    /// `metricsProvider.className` and the other `metricsProvider.<k>` keys (as `<k>`).
+    pub metrics_provider_class_name: String,
+    pub metrics_provider_configuration: BTreeMap<String, String>,
     /// Every key=value read (for `conf`-like dumps).
     pub raw: BTreeMap<String, String>,
 }
@@ -122,6 +125,8 @@ impl Default for QuorumPeerConfig {
             quorum_verifier: None,
             last_seen_quorum_verifier: None,
             initial_config: String::new(),
+            metrics_provider_class_name: crate::server::metrics::DEFAULT_METRICS_PROVIDER.into(),
+            metrics_provider_configuration: BTreeMap::new(),
             raw: BTreeMap::new(),
         }
     }
@@ -342,8 +347,10 @@ impl QuorumPeerConfig {
                 "jvm.pause.monitor" => {
                     parse_bool(&key, &value)?;
                 }
-                "metricsProvider.className" => {}
-                k if k.starts_with("metricsProvider.") => {}
+                "metricsProvider.className" => c.metrics_provider_class_name = value.clone(),
+                k if k.starts_with("metricsProvider.") => {
+                    c.metrics_provider_configuration.insert(k["metricsProvider.".len()..].to_owned(), value.clone());
+                }
                 "multiAddress.enabled" => c.multi_address_enabled = parse_bool(&key, &value)?,
                 "multiAddress.reachabilityCheckTimeoutMs" => c.multi_address_reachability_check_timeout_ms = parse_int(&value)?,
                 "multiAddress.reachabilityCheckEnabled" => c.multi_address_reachability_check_enabled = parse_bool(&key, &value)?,
@@ -356,6 +363,15 @@ impl QuorumPeerConfig {
             }
         }
         let _ = peer_type_set;
+        log::info!("metricsProvider.className is {}", c.metrics_provider_class_name);
+        if !crate::server::metrics::is_known_provider(&c.metrics_provider_class_name) {
+            return Err(ConfigException::new(format!(
+                "metrics provider class was not found: {} (this server has {} and {})",
+                c.metrics_provider_class_name,
+                crate::server::metrics::DEFAULT_METRICS_PROVIDER,
+                crate::server::metrics::PROMETHEUS_METRICS_PROVIDER
+            )));
+        }
         let autopurge_min = 3;
         if c.snap_retain_count < autopurge_min {
             log::warn!("Invalid autopurge.snapRetainCount: {}. Defaulting to {autopurge_min}", c.snap_retain_count);

@@ -18,6 +18,8 @@ use crate::server::zookeeper_server_main::exit_code;
 pub struct QuorumPeerMain {
     pub peer: Arc<RunningPeer>,
     pub factory: Option<ServerCnxnFactory>,
+    pub admin_server: Option<crate::server::admin::jetty_admin_server::JettyAdminServer>,
+    pub metrics_provider: crate::server::metrics::MetricsProvider,
 }
 
 pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, String)> {
@@ -50,7 +52,15 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
     let client_addr = client_address(&cfg);
     let max_cnxns = cfg.max_client_cnxns;
     let backlog = cfg.client_port_listen_backlog;
+    let metrics_class = cfg.metrics_provider_class_name.clone();
+    let metrics_props = cfg.metrics_provider_configuration.clone();
     let peer = QuorumPeer::new(cfg, db.last_processed_zxid(), snap_dir).map_err(unexpected)?;
+    let metrics_provider = crate::server::metrics::start(
+        &metrics_class,
+        &metrics_props,
+        crate::server::metrics::prometheus_metrics_provider::Source::Quorum(peer.clone()),
+    )
+    .map_err(unexpected)?;
     peer.set_database(db.clone());
     init_config_node_on(&peer, &db);
     let factory = match client_addr {
@@ -62,8 +72,16 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
         }
         None => None,
     };
+    // QuorumPeer.start: a peer whose AdminServer cannot start still joins the ensemble.
+    let admin_server = match crate::server::admin::start(crate::server::admin::jetty_admin_server::Target::Quorum(peer.clone())) {
+        Ok(a) => a,
+        Err(e) => {
+            log::warn!("Problem starting AdminServer: {e}");
+            None
+        }
+    };
     let running = RunningPeer::start(peer, Arc::new(ZabRoles { db })).map_err(|e| unexpected(e.to_string()))?;
-    Ok(QuorumPeerMain { peer: running, factory })
+    Ok(QuorumPeerMain { peer: running, factory, admin_server, metrics_provider })
 }
 
 /// `clientPortAddress` (from the server line or the static keys), if a client port is set.

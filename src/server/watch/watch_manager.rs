@@ -250,6 +250,30 @@ impl WatchManager {
         )
     }
 
+    /// `(connections, paths, watches)` of the `wchs` summary.
+    pub fn summary_counts(&self) -> (usize, usize, usize) {
+        (self.watch2paths.len(), self.watch_table.len(), self.size())
+    }
+
+    /// `getWatches`: each watching connection's session and paths.
+    pub fn paths_by_session(&self) -> Vec<(i64, Vec<String>)> {
+        self.watch2paths
+            .iter()
+            .map(|(w, paths)| {
+                let sid = self.watchers.get(w).map(|c| c.session_id()).unwrap_or(0);
+                (sid, paths.iter().cloned().collect())
+            })
+            .collect()
+    }
+
+    /// `getWatchesByPath`: each watched path and the sessions watching it.
+    pub fn sessions_by_path(&self) -> Vec<(String, Vec<i64>)> {
+        self.watch_table
+            .iter()
+            .map(|(p, ws)| (p.clone(), ws.iter().map(|w| self.watchers.get(w).map(|c| c.session_id()).unwrap_or(0)).collect()))
+            .collect()
+    }
+
     /// `wchc`: by session.
     pub fn dump_by_session(&self, out: &mut String) {
         for (w, paths) in &self.watch2paths {

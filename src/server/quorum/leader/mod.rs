@@ -253,6 +253,13 @@ impl Leader {
         self.state.lock().observing.clone()
     }
 
+    /// `resetObserverConnectionStats`.
+    pub fn reset_observer_connection_stats(&self) {
+        for h in self.observing_learners() {
+            h.reset_connection_stats();
+        }
+    }
+
     pub fn handler_by_owner(&self, owner: u64) -> Option<Arc<LearnerHandler>> {
         self.learners.lock().iter().find(|h| h.owner == owner).cloned()
     }

@@ -96,6 +96,12 @@ pub struct LearnerHandler {
     pub packets_received: AtomicU64,
     pub packets_sent: AtomicU64,
     pub requests_received: AtomicU64,
+    /// When the learner connected (ms since the epoch).
+    established: i64,
+    /// Bytes of the packets waiting in the queue (`queuedPacketsSize`).
+    queued_bytes: AtomicI64,
+    /// The zxid of the last packet sent that carried one, -1 before.
+    last_zxid: AtomicI64,
 }
 
 impl LearnerHandler {
@@ -120,6 +126,9 @@ impl LearnerHandler {
             packets_received: AtomicU64::new(0),
             packets_sent: AtomicU64::new(0),
             requests_received: AtomicU64::new(0),
+            established: crate::common::time::current_wall_time(),
+            queued_bytes: AtomicI64::new(0),
+            last_zxid: AtomicI64::new(-1),
         });
         let h2 = h.clone();
         let l = leader.clone();
@@ -151,7 +160,31 @@ impl LearnerHandler {
     }
 
     pub fn queue_packet(&self, kind: i32, zxid: i64, bytes: Arc<[u8]>) {
+        self.queued_bytes.fetch_add(bytes.len() as i64, Ordering::Relaxed);
         let _ = self.queue.send(Queued::Packet { kind, zxid, bytes, at: Instant::now() });
+    }
+
+    /// `getLearnerHandlerInfo` (the AdminServer's `observers`).
+    pub fn info(&self) -> crate::server::admin::json_outputter::Json {
+        let mut m = crate::server::admin::json_outputter::JsonObject::new();
+        m.put("remote_socket_address", fmt_remote(&self.remote));
+        m.put("sid", self.sid());
+        m.put("established", self.established);
+        m.put("queued_packets", self.queued_count());
+        m.put("queued_packets_size", self.queued_bytes.load(Ordering::Relaxed));
+        m.put("packets_received", self.packets_received.load(Ordering::Relaxed));
+        m.put("packets_sent", self.packets_sent.load(Ordering::Relaxed));
+        m.put("requests", self.requests_received.load(Ordering::Relaxed));
+        m.put("last_zxid", self.last_zxid.load(Ordering::Relaxed));
+        m.into_json()
+    }
+
+    /// `resetObserverConnectionStats`.
+    pub fn reset_connection_stats(&self) {
+        self.packets_received.store(0, Ordering::Relaxed);
+        self.packets_sent.store(0, Ordering::Relaxed);
+        self.requests_received.store(0, Ordering::Relaxed);
+        self.last_zxid.store(-1, Ordering::Relaxed);
     }
 
     pub fn queued_count(&self) -> usize {
@@ -428,6 +461,10 @@ impl LearnerHandler {
     fn send_packets(self: Arc<Self>, rx: Receiver<Queued>, mut oa: BufWriter<TcpStream>) {
         while let Ok(q) = rx.recv() {
             let Queued::Packet { kind, zxid, bytes, at } = q else { break };
+            self.queued_bytes.fetch_sub(bytes.len() as i64, Ordering::Relaxed);
+            if zxid > 0 {
+                self.last_zxid.store(zxid, Ordering::Relaxed);
+            }
             crate::server::command::record_learner_queue(self.sid(), rx.len() as i64, at.elapsed().as_millis() as i64);
             if kind == qp::PROPOSAL {
                 self.sync_limit.lock().update_proposal(zxid, Instant::now());
