@@ -5,6 +5,8 @@ pub mod split_mix;
 pub mod java_hash;
 pub mod java_random;
 pub mod circular_blocking_queue;
+pub mod digest_md5;
+pub mod jaas_configuration;
 pub mod memory;
 pub mod signals;
 pub mod time;

@@ -35,4 +35,5 @@ pub mod util;
 pub mod worker_service;
 pub mod watch;
 pub mod zookeeper_server;
+pub mod zookeeper_sasl_server;
 pub mod zookeeper_server_main;

@@ -308,6 +308,8 @@ pub struct ServerCnxn {
     session_id: AtomicI64,
     session_timeout: AtomicI32,
     pub auth_info: Mutex<Vec<Id>>,
+    /// The connection's SASL exchange (`zooKeeperSaslServer`), made at its first token.
+    pub sasl_server: Mutex<Option<crate::common::digest_md5::DigestMd5Server>>,
     out: Sender<Outgoing>,
     server_sent: std::sync::Arc<crate::server::server_stats::SentStats>,
     closed: AtomicBool,
@@ -347,6 +349,7 @@ impl ServerCnxn {
             session_id: AtomicI64::new(0),
             session_timeout: AtomicI32::new(0),
             auth_info: Mutex::new(Vec::new()),
+            sasl_server: Mutex::new(None),
             out,
             server_sent,
             closed: AtomicBool::new(false),

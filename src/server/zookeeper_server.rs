@@ -784,13 +784,58 @@ impl ZooKeeperServer {
             return Ok(());
         }
         if h.r#type == op_code::SASL {
-            // No SASL server is configured: upstream's processSasl fails and closes.
-            log::warn!("Client {} sent a SASL token but SASL is not configured; closing", crate::server::server_cnxn::fmt_addr(&cnxn.remote));
-            return Err(CloseConnection("sasl not configured".into()));
+            return self.process_sasl(cnxn, h.xid, body);
         }
         let mut si = Request::new(Some(cnxn.clone()), cnxn.session_id(), h.xid, h.r#type, body.to_vec(), cnxn.auth_info());
         si.owner = Some(OWNER_ME);
         self.submit_request(si);
+        Ok(())
+    }
+
+    /// `processSasl`: one token of the client's SASL exchange, answered in its turn.
+    fn process_sasl(&self, cnxn: &Arc<ServerCnxn>, xid: i32, body: &[u8]) -> Result<(), CloseConnection> {
+        use crate::proto::proto::{GetSASLRequest, SetSASLResponse};
+        use crate::server::zookeeper_sasl_server as sasl;
+        log::debug!("Responding to client SASL token.");
+        let req = GetSASLRequest::from_bytes(body).map_err(|e| CloseConnection(format!("malformed SASL request: {e}")))?;
+        let token = req.token.unwrap_or_default();
+        let Some(login) = sasl::login() else {
+            // Upstream: no SaslServer for the connection; the NullPointerException is
+            // logged and the client gets an empty OK.
+            log::error!("cnxn.saslServer is null: cnxn object did not initialize its saslServer properly.");
+            cnxn.send_record(&ReplyHeader { xid, zxid: 0, err: 0 }, Some(&SetSASLResponse { token: None }));
+            return Ok(());
+        };
+        let mut guard = cnxn.sasl_server.lock();
+        let server = guard.get_or_insert_with(crate::common::digest_md5::DigestMd5Server::default);
+        let response = match server.evaluate_response(&token, &login.credentials) {
+            Ok(t) => {
+                if server.is_complete() {
+                    let id = server.authorization_id().unwrap_or_default().to_owned();
+                    log::info!("Session 0x{:x}: adding SASL authorization for authorizationID: {id}", cnxn.session_id());
+                    cnxn.add_auth_info(Id::new("sasl", &id));
+                    if sasl::is_sasl_super_user(&id) {
+                        cnxn.add_auth_info(Id::new("super", ""));
+                        log::info!("Session 0x{:x}: Authenticated Id '{id}' as super user", cnxn.session_id());
+                    }
+                }
+                Some(t)
+            }
+            Err(e) => {
+                log::warn!("Client {} failed to SASL authenticate: {e}", crate::server::server_cnxn::fmt_addr(&cnxn.remote));
+                if sasl::allow_sasl_failed_clients() {
+                    log::warn!("Maintaining client connection despite SASL authentication failure.");
+                    None
+                } else {
+                    log::warn!("Closing client connection due to SASL authentication failure.");
+                    cnxn.send_record(&ReplyHeader { xid, zxid: 0, err: Code::AuthFailed.int() }, Some(&SetSASLResponse { token: None }));
+                    cnxn.send_close();
+                    return Err(CloseConnection("SASL authentication failed".into()));
+                }
+            }
+        };
+        drop(guard);
+        cnxn.send_record(&ReplyHeader { xid, zxid: 0, err: 0 }, Some(&SetSASLResponse { token: response }));
         Ok(())
     }
 

@@ -154,6 +154,12 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ZooKeeperServerMain, (i3
     let backlog = cfg.client_port_listen_backlog;
     let zks = ZooKeeperServer::start(cfg, snap_log, tree, restored.sessions)
         .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start server: {e}")))?;
+    // ServerCnxnFactory.configure: the JAAS Server section, if any.
+    crate::server::zookeeper_sasl_server::configure_sasl_login().map_err(|e| {
+        zks.shutdown();
+        log::error!("Unexpected exception, exiting abnormally: {e}");
+        (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
+    })?;
     let metrics_provider = crate::server::metrics::start(
         &zks.config.metrics_provider_class_name,
         &zks.config.metrics_provider_configuration,

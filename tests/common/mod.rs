@@ -796,6 +796,11 @@ pub fn run_kazoo(script: &str, connect: &str) -> Output {
 /// JVM flags of the short-lived Java clients: fast start, small heap, only
 /// warnings of the client library, on stderr; no "Exiting JVM" message.
 fn java_client_command(main_class: &str) -> Command {
+    java_client_command_with(main_class, &[])
+}
+
+/// [`java_client_command`] with more JVM arguments (`-D...`) before the class.
+pub fn java_client_command_with(main_class: &str, jvm_args: &[&str]) -> Command {
     let mut cmd = Command::new(JAVA);
     cmd.args([
         "-Xmx128m",
@@ -809,6 +814,7 @@ fn java_client_command(main_class: &str) -> Command {
     .env_remove("JAVA_TOOL_OPTIONS")
     .env_remove("_JAVA_OPTIONS")
     .env("TZ", "UTC")
+    .args(jvm_args)
     .arg("-cp")
     .arg(apache_classpath())
     .arg(main_class);
@@ -822,7 +828,12 @@ fn java_client_command(main_class: &str) -> Command {
 /// the JVM without closing the session: ephemeral nodes it creates live until
 /// the session times out (30 s). Time limit: 60 s.
 pub fn run_java_zkcli(connect: &str, args: &[&str]) -> Output {
-    let mut cmd = java_client_command("org.apache.zookeeper.ZooKeeperMain");
+    run_java_zkcli_with(connect, &[], args)
+}
+
+/// [`run_java_zkcli`] with JVM arguments, e.g. a JAAS file for SASL.
+pub fn run_java_zkcli_with(connect: &str, jvm_args: &[&str], args: &[&str]) -> Output {
+    let mut cmd = java_client_command_with("org.apache.zookeeper.ZooKeeperMain", jvm_args);
     cmd.args(["-server", connect, "-waitforconnection"]).args(args);
     run_with_timeout(cmd, b"", Duration::from_secs(60))
 }

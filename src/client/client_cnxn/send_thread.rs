@@ -190,7 +190,63 @@ impl SendThread {
             if read_only { " (READ-ONLY mode)" } else { "" }
         );
         self.shared.queue_state_event(if read_only { keeper_state::CONNECTED_READ_ONLY } else { keeper_state::SYNC_CONNECTED });
+        // ZooKeeperSaslClient: the SASL exchange goes first; auth packets, watches and
+        // requests wait for it (upstream's tunnelAuthInProgress).
+        if let Some(creds) = sasl_client_credentials() {
+            if !self.sasl_authenticate(&mut stream, &creds)? {
+                return Ok(None);
+            }
+        }
         Ok(Some(stream))
+    }
+
+    /// DIGEST-MD5 with the JAAS `Client` section's account. Ok(false): the server
+    /// refused (state AuthFailed, its event queued, the handle dead).
+    fn sasl_authenticate(&mut self, stream: &mut TcpStream, creds: &SaslCredentials) -> std::io::Result<bool> {
+        use crate::common::digest_md5::{DigestMd5Client, PROTOCOL, SERVER_NAME};
+        use crate::proto::proto::{GetSASLRequest, SetSASLResponse};
+        let mut client = DigestMd5Client::new(&creds.username, &creds.password, PROTOCOL, SERVER_NAME);
+        // DIGEST-MD5 has no initial response: an empty token asks for the challenge.
+        let mut token: Vec<u8> = Vec::new();
+        loop {
+            let xid = self.next_xid();
+            let body = GetSASLRequest { token: Some(token) }.to_bytes();
+            stream.write_all(&frame(Some(&RequestHeader { xid, r#type: op_code::SASL }), &body))?;
+            let reply = loop {
+                let buf = read_frame(stream)?;
+                let mut inp = InputArchive::new(&buf);
+                let hdr = ReplyHeader::deserialize(&mut inp)?;
+                if hdr.xid == xid {
+                    break (hdr, inp.rest().to_vec());
+                }
+            };
+            let (hdr, rest) = reply;
+            if hdr.err != 0 {
+                log::error!("SASL authentication failed using login context 'Client' with exception: {}", crate::proto::Code::from_i32(hdr.err).map(|c| format!("{c:?}")).unwrap_or_else(|| hdr.err.to_string()));
+                self.shared.set_state(States::AuthFailed);
+                self.shared.queue_state_event(keeper_state::AUTH_FAILED);
+                self.fail_all(-115);
+                self.shared.events.queue_death();
+                return Ok(false);
+            }
+            let server_token = SetSASLResponse::from_bytes(&rest)?.token.unwrap_or_default();
+            let next = match client.evaluate_challenge(&server_token) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::error!("SASL authentication failed using login context 'Client' with exception: {e}");
+                    self.shared.set_state(States::AuthFailed);
+                    self.shared.queue_state_event(keeper_state::AUTH_FAILED);
+                    self.fail_all(-115);
+                    self.shared.events.queue_death();
+                    return Ok(false);
+                }
+            };
+            if client.is_complete() {
+                self.shared.queue_state_event(keeper_state::SASL_AUTHENTICATED);
+                return Ok(true);
+            }
+            token = next;
+        }
     }
 
     /// The connected phase: replay auth and watches, then write requests and pings
@@ -450,4 +506,34 @@ fn read_loop(stream: TcpStream, shared: &Arc<Shared>, read_timeout: u64) -> Stri
         let body = if hdr.err == 0 { body } else { Vec::new() };
         shared.finish_packet(p, &hdr, body);
     }
+}
+
+/// The account of the JAAS `Client` section (`zookeeper.sasl.clientconfig`), when SASL
+/// is on (`zookeeper.sasl.client`, default true) and the file has one.
+pub struct SaslCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+fn sasl_client_credentials() -> Option<SaslCredentials> {
+    use crate::common::jaas_configuration;
+    use crate::system_properties;
+    if system_properties::get("zookeeper.sasl.client").is_some_and(|v| !v.eq_ignore_ascii_case("true")) {
+        return None;
+    }
+    let section = system_properties::get_or("zookeeper.sasl.clientconfig", "Client");
+    let cfg = match jaas_configuration::load_from_system_property()? {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("Will not attempt to authenticate using SASL ({e})");
+            return None;
+        }
+    };
+    let Some(entries) = cfg.get(&section) else {
+        log::warn!("Will not attempt to authenticate using SASL (no '{section}' section in the JAAS configuration)");
+        return None;
+    };
+    entries.iter().find_map(|e| {
+        Some(SaslCredentials { username: e.options.get("username")?.clone(), password: e.options.get("password")?.clone() })
+    })
 }

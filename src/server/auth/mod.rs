@@ -3,12 +3,13 @@
 
 pub mod digest_authentication_provider;
 pub mod ip_authentication_provider;
+pub mod sasl_authentication_provider;
 
 use crate::proto::data::{ClientInfo, Id};
 
 /// The schemes with a server provider.
 pub fn is_known_scheme(scheme: &str) -> bool {
-    matches!(scheme, "digest" | "ip")
+    matches!(scheme, "digest" | "ip") || scheme == "sasl" && sasl_authentication_provider::is_registered()
 }
 
 /// `isValid` of the scheme's provider; None when there is no provider.
@@ -16,6 +17,7 @@ pub fn is_valid(scheme: &str, id: &str) -> Option<bool> {
     match scheme {
         "digest" => Some(digest_authentication_provider::is_valid(id)),
         "ip" => Some(ip_authentication_provider::is_valid(id)),
+        "sasl" if sasl_authentication_provider::is_registered() => Some(sasl_authentication_provider::is_valid(id)),
         _ => None,
     }
 }
@@ -25,6 +27,7 @@ pub fn is_authenticated(scheme: &str) -> Option<bool> {
     match scheme {
         "digest" => Some(true),
         "ip" => Some(false),
+        "sasl" if sasl_authentication_provider::is_registered() => Some(true),
         _ => None,
     }
 }
@@ -34,6 +37,7 @@ pub fn matches(scheme: &str, id: &str, acl_expr: &str) -> Option<bool> {
     match scheme {
         "digest" => Some(id == acl_expr),
         "ip" => Some(ip_authentication_provider::matches(id, acl_expr)),
+        "sasl" if sasl_authentication_provider::is_registered() => Some(sasl_authentication_provider::matches(id, acl_expr)),
         _ => None,
     }
 }

@@ -63,6 +63,8 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
     .map_err(unexpected)?;
     peer.set_database(db.clone());
     init_config_node_on(&peer, &db);
+    // ServerCnxnFactory.configure: the JAAS Server section, if any.
+    crate::server::zookeeper_sasl_server::configure_sasl_login().map_err(unexpected)?;
     let factory = match client_addr {
         Some(addr) => {
             let f = ServerCnxnFactory::start_with_holder(peer.server_holder.clone(), max_cnxns, addr, backlog)
