@@ -323,3 +323,50 @@ fn our_zkcli_authenticates_like_the_java_shell() {
     }
     assert!(diffs.is_empty(), "zk-cli and the Java shell differ:\n{}", diffs.join("\n"));
 }
+
+/// `zookeeper.sessionRequireClientSASLAuth=true`: a client without SASL, or whose
+/// SASL fails, is closed with SESSIONCLOSEDREQUIRESASLAUTH; the same transcripts on
+/// both. A misconfigured enforcement stops both servers at start.
+#[test]
+fn required_sasl_is_enforced_like_apache() {
+    common::require_apache();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sjaas = server_jaas(tmp.path());
+    let prop = format!("-Djava.security.auth.login.config={}", sjaas.display());
+    let req = "-Dzookeeper.sessionRequireClientSASLAuth=true";
+    let apache = ApacheServer::start_standalone_with_jvm_args(SASL_PROVIDER, &[&prop, req]);
+    let ours = OurServer::start_standalone(SASL_PROVIDER, &[&prop, req]);
+    let bob = client_jaas(tmp.path(), "bob.conf", "bob", "bobsecret");
+    let wrong = client_jaas(tmp.path(), "wrong.conf", "bob", "nope");
+    let mut diffs = Vec::new();
+    for (what, jaas, args) in [
+        ("bob creates", Some(&bob), vec!["create", "/r", "x"]),
+        ("no SASL", None, vec!["get", "/r"]),
+        ("wrong password", Some(&wrong), vec!["get", "/r"]),
+        ("bob reads", Some(&bob), vec!["get", "/r"]),
+    ] {
+        let a = command_lines(&zkcli(&apache, jaas.map(|p| p.as_path()), &args));
+        let o = command_lines(&zkcli(&ours, jaas.map(|p| p.as_path()), &args));
+        if a != o {
+            diffs.push(format!("{what}:\n{}", line_diff("apache", &a, "ours", &o)));
+        }
+    }
+    assert!(diffs.is_empty(), "transcripts differ:\n{}", diffs.join("\n"));
+    // A raw client that skips SASL: the reply code and the close, as Apache's.
+    for srv in [&*apache, &*ours] {
+        let mut c = RawClient::connect(&srv.connect_string()).expect("connect");
+        let r = c.call(op_code::EXISTS, &zookeeper::proto::proto::ExistsRequest { path: "/r".into(), watch: false }.to_bytes());
+        assert_eq!(r.ok().map(|(h, _)| h.err), Some(-124), "{:?}", srv.kind());
+        assert!(c.wait_closed(Duration::from_secs(3)), "{:?} closes", srv.kind());
+    }
+    assert!(ours.log_contents().contains("does not match with any of the expected authentication scheme [sasl], closing session."));
+
+    // enforce.auth.enabled without schemes: neither starts.
+    let bad = "-Dzookeeper.enforce.auth.enabled=true";
+    let mut a = ApacheServer::spawn_standalone_with_jvm_args("", &[bad]);
+    let mut o = OurServer::spawn_standalone("", &[bad]);
+    let sa = a.wait_exit(Duration::from_secs(30)).expect("Apache exits");
+    let so = o.wait_exit(Duration::from_secs(30)).expect("ours exits");
+    assert_eq!(so.code(), sa.code(), "exit status");
+    assert!(o.log_contents().contains("zookeeper.enforce.auth.enabled is true zookeeper.enforce.auth.schemes must be  configured."));
+}

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod authentication_helper;
 pub mod blue_throttle;
 pub mod command;
 pub mod container_manager;

@@ -117,6 +117,8 @@ pub struct ZooKeeperServer {
     request_throttler: Arc<RequestThrottler>,
     /// Consulted for every ConnectRequest (`connThrottle`).
     pub conn_throttle: BlueThrottle,
+    /// `authHelper`: enforced authentication (checked at start by the mains).
+    pub auth_helper: crate::server::authentication_helper::AuthenticationHelper,
 }
 
 impl ZooKeeperServer {
@@ -161,6 +163,7 @@ impl ZooKeeperServer {
             config,
             request_throttler: Arc::new(RequestThrottler::new(ThrottlerSettings::from_system_properties())),
             conn_throttle: BlueThrottle::from_system_properties(),
+            auth_helper: crate::server::authentication_helper::AuthenticationHelper::from_system_properties().unwrap_or_default(),
         });
         // `startRequestThrottler`. Without its thread requests are submitted directly,
         // which is also what an off throttler (the default) amounts to.
@@ -786,6 +789,16 @@ impl ZooKeeperServer {
         if h.r#type == op_code::SASL {
             return self.process_sasl(cnxn, h.xid, body);
         }
+        if let Some(schemes) = self.auth_helper.refuses(&cnxn.auth_info()) {
+            log::error!(
+                "Client authentication scheme(s) [{}] does not match with any of the expected authentication scheme [{}], closing session.",
+                schemes.join(", "),
+                self.auth_helper.enforce_auth_schemes.join(", ")
+            );
+            cnxn.send_record::<ReplyHeader>(&ReplyHeader { xid: h.xid, zxid: 0, err: Code::SessionClosedRequireSaslAuth.int() }, None);
+            cnxn.send_close();
+            return Err(CloseConnection("authentication required".into()));
+        }
         let mut si = Request::new(Some(cnxn.clone()), cnxn.session_id(), h.xid, h.r#type, body.to_vec(), cnxn.auth_info());
         si.owner = Some(OWNER_ME);
         self.submit_request(si);
@@ -823,12 +836,21 @@ impl ZooKeeperServer {
             }
             Err(e) => {
                 log::warn!("Client {} failed to SASL authenticate: {e}", crate::server::server_cnxn::fmt_addr(&cnxn.remote));
-                if sasl::allow_sasl_failed_clients() {
+                let required = self.auth_helper.is_sasl_auth_required();
+                if sasl::allow_sasl_failed_clients() && !required {
                     log::warn!("Maintaining client connection despite SASL authentication failure.");
                     None
                 } else {
-                    log::warn!("Closing client connection due to SASL authentication failure.");
-                    cnxn.send_record(&ReplyHeader { xid, zxid: 0, err: Code::AuthFailed.int() }, Some(&SetSASLResponse { token: None }));
+                    let err = if required {
+                        log::warn!(
+                            "Closing client connection due to server requires client SASL authenticaiton,but client SASL authentication has failed, or client is not configured with SASL authentication."
+                        );
+                        Code::SessionClosedRequireSaslAuth
+                    } else {
+                        log::warn!("Closing client connection due to SASL authentication failure.");
+                        Code::AuthFailed
+                    };
+                    cnxn.send_record(&ReplyHeader { xid, zxid: 0, err: err.int() }, Some(&SetSASLResponse { token: None }));
                     cnxn.send_close();
                     return Err(CloseConnection("SASL authentication failed".into()));
                 }

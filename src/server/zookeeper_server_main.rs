@@ -160,6 +160,12 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ZooKeeperServerMain, (i3
         log::error!("Unexpected exception, exiting abnormally: {e}");
         (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
     })?;
+    // Upstream's IllegalArgumentException from the server's constructor.
+    crate::server::authentication_helper::AuthenticationHelper::from_system_properties().map_err(|e| {
+        zks.shutdown();
+        log::error!("Invalid arguments, exiting abnormally: {e}");
+        (exit_code::INVALID_INVOCATION, format!("Invalid arguments, exiting abnormally\n{e}"))
+    })?;
     let metrics_provider = crate::server::metrics::start(
         &zks.config.metrics_provider_class_name,
         &zks.config.metrics_provider_configuration,

@@ -668,8 +668,14 @@ impl ApacheServer {
     /// retrying on a taken port): for tests of start-up failures, which then use
     /// [`TestServer::wait_exit`] and [`TestServer::log_contents`].
     pub fn spawn_standalone(extra_cfg: &str) -> ApacheServer {
+        Self::spawn_standalone_with_jvm_args(extra_cfg, &[])
+    }
+
+    /// [`spawn_standalone`](Self::spawn_standalone) with JVM arguments.
+    pub fn spawn_standalone_with_jvm_args(extra_cfg: &str, jvm_args: &[&str]) -> ApacheServer {
         require_apache();
-        ApacheServer(TestServer::spawn_on(Kind::Apache, extra_cfg, None, &Self::cmd_maker(Vec::new())).0)
+        let args: Vec<String> = jvm_args.iter().map(|s| s.to_string()).collect();
+        ApacheServer(TestServer::spawn_on(Kind::Apache, extra_cfg, None, &Self::cmd_maker(args)).0)
     }
 
     /// Starts Apache on an existing `data_dir` (e.g. one another server wrote);

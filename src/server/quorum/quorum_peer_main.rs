@@ -65,6 +65,10 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
     init_config_node_on(&peer, &db);
     // ServerCnxnFactory.configure: the JAAS Server section, if any.
     crate::server::zookeeper_sasl_server::configure_sasl_login().map_err(unexpected)?;
+    crate::server::authentication_helper::AuthenticationHelper::from_system_properties().map_err(|e| {
+        log::error!("Invalid arguments, exiting abnormally: {e}");
+        (exit_code::INVALID_INVOCATION, format!("Invalid arguments, exiting abnormally\n{e}"))
+    })?;
     let factory = match client_addr {
         Some(addr) => {
             let f = ServerCnxnFactory::start_with_holder(peer.server_holder.clone(), max_cnxns, addr, backlog)
