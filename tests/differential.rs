@@ -538,11 +538,18 @@ fn run(addr: &str, ops: &[(usize, Req)]) -> Vec<String> {
             Ok((h, b)) => format!("err={} bodylen={}", h.err, b.len()),
             Err(e) => format!("IOERR {e}"),
         };
-        let after = match c.call(op_code::EXISTS, &ExistsRequest { path: "/".into(), watch: false }.to_bytes()) {
-            Ok((h, _)) => format!("err={}", h.err),
-            Err(e) => format!("IOERR {e}"),
+        // UnimplementedRequestProcessor answers, then closes the connection: a request
+        // sent right after the answer races that close on Apache too (it answered one
+        // of 50 in a probe), so what is compared is that the close comes.
+        let after = if ty == 999 {
+            format!("closed={}", c.wait_closed(Duration::from_secs(3)))
+        } else {
+            match c.call(op_code::EXISTS, &ExistsRequest { path: "/".into(), watch: false }.to_bytes()) {
+                Ok((h, _)) => format!("err={}", h.err),
+                Err(e) => format!("IOERR {e}"),
+            }
         };
-        out.push(format!("edge {name} => {r}; then exists => {after}"));
+        out.push(format!("edge {name} => {r}; then {after}"));
     }
     {
         let mut c = RawClient::connect(addr).unwrap_or_else(|e| panic!("connect: {e}"));
