@@ -25,7 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { echo "test.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-PACKAGES=(zookeeper zookeeper-bin python3-kazoo python3-pytest iproute2 libservlet-api-java python3-prometheus-client)
+PACKAGES=(zookeeper zookeeper-bin python3-kazoo python3-pytest iproute2 libservlet-api-java python3-prometheus-client openssl)
 
 is_installed() {
     local status

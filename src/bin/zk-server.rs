@@ -53,6 +53,9 @@ fn main() {
                 stop_on_signal(signals, move || {
                     // The client port first (no new sessions, connections closed with
                     // their sessions kept, the role's pipeline flushed), then the peer.
+                    if let Some(mut f) = main.secure_factory.take() {
+                        f.shutdown();
+                    }
                     if let Some(mut f) = main.factory.take() {
                         f.shutdown();
                     }

@@ -10,3 +10,4 @@ pub mod jaas_configuration;
 pub mod memory;
 pub mod signals;
 pub mod time;
+pub mod x509_util;

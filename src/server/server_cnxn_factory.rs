@@ -132,13 +132,29 @@ impl ServerCnxnFactory {
 
     /// A client port whose server comes and goes (a quorum peer's).
     pub fn start_with_holder(holder: Arc<ServerHolder>, max: i32, addr: SocketAddr, backlog: i32) -> io::Result<ServerCnxnFactory> {
+        Self::start_with_holder_tls(holder, max, addr, backlog, None)
+    }
+
+    /// The secure client port (`secureClientPort`): every connection speaks TLS.
+    pub fn start_secure(zks: Arc<ZooKeeperServer>, addr: SocketAddr, backlog: i32, tls: Arc<rustls::ServerConfig>) -> io::Result<ServerCnxnFactory> {
+        let max = zks.config.max_client_cnxns;
+        Self::start_with_holder_tls(ServerHolder::new(Some(zks)), max, addr, backlog, Some(tls))
+    }
+
+    pub fn start_with_holder_tls(
+        holder: Arc<ServerHolder>,
+        max: i32,
+        addr: SocketAddr,
+        backlog: i32,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<ServerCnxnFactory> {
         let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
         socket.bind(&addr.into())?;
         socket.listen(if backlog > 0 { backlog } else { 50 })?;
         let listener: TcpListener = socket.into();
         let local = listener.local_addr()?;
-        log::info!("binding to port {}", fmt_addr(&local));
+        log::info!("binding to port {}{}", fmt_addr(&local), if tls.is_some() { " (secure)" } else { "" });
         log::info!("maxClientCnxns set to {max}");
         let total = init_max_cnxns();
         let stopped = Arc::new(AtomicBool::new(false));
@@ -146,7 +162,7 @@ impl ServerCnxnFactory {
         let st = stopped.clone();
         let accept_thread = thread::Builder::new()
             .name(format!("NIOServerCxnFactory.AcceptThread:{}", fmt_addr(&local)))
-            .spawn(move || accept_loop(listener, h, max, total, st))?;
+            .spawn(move || accept_loop(listener, h, max, total, st, tls))?;
         Ok(ServerCnxnFactory { holder, local, max_client_cnxns: max, stopped, accept_thread: Some(accept_thread) })
     }
 
@@ -171,7 +187,14 @@ impl ServerCnxnFactory {
     }
 }
 
-fn accept_loop(listener: TcpListener, holder: Arc<ServerHolder>, max: i32, total: u64, stopped: Arc<AtomicBool>) {
+fn accept_loop(
+    listener: TcpListener,
+    holder: Arc<ServerHolder>,
+    max: i32,
+    total: u64,
+    stopped: Arc<AtomicBool>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     // `acceptErrorLogger`: a flood of refusals logs once a second, not once each.
     let mut last_refusal_log: Option<std::time::Instant> = None;
     let mut refused_since_log = 0u64;
@@ -218,7 +241,7 @@ fn accept_loop(listener: TcpListener, holder: Arc<ServerHolder>, max: i32, total
                 continue;
             }
         }
-        if let Err(e) = start_connection(stream, remote, &zks) {
+        if let Err(e) = start_connection(stream, remote, &zks, tls.as_ref()) {
             log::warn!("Error accepting new connection: {e}");
         }
     }
@@ -252,11 +275,14 @@ fn serve_not_running(stream: TcpStream, remote: SocketAddr) {
     }
 }
 
-fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>) -> io::Result<()> {
+fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>, tls: Option<&Arc<rustls::ServerConfig>>) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let (tx, rx) = unbounded::<Outgoing>();
     let id = NEXT_CNXN_ID.fetch_add(1, Ordering::Relaxed);
-    let stream = SharedStream::new(stream);
+    let stream = match tls {
+        Some(cfg) => SharedStream::tls(stream, cfg.clone())?,
+        None => SharedStream::new(stream),
+    };
     let mut cnxn = ServerCnxn::new(id, remote, tx, stream.clone(), zks.stats.packets_sent.clone());
     cnxn.recv_limits = zks.recv_limits;
     let cnxn = Arc::new(cnxn);
@@ -393,8 +419,13 @@ fn wait_until_recv_enabled(cnxn: &ServerCnxn, zks: &ZooKeeperServer) -> bool {
     !cnxn.is_closed()
 }
 
-fn read_full(stream: &mut &TcpStream, buf: &mut [u8]) -> io::Result<()> {
+fn read_full(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<()> {
     stream.read_exact(buf)
+}
+
+/// `zookeeper.ssl.handshakeDetectionTimeoutMillis` (5000).
+fn tls_handshake_timeout() -> u64 {
+    crate::system_properties::get_i64("zookeeper.ssl.handshakeDetectionTimeoutMillis").filter(|v| *v > 0).unwrap_or(5_000) as u64
 }
 
 /// `zookeeper.nio.sessionlessCnxnTimeout` (ms): how long a connection without a session may
@@ -422,13 +453,40 @@ pub fn checked_frame_len(len: i32, max: usize) -> Option<usize> {
 }
 
 fn reader_loop(stream: SharedStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
+    // Plain connections read over `&TcpStream`, whose reads fill the buffer without
+    // zeroing it first: a reader that needs initialized memory would touch all 64 KB of
+    // every idle connection. TLS connections read through their session.
+    if stream.is_tls() {
+        reader_loop_on(&stream, &stream, cnxn, zks)
+    } else {
+        reader_loop_on(&*stream, &stream, cnxn, zks)
+    }
+}
+
+/// `X509AuthenticationProvider.handleAuthentication` at the end of the handshake: the
+/// client certificate's subject becomes the connection's `x509` id (and `super` when
+/// `zookeeper.X509AuthenticationProvider.superUser` names it).
+fn authenticate_x509(stream: &SharedStream, cnxn: &ServerCnxn) {
+    let Some(cert) = stream.peer_certificate() else { return };
+    let Some(id) = crate::common::x509_util::subject_rfc2253(&cert) else {
+        log::error!("Failed to read the client certificate's subject for {}", fmt_addr(&cnxn.remote));
+        return;
+    };
+    if crate::system_properties::get("zookeeper.X509AuthenticationProvider.superUser").as_deref() == Some(id.as_str()) {
+        cnxn.add_auth_info(crate::proto::data::Id::new("super", &id));
+        log::info!("Authenticated Id '{id}' as super user");
+    }
+    cnxn.add_auth_info(crate::proto::data::Id::new("x509", &id));
+    log::info!("Authenticated Id '{id}' for Scheme 'x509'");
+}
+
+fn reader_loop_on<R: Read + Write>(io: R, stream: &SharedStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
     let mut initialized = false;
     let max = jute::max_buffer();
     // Buffered once the session is set up; the handshake (and a 4lw, which may read
     // more bytes itself) is read straight from the socket, so nothing is buffered early.
-    // Over `&TcpStream`, whose reads fill the buffer without zeroing it first: a reader
-    // that needs initialized memory would touch all 64 KB of every idle connection.
-    let mut reader = io::BufReader::with_capacity(64 * 1024, &*stream);
+    let mut reader = io::BufReader::with_capacity(64 * 1024, io);
+    let mut authenticated = false;
     let mut idle_set: Option<u64> = None;
     loop {
         // Each read that returns data counts as activity (the timeout is per read call);
@@ -439,8 +497,12 @@ fn reader_loop(stream: SharedStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeper
             _ => sessionless_cnxn_timeout(),
         };
         cnxn.touch(idle_ms, sessionless_cnxn_timeout());
-        if idle_set != Some(idle_ms) {
-            let _ = reader.get_ref().set_read_timeout(Some(idle_read_timeout(idle_ms)));
+        // A TLS handshake has its own, shorter bound (Netty's SslHandler timeout,
+        // `zookeeper.ssl.handshakeDetectionTimeoutMillis`).
+        if stream.is_tls() && !authenticated {
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(tls_handshake_timeout().min(idle_ms))));
+        } else if idle_set != Some(idle_ms) {
+            let _ = stream.set_read_timeout(Some(idle_read_timeout(idle_ms)));
             idle_set = Some(idle_ms);
         }
         let mut len_buf = [0u8; 4];
@@ -462,6 +524,10 @@ fn reader_loop(stream: SharedStream, cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeper
             return;
         }
         let len = i32::from_be_bytes(len_buf);
+        if stream.is_tls() && !authenticated {
+            authenticated = true;
+            authenticate_x509(stream, cnxn);
+        }
         if !initialized {
             if let Some(cmd) = command::four_letter_word(len) {
                 cnxn.stats.packets_received.fetch_add(1, Ordering::Relaxed);

@@ -23,6 +23,8 @@ pub mod exit_code {
 /// A running standalone server: its client port and its AdminServer.
 pub struct ZooKeeperServerMain {
     pub factory: ServerCnxnFactory,
+    /// The secure client port (`secureClientPort`), TLS.
+    pub secure_factory: Option<ServerCnxnFactory>,
     pub admin_server: Option<crate::server::admin::jetty_admin_server::JettyAdminServer>,
     pub metrics_provider: crate::server::metrics::MetricsProvider,
 }
@@ -30,6 +32,9 @@ pub struct ZooKeeperServerMain {
 impl ZooKeeperServerMain {
     /// `shutdown`: the client port (and the server behind it), then the AdminServer.
     pub fn shutdown(&mut self) {
+        if let Some(f) = self.secure_factory.as_mut() {
+            f.shutdown();
+        }
         self.factory.shutdown();
         if let Some(a) = self.admin_server.as_mut() {
             a.shutdown();
@@ -116,15 +121,6 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ZooKeeperServerMain, (i3
     )
     .start();
     log::info!("Starting server");
-    if cfg.secure_client_port > 0 {
-        // Upstream would open a TLS listener (X509 auth); this build has no TLS yet, so
-        // say so loudly rather than silently serving plaintext only.
-        log::warn!(
-            "secureClientPort={} is set but TLS client connections are not supported by this build; only clientPort {} is served",
-            cfg.secure_client_port,
-            cfg.client_port
-        );
-    }
     if system_properties::get_bool("zookeeper.extendedTypesEnabled") {
         log::info!("extendedTypesEnabled=true: TTL nodes enabled");
     }
@@ -151,6 +147,10 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ZooKeeperServerMain, (i3
         cfg.max_session_timeout
     );
     let addr = client_address(&cfg).map_err(|e| (exit_code::UNEXPECTED_ERROR, e))?;
+    let secure = secure_client_setup(&cfg).map_err(|e| {
+        log::error!("Unexpected exception, exiting abnormally: {e}");
+        (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
+    })?;
     let backlog = cfg.client_port_listen_backlog;
     let zks = ZooKeeperServer::start(cfg, snap_log, tree, restored.sessions)
         .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start server: {e}")))?;
@@ -189,10 +189,38 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ZooKeeperServerMain, (i3
         log::error!("Unexpected exception, exiting abnormally: {e}");
         (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
     })?;
+    let secure_factory = match secure {
+        Some((saddr, tls)) => Some(ServerCnxnFactory::start_secure(zks.clone(), saddr, backlog, tls).map_err(|e| {
+            zks.shutdown();
+            log::error!("Unexpected exception, exiting abnormally: {e}");
+            (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
+        })?),
+        None => None,
+    };
     ContainerManager::new(zks)
         .start()
         .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start ContainerManager: {e}")))?;
-    Ok(ZooKeeperServerMain { factory, admin_server, metrics_provider })
+    Ok(ZooKeeperServerMain { factory, secure_factory, admin_server, metrics_provider })
+}
+
+/// The secure client port's address and TLS configuration, when `secureClientPort` is
+/// set (`ssl.*` keys, as `ClientX509Util` reads them).
+pub fn secure_client_setup(cfg: &QuorumPeerConfig) -> Result<Option<(SocketAddr, std::sync::Arc<rustls::ServerConfig>)>, String> {
+    if cfg.secure_client_port <= 0 {
+        return Ok(None);
+    }
+    let port = u16::try_from(cfg.secure_client_port).map_err(|_| format!("bad secureClientPort {}", cfg.secure_client_port))?;
+    let addr = match &cfg.secure_client_port_address {
+        None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        Some(a) => (a.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("secureClientPortAddress {a}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("secureClientPortAddress {a} resolves to nothing"))?,
+    };
+    let settings = crate::common::x509_util::SslSettings::from_system_properties(crate::common::x509_util::CLIENT_PREFIX)?;
+    let tls = crate::common::x509_util::server_config(&settings)?;
+    Ok(Some((addr, tls)))
 }
 
 fn client_address(cfg: &QuorumPeerConfig) -> Result<SocketAddr, String> {

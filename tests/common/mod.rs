@@ -61,8 +61,10 @@ pub const CLI_MT: &str = "/usr/lib/zookeeper/bin/cli_mt";
 /// binding (Debian puts none on the path, so Apache would otherwise log nothing
 /// at all); servlet-api (package libservlet-api-java) lets the AdminServer
 /// (Jetty) start where a test enables it (without it Apache logs "Unable to
-/// load jetty, not starting JettyAdminServer" and runs without one).
-const APACHE_JARS: [&str; 5] = ["zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "servlet-api"];
+/// load jetty, not starting JettyAdminServer" and runs without one); netty-codec
+/// and netty-resolver (libnetty-java) are missing from the manifest too and the
+/// Netty server and client (the secure client port, TLS clients) need them.
+const APACHE_JARS: [&str; 7] = ["zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "servlet-api", "netty-codec", "netty-resolver"];
 
 const LOOPBACK: &str = "127.0.0.1";
 

@@ -198,11 +198,16 @@ fn conf(r: &mut CommandResponse, _: &Context<'_>, zks: Option<&Arc<ZooKeeperServ
     r.put("client_port_listen_backlog", c.client_port_listen_backlog as i64);
 }
 
+/// `getAllConnectionInfo` of the client port's factory and of the secure one.
+fn put_connections(r: &mut CommandResponse, zks: &ZooKeeperServer, brief: bool) {
+    let all = connections(zks);
+    let (secure, plain): (Vec<_>, Vec<_>) = all.iter().partition(|c| c.is_secure());
+    r.put("connections", Json::Arr(plain.iter().map(|c| connection_info(c, brief)).collect()));
+    r.put("secure_connections", Json::Arr(secure.iter().map(|c| connection_info(c, brief)).collect()));
+}
+
 fn cons(r: &mut CommandResponse, _: &Context<'_>, zks: Option<&Arc<ZooKeeperServer>>) {
-    let list: Vec<Json> = connections(server(zks)).iter().map(|c| connection_info(c, false)).collect();
-    r.put("connections", Json::Arr(list));
-    // No secure client port yet: an empty list, as upstream without one.
-    r.put("secure_connections", Json::Arr(vec![]));
+    put_connections(r, server(zks), false);
 }
 
 /// `DataTree.getDigestLog` as `ZxidDigest` beans.
@@ -377,9 +382,7 @@ fn srvr(r: &mut CommandResponse, _: &Context<'_>, zks: Option<&Arc<ZooKeeperServ
 
 fn stat(r: &mut CommandResponse, ctx: &Context<'_>, zks: Option<&Arc<ZooKeeperServer>>) {
     srvr(r, ctx, zks);
-    let list: Vec<Json> = connections(server(zks)).iter().map(|c| connection_info(c, true)).collect();
-    r.put("connections", Json::Arr(list));
-    r.put("secure_connections", Json::Arr(vec![]));
+    put_connections(r, server(zks), true);
 }
 
 fn srst(_: &mut CommandResponse, _: &Context<'_>, zks: Option<&Arc<ZooKeeperServer>>) {

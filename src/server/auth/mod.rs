@@ -9,7 +9,16 @@ use crate::proto::data::{ClientInfo, Id};
 
 /// The schemes with a server provider.
 pub fn is_known_scheme(scheme: &str) -> bool {
-    matches!(scheme, "digest" | "ip") || scheme == "sasl" && sasl_authentication_provider::is_registered()
+    matches!(scheme, "digest" | "ip" | "x509") || scheme == "sasl" && sasl_authentication_provider::is_registered()
+}
+
+/// `X509AuthenticationProvider.matches`: the subject itself, or any id for the
+/// configured super user.
+fn x509_matches(id: &str, acl_expr: &str) -> bool {
+    match crate::system_properties::get("zookeeper.X509AuthenticationProvider.superUser") {
+        Some(su) => id == su || id == acl_expr,
+        None => id == acl_expr,
+    }
 }
 
 /// `isValid` of the scheme's provider; None when there is no provider.
@@ -17,6 +26,7 @@ pub fn is_valid(scheme: &str, id: &str) -> Option<bool> {
     match scheme {
         "digest" => Some(digest_authentication_provider::is_valid(id)),
         "ip" => Some(ip_authentication_provider::is_valid(id)),
+        "x509" => Some(!id.is_empty()),
         "sasl" if sasl_authentication_provider::is_registered() => Some(sasl_authentication_provider::is_valid(id)),
         _ => None,
     }
@@ -27,6 +37,7 @@ pub fn is_authenticated(scheme: &str) -> Option<bool> {
     match scheme {
         "digest" => Some(true),
         "ip" => Some(false),
+        "x509" => Some(true),
         "sasl" if sasl_authentication_provider::is_registered() => Some(true),
         _ => None,
     }
@@ -37,6 +48,7 @@ pub fn matches(scheme: &str, id: &str, acl_expr: &str) -> Option<bool> {
     match scheme {
         "digest" => Some(id == acl_expr),
         "ip" => Some(ip_authentication_provider::matches(id, acl_expr)),
+        "x509" => Some(x509_matches(id, acl_expr)),
         "sasl" if sasl_authentication_provider::is_registered() => Some(sasl_authentication_provider::matches(id, acl_expr)),
         _ => None,
     }

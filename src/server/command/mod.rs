@@ -279,7 +279,7 @@ fn conf(out: &mut String, zks: &ZooKeeperServer) {
     let c = &zks.config;
     let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let _ = writeln!(out, "clientPort={}", c.client_port);
-    let _ = writeln!(out, "secureClientPort=-1");
+    let _ = writeln!(out, "secureClientPort={}", if c.secure_client_port > 0 { c.secure_client_port } else { -1 });
     let _ = writeln!(out, "dataDir={}", abs(&c.data_dir.join("version-2")).display());
     let _ = writeln!(out, "dataDirSize={}", dir_size(&c.data_dir.join("version-2")));
     let _ = writeln!(out, "dataLogDir={}", abs(&c.data_log_dir.join("version-2")).display());

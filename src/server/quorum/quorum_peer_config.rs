@@ -46,6 +46,8 @@ pub struct QuorumPeerConfig {
     pub client_port: i32,
     pub client_port_address: Option<String>,
     pub secure_client_port: i32,
+    /// `secureClientPortAddress` (the wildcard address when unset).
+    pub secure_client_port_address: Option<String>,
     pub client_port_listen_backlog: i32,
     pub tick_time: i32,
     pub max_client_cnxns: i32,
@@ -97,6 +99,7 @@ impl Default for QuorumPeerConfig {
             client_port: 0,
             client_port_address: None,
             secure_client_port: 0,
+            secure_client_port_address: None,
             client_port_listen_backlog: -1,
             tick_time: 3000,
             max_client_cnxns: 60,
@@ -299,7 +302,7 @@ impl QuorumPeerConfig {
                 "localSessionsUpgradingEnabled" => c.local_sessions_upgrading_enabled = parse_bool(&key, &value)?,
                 "clientPortAddress" => c.client_port_address = Some(value),
                 "secureClientPort" => c.secure_client_port = parse_int(&value)?,
-                "secureClientPortAddress" => {}
+                "secureClientPortAddress" => c.secure_client_port_address = Some(value.trim().to_owned()),
                 "observerMasterPort" => c.observer_master_port = parse_int(&value)?,
                 "clientPortListenBacklog" => c.client_port_listen_backlog = parse_int(&value)?,
                 "tickTime" => c.tick_time = parse_int(&value)?,
@@ -390,6 +393,11 @@ impl QuorumPeerConfig {
         }
         if c.secure_client_port == 0 {
             log::info!("secureClientPort is not set");
+            if c.secure_client_port_address.is_some() {
+                return Err(ConfigException::illegal_argument("secureClientPortAddress is set but secureClientPort is not set"));
+            }
+        } else if let Some(a) = &c.secure_client_port_address {
+            log::info!("secureClientPortAddress is {a}:{}", c.secure_client_port);
         }
         if c.observer_master_port <= 0 {
             log::info!("observerMasterPort is not set");

@@ -18,6 +18,8 @@ use crate::server::zookeeper_server_main::exit_code;
 pub struct QuorumPeerMain {
     pub peer: Arc<RunningPeer>,
     pub factory: Option<ServerCnxnFactory>,
+    /// The secure client port (`secureClientPort`), TLS.
+    pub secure_factory: Option<ServerCnxnFactory>,
     pub admin_server: Option<crate::server::admin::jetty_admin_server::JettyAdminServer>,
     pub metrics_provider: crate::server::metrics::MetricsProvider,
 }
@@ -50,6 +52,7 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
     let snap_dir = snap_log.snap_dir.clone();
     let db = ZKDatabase::new(snap_log, restored);
     let client_addr = client_address(&cfg);
+    let secure = crate::server::zookeeper_server_main::secure_client_setup(&cfg).map_err(unexpected)?;
     let max_cnxns = cfg.max_client_cnxns;
     let backlog = cfg.client_port_listen_backlog;
     let metrics_class = cfg.metrics_provider_class_name.clone();
@@ -78,6 +81,13 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
         }
         None => None,
     };
+    let secure_factory = match secure {
+        Some((addr, tls)) => Some(
+            ServerCnxnFactory::start_with_holder_tls(peer.server_holder.clone(), max_cnxns, addr, backlog, Some(tls))
+                .map_err(|e| unexpected(format!("Unable to bind the secure client port {addr}: {e}")))?,
+        ),
+        None => None,
+    };
     // QuorumPeer.start: a peer whose AdminServer cannot start still joins the ensemble.
     let admin_server = match crate::server::admin::start(crate::server::admin::jetty_admin_server::Target::Quorum(peer.clone())) {
         Ok(a) => a,
@@ -87,7 +97,7 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
         }
     };
     let running = RunningPeer::start(peer, Arc::new(ZabRoles { db })).map_err(|e| unexpected(e.to_string()))?;
-    Ok(QuorumPeerMain { peer: running, factory, admin_server, metrics_provider })
+    Ok(QuorumPeerMain { peer: running, factory, secure_factory, admin_server, metrics_provider })
 }
 
 /// `clientPortAddress` (from the server line or the static keys), if a client port is set.

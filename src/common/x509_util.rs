@@ -1,0 +1,296 @@
+//! `X509Util` / `ClientX509Util`: TLS settings from the `zookeeper.ssl.*` properties a
+//! Java deployment sets (zoo.cfg's `ssl.*` keys become them), turned into a rustls
+//! configuration; and the certificate subject as `X509AuthenticationProvider` names a
+//! client (`X500Principal.getName()`, RFC 2253).
+//!
+//! Key and trust stores are PEM files (`ssl.keyStore.type=PEM`, or a `.pem` name), as
+//! Apache 3.8 reads them: the key store holds the private key and its certificate
+//! chain, the trust store the CA certificates. PKCS12 and JKS are refused with an error
+//! that names what is supported.
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::system_properties;
+
+/// The client port's settings (`ClientX509Util`, prefix `zookeeper.ssl.`).
+pub const CLIENT_PREFIX: &str = "zookeeper.ssl.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Need,
+    Want,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SslSettings {
+    pub key_store_location: Option<String>,
+    pub key_store_type: Option<String>,
+    pub trust_store_location: Option<String>,
+    pub trust_store_type: Option<String>,
+    pub client_auth: ClientAuth,
+    pub protocol: String,
+    pub enabled_protocols: Option<Vec<String>>,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+impl SslSettings {
+    /// The settings under `prefix`; Err names a bad value.
+    pub fn from_system_properties(prefix: &str) -> Result<SslSettings, String> {
+        let get = |k: &str| non_empty(system_properties::get(&format!("{prefix}{k}")));
+        let client_auth = match get("clientAuth").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("need") => ClientAuth::Need,
+            Some("want") => ClientAuth::Want,
+            Some("none") => ClientAuth::None,
+            Some(other) => return Err(format!("Invalid {prefix}clientAuth value: {other} (need, want or none)")),
+        };
+        Ok(SslSettings {
+            key_store_location: get("keyStore.location"),
+            key_store_type: get("keyStore.type"),
+            trust_store_location: get("trustStore.location"),
+            trust_store_type: get("trustStore.type"),
+            client_auth,
+            // 3.8's default (X509Util.DEFAULT_PROTOCOL).
+            protocol: get("protocol").unwrap_or_else(|| "TLSv1.2".into()),
+            enabled_protocols: get("enabledProtocols").map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()),
+        })
+    }
+
+    /// The rustls versions for `ssl.enabledProtocols`, else `ssl.protocol`.
+    fn versions(&self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+        let names: Vec<String> = match &self.enabled_protocols {
+            Some(v) => v.clone(),
+            None => vec![self.protocol.clone()],
+        };
+        let mut out = Vec::new();
+        for n in names {
+            match n.as_str() {
+                "TLSv1.3" => out.push(&rustls::version::TLS13),
+                "TLSv1.2" => out.push(&rustls::version::TLS12),
+                "TLS" => out.extend([&rustls::version::TLS13, &rustls::version::TLS12]),
+                other => return Err(format!("Unsupported TLS protocol {other} (TLSv1.2, TLSv1.3)")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A store type as upstream's `FileKeyStoreLoaderBuilderProvider` decides it: the
+/// property, else the file's extension.
+fn store_is_pem(location: &str, declared: Option<&str>) -> Result<(), String> {
+    let t = declared.map(str::to_ascii_uppercase).unwrap_or_else(|| {
+        let lower = location.to_ascii_lowercase();
+        if lower.ends_with(".pem") {
+            "PEM".into()
+        } else if lower.ends_with(".p12") || lower.ends_with(".pfx") {
+            "PKCS12".into()
+        } else if lower.ends_with(".jks") {
+            "JKS".into()
+        } else {
+            String::new()
+        }
+    });
+    match t.as_str() {
+        "PEM" => Ok(()),
+        "" => Err(format!("Unable to determine the store type of {location}: set the type to PEM")),
+        other => Err(format!("{other} stores are not supported by this server ({location}); convert it to PEM (key and certificate chain in one file)")),
+    }
+}
+
+fn load_certs(location: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(location)
+        .map_err(|e| format!("Failed to load {location}: {e}"))?
+        .collect();
+    let certs = certs.map_err(|e| format!("Failed to load {location}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("Failed to load {location}: no certificate in it"));
+    }
+    Ok(certs)
+}
+
+/// The server side of a TLS port (`createSSLContextAndOptions` + the Netty
+/// `SslContext`): key store, trust store, client authentication, protocols.
+pub fn server_config(s: &SslSettings) -> Result<Arc<rustls::ServerConfig>, String> {
+    let key_location = s.key_store_location.as_deref().ok_or("ssl.keyStore.location is not set: a TLS port needs a key store")?;
+    store_is_pem(key_location, s.key_store_type.as_deref())?;
+    let chain = load_certs(key_location)?;
+    let key = PrivateKeyDer::from_pem_file(key_location).map_err(|e| format!("Failed to load the private key of {key_location}: {e}"))?;
+    // ring: no C toolchain beyond cc. It has no post-quantum key exchange, which the
+    // Java 17 peers this talks to do not offer either.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions = s.versions()?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS protocols: {e}"))?;
+    let builder = match (s.client_auth, s.trust_store_location.as_deref()) {
+        (ClientAuth::None, _) => builder.with_no_client_auth(),
+        (auth, Some(trust)) => {
+            store_is_pem(trust, s.trust_store_type.as_deref())?;
+            let mut roots = rustls::RootCertStore::empty();
+            for c in load_certs(trust)? {
+                roots.add(c).map_err(|e| format!("Failed to load {trust}: {e}"))?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let v = if auth == ClientAuth::Want { v.allow_unauthenticated() } else { v };
+            builder.with_client_cert_verifier(v.build().map_err(|e| format!("client certificate verifier: {e}"))?)
+        }
+        (_, None) => {
+            return Err("ssl.trustStore.location is not set: client certificates cannot be verified (set ssl.clientAuth=none to accept clients without one)".into())
+        }
+    };
+    let cfg = builder.with_single_cert(chain, key).map_err(|e| format!("the key store's key and certificate: {e}"))?;
+    Ok(Arc::new(cfg))
+}
+
+// ---------------------------------------------------------------- X.500 names --
+
+/// A DER element: (tag, content, rest).
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&l0, rest) = rest.split_first()?;
+    let (len, rest) = if l0 < 0x80 {
+        (l0 as usize, rest)
+    } else {
+        let n = (l0 & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+fn oid_string(b: &[u8]) -> String {
+    let mut parts: Vec<u64> = Vec::new();
+    let mut v = 0u64;
+    for (i, byte) in b.iter().enumerate() {
+        v = (v << 7) | (byte & 0x7f) as u64;
+        if byte & 0x80 == 0 {
+            if parts.is_empty() && i < b.len() {
+                let first = if v < 40 { 0 } else if v < 80 { 1 } else { 2 };
+                parts.push(first);
+                parts.push(v - first * 40);
+            } else {
+                parts.push(v);
+            }
+            v = 0;
+        }
+    }
+    parts.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(".")
+}
+
+/// The keywords `X500Principal.getName()` (RFC 2253) uses.
+fn attribute_keyword(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "STREET",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return None,
+    })
+}
+
+/// RFC 2253 escaping of an attribute value.
+fn escape_value(v: &str) -> String {
+    let mut o = String::new();
+    let n = v.chars().count();
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == ' ' || c == '#'))
+            || (i + 1 == n && c == ' ');
+        if special {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// The certificate's subject as `X500Principal.getName()` (RFC 2253): the RDNs in
+/// reverse order, `TYPE=value` with the known keywords, other types as dotted OIDs with
+/// the DER value in hex. None when the certificate does not parse.
+pub fn subject_rfc2253(cert_der: &[u8]) -> Option<String> {
+    let (_, cert, _) = der(cert_der)?; // Certificate
+    let (_, tbs, _) = der(cert)?; // TBSCertificate
+    let mut rest = tbs;
+    // [0] version (optional), serial, signature algorithm, issuer, validity, subject
+    let (tag, _, r) = der(rest)?;
+    rest = if tag == 0xa0 { der(r)?.2 } else { r }; // serial skipped
+    let (_, _, r) = der(rest)?; // signature
+    let (_, _, r) = der(r)?; // issuer
+    let (_, _, r) = der(r)?; // validity
+    let (_, subject, _) = der(r)?;
+    let mut rdns: Vec<String> = Vec::new();
+    let mut s = subject;
+    while !s.is_empty() {
+        let (_, set, r) = der(s)?;
+        s = r;
+        let mut atvs: Vec<String> = Vec::new();
+        let mut a = set;
+        while !a.is_empty() {
+            let (_, atv, r) = der(a)?;
+            a = r;
+            let (_, oid, vrest) = der(atv)?;
+            let oid = oid_string(oid);
+            let (vtag, value, _) = der(vrest)?;
+            let text = match attribute_keyword(&oid) {
+                Some(k) if matches!(vtag, 0x0c | 0x13 | 0x16 | 0x14 | 0x1e) => {
+                    let v = if vtag == 0x1e {
+                        let u: Vec<u16> = value.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
+                        String::from_utf16_lossy(&u)
+                    } else {
+                        String::from_utf8_lossy(value).into_owned()
+                    };
+                    format!("{k}={}", escape_value(&v))
+                }
+                _ => {
+                    let whole = &vrest[..vrest.len()];
+                    let hex: String = whole.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("{oid}=#{hex}")
+                }
+            };
+            atvs.push(text);
+        }
+        rdns.push(atvs.join("+"));
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_oids() {
+        assert_eq!(escape_value("a,b"), "a\\,b");
+        assert_eq!(escape_value(" x "), "\\ x\\ ");
+        assert_eq!(oid_string(&[0x55, 0x04, 0x03]), "2.5.4.3");
+        assert_eq!(oid_string(&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]), "0.9.2342.19200300.100.1.25");
+    }
+
+    #[test]
+    fn store_types() {
+        assert!(store_is_pem("/a/b.pem", None).is_ok());
+        assert!(store_is_pem("/a/b", Some("PEM")).is_ok());
+        assert!(store_is_pem("/a/b.p12", None).unwrap_err().contains("PKCS12 stores are not supported"));
+        assert!(store_is_pem("/a/b.jks", Some("JKS")).unwrap_err().contains("convert it to PEM"));
+        assert!(store_is_pem("/a/b", None).is_err());
+    }
+}

@@ -1,0 +1,257 @@
+//! TLS on the client port (`secureClientPort`, the `ssl.*` keys with PEM stores, client
+//! certificates and the `x509` scheme) side by side with Apache 3.8: the same zoo.cfg
+//! and certificates on both, Apache's Java zkCli over TLS (its Netty client, as
+//! `CLIENT_JVMFLAGS` would set it) against both, and bad input on the secure port.
+//! Certificates are made per run with openssl (a CA, a server certificate for
+//! 127.0.0.1, a client certificate for `CN=bob,O=zk`, and an untrusted one).
+//!
+//! Run: `cargo test --test tls -- --nocapture`.
+
+mod common;
+#[path = "support/raw_client.rs"]
+mod raw_client;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{describe_output, free_port, java_client_command_with, line_diff, run_with_timeout, ApacheServer, OurServer, TestServer};
+
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("/usr/bin/openssl").args(args).current_dir(dir).output().expect("openssl (package openssl)");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// key + certificate signed by `ca` (or self-signed), concatenated as a PEM key store.
+fn make_cert(dir: &Path, name: &str, subject: &str, ca: Option<&str>) {
+    let key = format!("{name}.key");
+    let crt = format!("{name}.crt");
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san");
+    match ca {
+        None => openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &crt, "-days", "2", "-subj", subject]),
+        Some(ca) => {
+            let csr = format!("{name}.csr");
+            openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject]);
+            openssl(
+                dir,
+                &[
+                    "x509", "-req", "-in", &csr, "-CA", &format!("{ca}.crt"), "-CAkey", &format!("{ca}.key"), "-CAcreateserial", "-out", &crt,
+                    "-days", "2", "-extfile", "san.ext",
+                ],
+            );
+        }
+    }
+    let pem = [std::fs::read(dir.join(&key)).expect("key"), std::fs::read(dir.join(&crt)).expect("crt")].concat();
+    std::fs::write(dir.join(format!("{name}.pem")), pem).expect("pem");
+}
+
+fn certs() -> Certs {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_cert(dir.path(), "ca", "/CN=zk-test-ca", None);
+    make_cert(dir.path(), "server", "/CN=localhost", Some("ca"));
+    make_cert(dir.path(), "bob", "/CN=bob/O=zk", Some("ca"));
+    make_cert(dir.path(), "rogue-ca", "/CN=rogue-ca", None);
+    make_cert(dir.path(), "mallory", "/CN=mallory/O=zk", Some("rogue-ca"));
+    Certs { dir }
+}
+
+/// zoo.cfg lines of a secure port (Apache needs the Netty factory for it).
+fn secure_cfg(c: &Certs, port: u16, extra: &str) -> String {
+    format!(
+        "secureClientPort={port}\nsecureClientPortAddress=127.0.0.1\n\
+         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         ssl.keyStore.location={}\nssl.keyStore.type=PEM\n\
+         ssl.trustStore.location={}\nssl.trustStore.type=PEM\n{extra}",
+        c.path("server.pem").display(),
+        c.path("ca.crt").display()
+    )
+}
+
+/// Apache's zkCli over TLS with `keystore` as its certificate (None: no certificate).
+fn tls_zkcli(c: &Certs, port: u16, keystore: Option<&str>, args: &[&str]) -> String {
+    let mut jvm = vec![
+        "-Dzookeeper.client.secure=true".to_string(),
+        "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty".to_string(),
+        format!("-Dzookeeper.ssl.trustStore.location={}", c.path("ca.crt").display()),
+        "-Dzookeeper.ssl.trustStore.type=PEM".to_string(),
+    ];
+    if let Some(k) = keystore {
+        jvm.push(format!("-Dzookeeper.ssl.keyStore.location={}", c.path(k).display()));
+        jvm.push("-Dzookeeper.ssl.keyStore.type=PEM".to_string());
+    }
+    let jvm: Vec<&str> = jvm.iter().map(String::as_str).collect();
+    let mut cmd = java_client_command_with("org.apache.zookeeper.ZooKeeperMain", &jvm);
+    cmd.args(["-server", &format!("127.0.0.1:{port}"), "-timeout", "5000", "-waitforconnection"]).args(args);
+    let o = run_with_timeout(cmd, b"", Duration::from_secs(60));
+    eprintln!("[tls] port {port} {keystore:?} {args:?}: {}", describe_output("zkCli", &o).lines().take(14).collect::<Vec<_>>().join(" | "));
+    // The shell's own output: stdout, and stderr without the client's log lines.
+    let mut out = String::from_utf8_lossy(&o.stdout).replace(&port.to_string(), "<PORT>");
+    for l in String::from_utf8_lossy(&o.stderr).lines() {
+        let log = l.starts_with('[') || l.starts_with('\t') || l.split_whitespace().next().is_some_and(|w| w.ends_with("Exception:") || w.ends_with("Exception"));
+        if !log && !l.trim().is_empty() {
+            out.push_str(&l.replace(&port.to_string(), "<PORT>"));
+            out.push('\n');
+        }
+    }
+    // How often the client retried in its 5 s depends on timing; the alert a refused
+    // certificate gets is rustls' (certificate_required) where the JDK says
+    // bad_certificate: both refuse the handshake, which is what is compared.
+    let mut lines: Vec<String> = Vec::new();
+    for l in out.lines() {
+        let l = match l.find("Received fatal alert: ") {
+            Some(i) => format!("{}Received fatal alert: <alert>", &l[..i]),
+            None => l.to_string(),
+        };
+        if lines.last() != Some(&l) {
+            lines.push(l);
+        }
+    }
+    lines.join("\n")
+}
+
+struct Pair {
+    apache: ApacheServer,
+    ours: OurServer,
+    apache_secure: u16,
+    ours_secure: u16,
+}
+
+fn start_pair(c: &Certs, extra: &str) -> Pair {
+    common::require_apache();
+    let (ap, op) = (free_port(), free_port());
+    let apache = ApacheServer::start_standalone(&secure_cfg(c, ap, extra));
+    let ours = OurServer::start_standalone(&secure_cfg(c, op, extra), &[]);
+    Pair { apache, ours, apache_secure: ap, ours_secure: op }
+}
+
+#[test]
+fn java_shell_over_tls_gets_apaches_answers() {
+    let c = certs();
+    let p = start_pair(&c, "");
+    assert!(p.ours.log_contents().contains("(secure)"), "{}", p.ours.log_contents());
+    let steps: Vec<(&str, Option<&str>, Vec<&str>)> = vec![
+        ("bob creates", Some("bob.pem"), vec!["create", "/t", "tls-data"]),
+        // The shell splits ACLs at commas, so the DN goes in through the auth scheme:
+        // every authenticated id of the session (x509, not ip).
+        ("bob restricts", Some("bob.pem"), vec!["setAcl", "/t", "auth::cdrwa"]),
+        ("bob reads the ACL", Some("bob.pem"), vec!["getAcl", "/t"]),
+        ("bob reads", Some("bob.pem"), vec!["get", "/t"]),
+        ("bob is", Some("bob.pem"), vec!["whoami"]),
+        ("a client without a certificate", None, vec!["get", "/t"]),
+        ("an untrusted certificate", Some("mallory.pem"), vec!["get", "/t"]),
+    ];
+    let mut diffs = Vec::new();
+    for (what, ks, args) in &steps {
+        let a = tls_zkcli(&c, p.apache_secure, *ks, args);
+        let o = tls_zkcli(&c, p.ours_secure, *ks, args);
+        if a != o {
+            diffs.push(format!("{what}:\n{}", line_diff("apache", &a, "ours", &o)));
+        }
+        if *what == "bob reads" {
+            assert!(o.contains("tls-data"), "{o}");
+        }
+        if *what == "bob is" {
+            assert!(o.contains("x509: O=zk,CN=bob"), "{o}");
+        }
+        if *what == "bob reads the ACL" {
+            // The shell prints commas of an id as %2C.
+            assert!(o.contains("'x509,'O=zk%2CCN=bob"), "{o}");
+        }
+    }
+    assert!(diffs.is_empty(), "transcripts differ:\n{}", diffs.join("\n"));
+    // The plain port serves the same tree; bob's ACL keeps plain clients out on both.
+    for (who, s) in [("apache", &*p.apache), ("ours", &*p.ours)] {
+        let o = common::run_java_zkcli(&s.connect_string(), &["get", "/t"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("Insufficient permission : /t"), "{who}: {}", describe_output("plain get", &o));
+    }
+    assert!(p.ours.log_contents().contains("Authenticated Id 'O=zk,CN=bob' for Scheme 'x509'"));
+    // `conf` names the secure port on both.
+    assert!(p.apache.four_letter("conf").contains(&format!("secureClientPort={}", p.apache_secure)));
+    assert!(p.ours.four_letter("conf").contains(&format!("secureClientPort={}", p.ours_secure)));
+}
+
+/// Whether the server closes a connection that sent `bytes` (within 10 s).
+fn closes_after(port: u16, bytes: &[u8]) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.write_all(bytes);
+    let mut sink = [0u8; 4096];
+    loop {
+        match s.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn bad_input_on_the_secure_port_is_closed_like_apache() {
+    let c = certs();
+    let p = start_pair(&c, "");
+    // A plaintext ConnectRequest, garbage, a truncated ClientHello, a 4lw in clear.
+    let connect = {
+        let mut b = Vec::new();
+        b.extend_from_slice(&45i32.to_be_bytes());
+        b.extend_from_slice(&[0u8; 45]);
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("plaintext ConnectRequest", connect),
+        ("garbage", b"\x00\xff garbage that is no TLS record at all \x17\x03".to_vec()),
+        ("truncated ClientHello", vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]),
+        ("ruok in clear", b"ruok".to_vec()),
+    ];
+    for (what, bytes) in &cases {
+        let a = closes_after(p.apache_secure, bytes);
+        let o = closes_after(p.ours_secure, bytes);
+        assert_eq!(o, a, "{what}: Apache closes {a}, ours {o}");
+    }
+    // Nothing else broke: bob still gets in over TLS, the plain port answers.
+    for (s, port) in [(&*p.apache as &TestServer, p.apache_secure), (&*p.ours, p.ours_secure)] {
+        assert_eq!(s.four_letter("ruok"), "imok");
+        let out = tls_zkcli(&c, port, Some("bob.pem"), &["ls", "/"]);
+        assert!(out.contains("[zookeeper]"), "{out}");
+    }
+}
+
+#[test]
+fn bad_key_stores_stop_the_start() {
+    let c = certs();
+    let port = free_port();
+    let bad = |extra: &str| -> (Option<i32>, String) {
+        let cfg = format!(
+            "secureClientPort={port}\nsecureClientPortAddress=127.0.0.1\n{extra}ssl.trustStore.location={}\nssl.trustStore.type=PEM\n",
+            c.path("ca.crt").display()
+        );
+        let mut s = OurServer::spawn_standalone(&cfg, &[]);
+        let st = s.wait_exit(Duration::from_secs(20)).expect("our server should exit");
+        (st.code(), s.log_contents())
+    };
+    let (code, log) = bad("ssl.keyStore.location=/nonexistent/server.pem\nssl.keyStore.type=PEM\n");
+    assert_eq!(code, Some(1));
+    assert!(log.contains("Failed to load /nonexistent/server.pem"), "{log}");
+    let (code, log) = bad(&format!("ssl.keyStore.location={}\nssl.keyStore.type=PKCS12\n", c.path("server.pem").display()));
+    assert_eq!(code, Some(1));
+    assert!(log.contains("PKCS12 stores are not supported"), "{log}");
+    let (code, log) = bad("");
+    assert_eq!(code, Some(1));
+    assert!(log.contains("ssl.keyStore.location is not set"), "{log}");
+    let (code, log) = bad(&format!("ssl.keyStore.location={}\nssl.keyStore.type=PEM\nssl.clientAuth=sometimes\n", c.path("server.pem").display()));
+    assert_eq!(code, Some(1));
+    assert!(log.contains("clientAuth"), "{log}");
+}
