@@ -255,3 +255,53 @@ fn bad_key_stores_stop_the_start() {
     assert_eq!(code, Some(1));
     assert!(log.contains("clientAuth"), "{log}");
 }
+
+/// Our zk-cli with upstream's client properties (`-Dzookeeper.client.secure=true` and
+/// the `zookeeper.ssl.*` stores, as CLIENT_JVMFLAGS carries them) against Apache's
+/// secure port and ours: what the Java shell prints.
+#[test]
+fn our_zkcli_over_tls_prints_what_the_java_shell_prints() {
+    let c = certs();
+    let p = start_pair(&c, "");
+    let ours_cli = |port: u16, keystore: Option<&str>, args: &[&str]| -> (Option<i32>, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zk-cli"));
+        cmd.env_remove("RUST_LOG").env("TZ", "UTC");
+        cmd.arg("-Dzookeeper.client.secure=true")
+            .arg(format!("-Dzookeeper.ssl.trustStore.location={}", c.path("ca.crt").display()))
+            .arg("-Dzookeeper.ssl.trustStore.type=PEM");
+        if let Some(k) = keystore {
+            cmd.arg(format!("-Dzookeeper.ssl.keyStore.location={}", c.path(k).display())).arg("-Dzookeeper.ssl.keyStore.type=PEM");
+        }
+        cmd.args(["-server", &format!("127.0.0.1:{port}"), "-timeout", "5000", "-waitforconnection"]).args(args);
+        let o = run_with_timeout(cmd, b"", Duration::from_secs(60));
+        eprintln!("[tls] zk-cli port {port} {keystore:?} {args:?}: {}", describe_output("zk-cli", &o).lines().take(14).collect::<Vec<_>>().join(" | "));
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)).replace(&port.to_string(), "<PORT>");
+        (o.status.code(), text)
+    };
+    let mut diffs = Vec::new();
+    for port in [p.apache_secure, p.ours_secure] {
+        for (what, ks, args) in [
+            ("create", Some("bob.pem"), vec!["create", "/z-SHELL", "over-tls"]),
+            ("get", Some("bob.pem"), vec!["get", "/z-java"]),
+            ("whoami", Some("bob.pem"), vec!["whoami"]),
+            ("ls", Some("bob.pem"), vec!["ls", "/z-java"]),
+        ] {
+            // Each shell creates its own node; both read the Java shell's.
+            let with = |shell: &str| args.iter().map(|a| a.replace("SHELL", shell)).collect::<Vec<_>>();
+            let (ja, oa) = (with("java"), with("ours"));
+            let java = tls_zkcli(&c, port, ks, &ja.iter().map(String::as_str).collect::<Vec<_>>()).replace("/z-java", "/z-X");
+            let (code, mine) = ours_cli(port, ks, &oa.iter().map(String::as_str).collect::<Vec<_>>());
+            let mine = mine.replace("/z-ours", "/z-X");
+            assert_eq!(code, Some(0), "{what} on {port}: {mine}");
+            let norm = |t: &str| t.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
+            if norm(&java) != norm(&mine) {
+                diffs.push(format!("port {port} {what}:\n{}", line_diff("java zkCli", &norm(&java), "zk-cli", &norm(&mine))));
+            }
+        }
+        // Without a certificate the server refuses the handshake: no session, a failed command.
+        let (code, mine) = ours_cli(port, None, &["get", "/z-java"]);
+        assert_ne!(code, Some(0), "no certificate on {port}: {mine}");
+        assert!(!mine.contains("over-tls"), "{mine}");
+    }
+    assert!(diffs.is_empty(), "zk-cli and the Java shell differ:\n{}", diffs.join("\n"));
+}

@@ -10,4 +10,5 @@ pub mod jaas_configuration;
 pub mod memory;
 pub mod signals;
 pub mod time;
+pub mod tls_stream;
 pub mod x509_util;

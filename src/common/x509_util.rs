@@ -149,6 +149,98 @@ pub fn server_config(s: &SslSettings) -> Result<Arc<rustls::ServerConfig>, Strin
     Ok(Arc::new(cfg))
 }
 
+/// Whether the client connects with TLS (`zookeeper.client.secure`).
+pub fn client_secure() -> bool {
+    system_properties::get("zookeeper.client.secure").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Checks the server's chain against the trust store but not its name, for
+/// `zookeeper.ssl.hostnameVerification=false`.
+#[derive(Debug)]
+struct NoHostnameVerification(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for NoHostnameVerification {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            r => r,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The client side (`ClientX509Util` with `zookeeper.client.secure=true`): the trust
+/// store checks the server, the key store, if any, is the client certificate.
+pub fn client_config(s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, String> {
+    // ring: see server_config.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let trust = s.trust_store_location.as_deref().ok_or("zookeeper.ssl.trustStore.location is not set: the server's certificate cannot be verified")?;
+    store_is_pem(trust, s.trust_store_type.as_deref())?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in load_certs(trust)? {
+        roots.add(c).map_err(|e| format!("Failed to load {trust}: {e}"))?;
+    }
+    // Clients may speak TLS 1.3 as well unless told otherwise.
+    let versions = match &s.enabled_protocols {
+        Some(_) => s.versions()?,
+        None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| format!("server certificate verifier: {e}"))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS protocols: {e}"))?;
+    let hostname = system_properties::get("zookeeper.ssl.hostnameVerification").is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+    let builder = if hostname {
+        builder.with_webpki_verifier(verifier)
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoHostnameVerification(verifier)))
+    };
+    let cfg = match s.key_store_location.as_deref() {
+        Some(k) => {
+            store_is_pem(k, s.key_store_type.as_deref())?;
+            let chain = load_certs(k)?;
+            let key = PrivateKeyDer::from_pem_file(k).map_err(|e| format!("Failed to load the private key of {k}: {e}"))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("the key store's key and certificate: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(cfg))
+}
+
 // ---------------------------------------------------------------- X.500 names --
 
 /// A DER element: (tag, content, rest).

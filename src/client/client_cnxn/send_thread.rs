@@ -6,6 +6,8 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+
+use crate::common::tls_stream::TlsStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
@@ -140,12 +142,23 @@ impl SendThread {
     }
 
     /// Connect + handshake. Ok(None): the session expired (state Closed, event queued).
-    fn connect(&mut self, addr: SocketAddr) -> std::io::Result<Option<TcpStream>> {
+    fn connect(&mut self, addr: SocketAddr) -> std::io::Result<Option<TlsStream>> {
         let to = self.shared.session_timeout.max(1) as u64;
         let connect_timeout = Duration::from_millis((to / self.hosts.size().max(1) as u64).max(1));
-        let mut stream = TcpStream::connect_timeout(&addr, connect_timeout)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(connect_timeout))?;
+        let sock = TcpStream::connect_timeout(&addr, connect_timeout)?;
+        sock.set_nodelay(true)?;
+        sock.set_read_timeout(Some(connect_timeout))?;
+        // `zookeeper.client.secure`: TLS with the `zookeeper.ssl.*` stores (upstream's
+        // ClientCnxnSocketNetty), the server checked against its address.
+        let mut stream = if crate::common::x509_util::client_secure() {
+            let settings = crate::common::x509_util::SslSettings::from_system_properties(crate::common::x509_util::CLIENT_PREFIX)
+                .map_err(std::io::Error::other)?;
+            let cfg = crate::common::x509_util::client_config(&settings).map_err(std::io::Error::other)?;
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            TlsStream::tls_client(sock, cfg, name)?
+        } else {
+            TlsStream::new(sock)
+        };
         log::info!("Socket connection established, initiating session, client: {}, server: {addr}", stream.local_addr().map(|a| a.to_string()).unwrap_or_default());
         let req = ConnectRequest {
             protocol_version: 0,
@@ -202,7 +215,7 @@ impl SendThread {
 
     /// DIGEST-MD5 with the JAAS `Client` section's account. Ok(false): the server
     /// refused (state AuthFailed, its event queued, the handle dead).
-    fn sasl_authenticate(&mut self, stream: &mut TcpStream, creds: &SaslCredentials) -> std::io::Result<bool> {
+    fn sasl_authenticate(&mut self, stream: &mut TlsStream, creds: &SaslCredentials) -> std::io::Result<bool> {
         use crate::common::digest_md5::{DigestMd5Client, PROTOCOL, SERVER_NAME};
         use crate::proto::proto::{GetSASLRequest, SetSASLResponse};
         let mut client = DigestMd5Client::new(&creds.username, &creds.password, PROTOCOL, SERVER_NAME);
@@ -251,9 +264,9 @@ impl SendThread {
 
     /// The connected phase: replay auth and watches, then write requests and pings
     /// until the connection breaks or the handle closes.
-    fn serve(&mut self, stream: TcpStream, addr: SocketAddr) {
+    fn serve(&mut self, stream: TlsStream, addr: SocketAddr) {
         let read_timeout = (self.shared.negotiated_timeout.load(Ordering::Acquire).max(3) as u64) * 2 / 3;
-        let Ok(read_half) = stream.try_clone() else { return self.cleanup() };
+        let read_half = stream.clone();
         let _ = read_half.set_read_timeout(Some(Duration::from_millis(read_timeout.max(1))));
         let (dead_tx, dead_rx) = bounded::<String>(1);
         let shared = self.shared.clone();
@@ -267,10 +280,7 @@ impl SendThread {
             Ok(r) => r,
             Err(_) => return self.cleanup(),
         };
-        let mut w = BufWriter::with_capacity(64 * 1024, match stream.try_clone() {
-            Ok(s) => s,
-            Err(_) => return self.cleanup(),
-        });
+        let mut w = BufWriter::with_capacity(64 * 1024, stream.clone());
         let mut last_send = Instant::now();
         let mut ok = self.prime(&mut w).is_ok();
         let mut shutdown = false;
@@ -449,7 +459,7 @@ impl SendThread {
 }
 
 /// The reader half: returns why the connection ended.
-fn read_loop(stream: TcpStream, shared: &Arc<Shared>, read_timeout: u64) -> String {
+fn read_loop(stream: TlsStream, shared: &Arc<Shared>, read_timeout: u64) -> String {
     let mut r = BufReader::with_capacity(64 * 1024, stream);
     loop {
         let buf = match read_frame(&mut r) {

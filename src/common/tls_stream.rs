@@ -1,0 +1,169 @@
+//! A TCP socket shared by a reader and a writer thread, with an optional TLS session
+//! on top (rustls, client or server side): the reader decrypts what it reads, the
+//! writer encrypts what it writes, each holding the session's lock only while it works
+//! on records, never while blocked on a read. Without TLS it is the plain socket, shared
+//! rather than `dup`ed (one descriptor per connection).
+
+use std::net::TcpStream;
+
+use parking_lot::Mutex;
+
+/// The one socket of a connection, shared by its reader thread, its writer thread and
+/// whoever closes it. Upstream holds one SocketChannel per client; `try_clone` would
+/// `dup` the descriptor for each holder and so triple what every client costs against
+/// the open-files limit. On the secure client port the TLS session sits on top: the
+/// reader decrypts what it reads, the writer encrypts what it writes, each holding the
+/// session's lock only while it works on records (never while blocked on a read).
+#[derive(Clone)]
+pub struct TlsStream {
+    sock: std::sync::Arc<TcpStream>,
+    tls: Option<std::sync::Arc<TlsSession>>,
+}
+
+pub struct TlsSession {
+    conn: Mutex<(rustls::Connection, Vec<u8>)>,
+}
+
+impl TlsStream {
+    pub fn new(s: TcpStream) -> TlsStream {
+        TlsStream { sock: std::sync::Arc::new(s), tls: None }
+    }
+
+    /// The server side of a TLS connection; the handshake runs with the first read.
+    pub fn tls(s: TcpStream, config: std::sync::Arc<rustls::ServerConfig>) -> std::io::Result<TlsStream> {
+        let conn = rustls::Connection::Server(rustls::ServerConnection::new(config).map_err(std::io::Error::other)?);
+        Ok(TlsStream::with(s, conn))
+    }
+
+    /// The client side of a TLS connection to `name`; the handshake runs with the first
+    /// write and read.
+    pub fn tls_client(
+        s: TcpStream,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> std::io::Result<TlsStream> {
+        let conn = rustls::Connection::Client(rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?);
+        Ok(TlsStream::with(s, conn))
+    }
+
+    fn with(s: TcpStream, conn: rustls::Connection) -> TlsStream {
+        TlsStream { sock: std::sync::Arc::new(s), tls: Some(std::sync::Arc::new(TlsSession { conn: Mutex::new((conn, Vec::new())) })) }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The client certificate chain's leaf, once the handshake is done.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        let t = self.tls.as_ref()?;
+        let g = t.conn.lock();
+        g.0.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec())
+    }
+
+    fn tls_read(&self, t: &TlsSession, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Read;
+        loop {
+            {
+                let mut g = t.conn.lock();
+                let (conn, pending) = &mut *g;
+                // Raw bytes a full buffer could not take last time.
+                if !pending.is_empty() {
+                    let mut s: &[u8] = pending;
+                    let k = conn.read_tls(&mut s)?;
+                    pending.drain(..k);
+                    if let Err(e) = conn.process_new_packets() {
+                        let _ = conn.write_tls(&mut &*self.sock);
+                        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+                    }
+                }
+                match conn.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+                while conn.wants_write() {
+                    conn.write_tls(&mut &*self.sock)?;
+                }
+                if !pending.is_empty() {
+                    continue;
+                }
+            }
+            let mut raw = [0u8; 16 * 1024];
+            let n = (&*self.sock).read(&mut raw)?;
+            let mut g = t.conn.lock();
+            let (conn, pending) = &mut *g;
+            let mut s: &[u8] = &raw[..n];
+            let k = conn.read_tls(&mut s)?;
+            pending.extend_from_slice(&raw[k..n]);
+            if let Err(e) = conn.process_new_packets() {
+                // The alert tells the peer why, as a JDK server does.
+                let _ = conn.write_tls(&mut &*self.sock);
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+            }
+            if n == 0 {
+                // End of stream: what was decrypted is still there, then EOF.
+                return match conn.reader().read(buf) {
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                    Err(e) => Err(e),
+                };
+            }
+        }
+    }
+
+    fn tls_write(&self, t: &TlsSession, buf: &[u8]) -> std::io::Result<usize> {
+        use std::io::Write;
+        let mut g = t.conn.lock();
+        let conn = &mut g.0;
+        let n = conn.writer().write(buf)?;
+        while conn.wants_write() {
+            conn.write_tls(&mut &*self.sock)?;
+        }
+        Ok(n)
+    }
+}
+
+impl std::ops::Deref for TlsStream {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+impl std::io::Read for &TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &self.tls {
+            Some(t) => self.tls_read(t, buf),
+            None => (&*self.sock).read(buf),
+        }
+    }
+}
+
+impl std::io::Read for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl std::io::Write for &TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &self.tls {
+            Some(t) => self.tls_write(t, buf),
+            None => (&*self.sock).write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.sock).flush()
+    }
+}
+
+impl std::io::Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self).flush()
+    }
+}
+
