@@ -13,58 +13,22 @@ mod raw_client;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::certs::Certs;
 use common::{describe_output, free_port, java_client_command_with, line_diff, run_with_timeout, ApacheServer, OurServer, TestServer};
 
-struct Certs {
-    dir: tempfile::TempDir,
-}
-
-impl Certs {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let o = Command::new("/usr/bin/openssl").args(args).current_dir(dir).output().expect("openssl (package openssl)");
-    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// key + certificate signed by `ca` (or self-signed), concatenated as a PEM key store.
-fn make_cert(dir: &Path, name: &str, subject: &str, ca: Option<&str>) {
-    let key = format!("{name}.key");
-    let crt = format!("{name}.crt");
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("san");
-    match ca {
-        None => openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &crt, "-days", "2", "-subj", subject]),
-        Some(ca) => {
-            let csr = format!("{name}.csr");
-            openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject]);
-            openssl(
-                dir,
-                &[
-                    "x509", "-req", "-in", &csr, "-CA", &format!("{ca}.crt"), "-CAkey", &format!("{ca}.key"), "-CAcreateserial", "-out", &crt,
-                    "-days", "2", "-extfile", "san.ext",
-                ],
-            );
-        }
-    }
-    let pem = [std::fs::read(dir.join(&key)).expect("key"), std::fs::read(dir.join(&crt)).expect("crt")].concat();
-    std::fs::write(dir.join(format!("{name}.pem")), pem).expect("pem");
-}
+const SAN: &str = "DNS:localhost,IP:127.0.0.1";
 
 fn certs() -> Certs {
-    let dir = tempfile::tempdir().expect("tempdir");
-    make_cert(dir.path(), "ca", "/CN=zk-test-ca", None);
-    make_cert(dir.path(), "server", "/CN=localhost", Some("ca"));
-    make_cert(dir.path(), "bob", "/CN=bob/O=zk", Some("ca"));
-    make_cert(dir.path(), "rogue-ca", "/CN=rogue-ca", None);
-    make_cert(dir.path(), "mallory", "/CN=mallory/O=zk", Some("rogue-ca"));
-    Certs { dir }
+    let c = Certs::new();
+    c.make("ca", "/CN=zk-test-ca", None, SAN);
+    c.make("server", "/CN=localhost", Some("ca"), SAN);
+    c.make("bob", "/CN=bob/O=zk", Some("ca"), SAN);
+    c.make("rogue-ca", "/CN=rogue-ca", None, SAN);
+    c.make("mallory", "/CN=mallory/O=zk", Some("rogue-ca"), SAN);
+    c
 }
 
 /// zoo.cfg lines of a secure port (Apache needs the Netty factory for it).

@@ -18,6 +18,8 @@ use parking_lot::Mutex;
 pub struct TlsStream {
     sock: std::sync::Arc<TcpStream>,
     tls: Option<std::sync::Arc<TlsSession>>,
+    /// Bytes handed back with `unread`, read again before anything else.
+    unread: std::sync::Arc<Mutex<Vec<u8>>>,
 }
 
 pub struct TlsSession {
@@ -26,7 +28,7 @@ pub struct TlsSession {
 
 impl TlsStream {
     pub fn new(s: TcpStream) -> TlsStream {
-        TlsStream { sock: std::sync::Arc::new(s), tls: None }
+        TlsStream { sock: std::sync::Arc::new(s), tls: None, unread: Default::default() }
     }
 
     /// The server side of a TLS connection; the handshake runs with the first read.
@@ -47,11 +49,61 @@ impl TlsStream {
     }
 
     fn with(s: TcpStream, conn: rustls::Connection) -> TlsStream {
-        TlsStream { sock: std::sync::Arc::new(s), tls: Some(std::sync::Arc::new(TlsSession { conn: Mutex::new((conn, Vec::new())) })) }
+        TlsStream {
+            sock: std::sync::Arc::new(s),
+            tls: Some(std::sync::Arc::new(TlsSession { conn: Mutex::new((conn, Vec::new())) })),
+            unread: Default::default(),
+        }
+    }
+
+    /// Hands bytes already read back to the stream, in front of what is still unread
+    /// (a peek through a reader's buffer: `QuorumAuth.nextPacketIsAuth`).
+    pub fn unread(&self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            let mut u = self.unread.lock();
+            u.splice(0..0, bytes.iter().copied());
+        }
     }
 
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// Runs the handshake to its end now (`SSLSocket.startHandshake`) rather than with
+    /// the first read or write: before the stream is shared, so holding the session's
+    /// lock across the socket's reads here blocks nobody.
+    pub fn handshake(&self) -> std::io::Result<()> {
+        let Some(t) = &self.tls else { return Ok(()) };
+        let mut g = t.conn.lock();
+        let conn = &mut g.0;
+        while conn.is_handshaking() {
+            let (read, _) = conn.complete_io(&mut &*self.sock)?;
+            if read == 0 && conn.is_handshaking() && conn.wants_read() {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer closed the connection during the TLS handshake"));
+            }
+        }
+        while conn.wants_write() {
+            conn.write_tls(&mut &*self.sock)?;
+        }
+        Ok(())
+    }
+
+    /// The negotiated protocol and cipher suite as a JDK names them (`TLSv1.2`,
+    /// `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), for upstream's log lines.
+    pub fn negotiated(&self) -> Option<(String, String)> {
+        let t = self.tls.as_ref()?;
+        let g = t.conn.lock();
+        let protocol = match g.0.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+            other => format!("{other:?}"),
+        };
+        let suite = format!("{:?}", g.0.negotiated_cipher_suite()?.suite());
+        let suite = match suite.strip_prefix("TLS13_") {
+            Some(rest) => format!("TLS_{rest}"),
+            None => suite,
+        };
+        Some((protocol, suite))
     }
 
     /// The client certificate chain's leaf, once the handshake is done.
@@ -133,6 +185,15 @@ impl std::ops::Deref for TlsStream {
 
 impl std::io::Read for &TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        {
+            let mut u = self.unread.lock();
+            if !u.is_empty() {
+                let n = u.len().min(buf.len());
+                buf[..n].copy_from_slice(&u[..n]);
+                u.drain(..n);
+                return Ok(n);
+            }
+        }
         match &self.tls {
             Some(t) => self.tls_read(t, buf),
             None => (&*self.sock).read(buf),

@@ -17,6 +17,9 @@ use crate::system_properties;
 
 /// The client port's settings (`ClientX509Util`, prefix `zookeeper.ssl.`).
 pub const CLIENT_PREFIX: &str = "zookeeper.ssl.";
+/// The election and quorum ports' settings (`QuorumX509Util`, prefix
+/// `zookeeper.ssl.quorum.`).
+pub const QUORUM_PREFIX: &str = "zookeeper.ssl.quorum.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -27,6 +30,8 @@ pub enum ClientAuth {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SslSettings {
+    /// The property prefix, for messages that name a key as zoo.cfg spells it.
+    pub prefix: String,
     pub key_store_location: Option<String>,
     pub key_store_type: Option<String>,
     pub trust_store_location: Option<String>,
@@ -34,6 +39,10 @@ pub struct SslSettings {
     pub client_auth: ClientAuth,
     pub protocol: String,
     pub enabled_protocols: Option<Vec<String>>,
+    /// `hostnameVerification` (default true): the client checks the server's name; on
+    /// the quorum ports the server also checks the connecting peer's address against
+    /// its certificate (`QuorumX509Util.shouldVerifyClientHostname`).
+    pub hostname_verification: bool,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -51,6 +60,7 @@ impl SslSettings {
             Some(other) => return Err(format!("Invalid {prefix}clientAuth value: {other} (need, want or none)")),
         };
         Ok(SslSettings {
+            prefix: prefix.to_owned(),
             key_store_location: get("keyStore.location"),
             key_store_type: get("keyStore.type"),
             trust_store_location: get("trustStore.location"),
@@ -59,7 +69,13 @@ impl SslSettings {
             // 3.8's default (X509Util.DEFAULT_PROTOCOL).
             protocol: get("protocol").unwrap_or_else(|| "TLSv1.2".into()),
             enabled_protocols: get("enabledProtocols").map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()),
+            hostname_verification: get("hostnameVerification").is_none_or(|v| !v.eq_ignore_ascii_case("false")),
         })
+    }
+
+    /// A key as zoo.cfg spells it (`ssl.quorum.keyStore.location`).
+    pub fn key(&self, k: &str) -> String {
+        format!("{}{k}", self.prefix.strip_prefix("zookeeper.").unwrap_or(&self.prefix))
     }
 
     /// The rustls versions for `ssl.enabledProtocols`, else `ssl.protocol`.
@@ -117,7 +133,7 @@ fn load_certs(location: &str) -> Result<Vec<CertificateDer<'static>>, String> {
 /// The server side of a TLS port (`createSSLContextAndOptions` + the Netty
 /// `SslContext`): key store, trust store, client authentication, protocols.
 pub fn server_config(s: &SslSettings) -> Result<Arc<rustls::ServerConfig>, String> {
-    let key_location = s.key_store_location.as_deref().ok_or("ssl.keyStore.location is not set: a TLS port needs a key store")?;
+    let key_location = s.key_store_location.as_deref().ok_or_else(|| format!("{} is not set: a TLS port needs a key store", s.key("keyStore.location")))?;
     store_is_pem(key_location, s.key_store_type.as_deref())?;
     let chain = load_certs(key_location)?;
     let key = PrivateKeyDer::from_pem_file(key_location).map_err(|e| format!("Failed to load the private key of {key_location}: {e}"))?;
@@ -142,7 +158,11 @@ pub fn server_config(s: &SslSettings) -> Result<Arc<rustls::ServerConfig>, Strin
             builder.with_client_cert_verifier(v.build().map_err(|e| format!("client certificate verifier: {e}"))?)
         }
         (_, None) => {
-            return Err("ssl.trustStore.location is not set: client certificates cannot be verified (set ssl.clientAuth=none to accept clients without one)".into())
+            return Err(format!(
+                "{} is not set: client certificates cannot be verified (set {}=none to accept clients without one)",
+                s.key("trustStore.location"),
+                s.key("clientAuth")
+            ))
         }
     };
     let cfg = builder.with_single_cert(chain, key).map_err(|e| format!("the key store's key and certificate: {e}"))?;
@@ -154,12 +174,16 @@ pub fn client_secure() -> bool {
     system_properties::get("zookeeper.client.secure").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// Checks the server's chain against the trust store but not its name, for
-/// `zookeeper.ssl.hostnameVerification=false`.
+/// `ZKTrustManager` on the connecting side: the server's chain against the trust store,
+/// then, with `hostnameVerification`, its certificate against the address connected
+/// to — an IP SAN, else the name that address resolves back to, as a JDK peer accepts.
 #[derive(Debug)]
-struct NoHostnameVerification(Arc<rustls::client::WebPkiServerVerifier>);
+struct ZkServerVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    hostname_verification: bool,
+}
 
-impl rustls::client::danger::ServerCertVerifier for NoHostnameVerification {
+impl rustls::client::danger::ServerCertVerifier for ZkServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -168,10 +192,18 @@ impl rustls::client::danger::ServerCertVerifier for NoHostnameVerification {
         ocsp: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
             | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
-                Ok(rustls::client::danger::ServerCertVerified::assertion())
+                let by_reverse_name = match server_name {
+                    rustls::pki_types::ServerName::IpAddress(ip) => cert_names_address(end_entity, std::net::IpAddr::from(*ip)),
+                    _ => false,
+                };
+                if !self.hostname_verification || by_reverse_name {
+                    Ok(rustls::client::danger::ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+                }
             }
             r => r,
         }
@@ -183,7 +215,7 @@ impl rustls::client::danger::ServerCertVerifier for NoHostnameVerification {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -192,11 +224,11 @@ impl rustls::client::danger::ServerCertVerifier for NoHostnameVerification {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -206,7 +238,10 @@ pub fn client_config(s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, Strin
     // ring: see server_config.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let trust = s.trust_store_location.as_deref().ok_or("zookeeper.ssl.trustStore.location is not set: the server's certificate cannot be verified")?;
+    let trust = s
+        .trust_store_location
+        .as_deref()
+        .ok_or_else(|| format!("{}trustStore.location is not set: the server's certificate cannot be verified", s.prefix))?;
     store_is_pem(trust, s.trust_store_type.as_deref())?;
     let mut roots = rustls::RootCertStore::empty();
     for c in load_certs(trust)? {
@@ -223,12 +258,9 @@ pub fn client_config(s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, Strin
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .map_err(|e| format!("TLS protocols: {e}"))?;
-    let hostname = system_properties::get("zookeeper.ssl.hostnameVerification").is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
-    let builder = if hostname {
-        builder.with_webpki_verifier(verifier)
-    } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoHostnameVerification(verifier)))
-    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ZkServerVerifier { inner: verifier, hostname_verification: s.hostname_verification }));
     let cfg = match s.key_store_location.as_deref() {
         Some(k) => {
             store_is_pem(k, s.key_store_type.as_deref())?;
@@ -239,6 +271,35 @@ pub fn client_config(s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, Strin
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(cfg))
+}
+
+/// `ZKTrustManager.performHostVerification`: whether a certificate names `ip` — as an
+/// IP SAN, else by the host name `ip` resolves back to (`InetAddress.getHostName`).
+pub fn cert_names_address(cert_der: &[u8], ip: std::net::IpAddr) -> bool {
+    use rustls::pki_types::ServerName;
+    let der = CertificateDer::from(cert_der);
+    let Ok(parsed) = rustls::server::ParsedCertificate::try_from(&der) else { return false };
+    if rustls::client::verify_server_name(&parsed, &ServerName::IpAddress(ip.into())).is_ok() {
+        return true;
+    }
+    reverse_lookup(ip).and_then(|h| ServerName::try_from(h).ok()).is_some_and(|n| rustls::client::verify_server_name(&parsed, &n).is_ok())
+}
+
+/// The host name `ip` resolves back to, if any.
+fn reverse_lookup(ip: std::net::IpAddr) -> Option<String> {
+    let sa = socket2::SockAddr::from(std::net::SocketAddr::new(ip, 0));
+    let mut host = [0 as libc::c_char; 1025];
+    // SAFETY: `sa` is a valid socket address of the length passed, `host` a writable
+    // buffer of the length passed; no service name is asked for.
+    let rc = unsafe {
+        libc::getnameinfo(sa.as_ptr().cast(), sa.len(), host.as_mut_ptr(), host.len() as libc::socklen_t, std::ptr::null_mut(), 0, libc::NI_NAMEREQD)
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: on success getnameinfo leaves a NUL-terminated string in `host`.
+    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+    name.to_str().ok().map(str::to_owned)
 }
 
 // ---------------------------------------------------------------- X.500 names --

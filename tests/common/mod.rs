@@ -28,6 +28,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod ensemble;
 pub mod zab_packets;
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use byteorder::{BigEndian, ByteOrder};
 use parking_lot::Mutex;
 
+use crate::common::tls_stream::TlsStream;
 use crate::jute::{OutputArchive, Record};
 use crate::proto::quorum::{LearnerInfo, QuorumPacket};
 use crate::server::persistence::file_snap::deserialize_snapshot_body;
@@ -28,6 +29,7 @@ use crate::server::persistence::FileTxnLog;
 use crate::server::quorum::quorum_packet::{self as qp, encode_parts, packet_to_string, PacketReader};
 use crate::server::quorum::quorum_peer::{QuorumPeer, SyncMode};
 use crate::server::quorum::quorum_server::QuorumServer;
+use crate::server::quorum::quorum_x509_util;
 use crate::server::request::Request;
 use crate::server::server_cnxn::ServerCnxn;
 use crate::server::util::zxid_utils::{epoch_from_zxid, make_zxid};
@@ -41,8 +43,8 @@ pub const UNMATCHED_TXN_COMMIT: i32 = 12;
 /// The learner's socket to the leader: one writer shared by every thread that sends
 /// (`leaderOs`, synchronized upstream), the reader owned by the QuorumPeer thread.
 pub struct LeaderConnection {
-    writer: Mutex<BufWriter<TcpStream>>,
-    sock: TcpStream,
+    writer: Mutex<BufWriter<TlsStream>>,
+    sock: TlsStream,
     closed: AtomicBool,
     pub leader_addr: String,
     pending_revalidations: Mutex<HashMap<i64, Arc<ServerCnxn>>>,
@@ -117,7 +119,7 @@ impl LearnerLink for LeaderConnection {
 }
 
 /// The reading half, owned by the QuorumPeer thread.
-pub type LeaderReader = PacketReader<BufReader<TcpStream>>;
+pub type LeaderReader = PacketReader<BufReader<TlsStream>>;
 
 /// `findLeader`: the server our vote names.
 pub fn find_leader(peer: &QuorumPeer) -> Option<QuorumServer> {
@@ -152,10 +154,18 @@ pub fn connect_to_leader(peer: &QuorumPeer, leader: &QuorumServer) -> io::Result
                 let nodelay = crate::system_properties::get_or("follower.nodelay", "true") == "true";
                 sock.set_nodelay(nodelay)?;
                 sock.set_read_timeout(Some(Duration::from_millis((tick * i64::from(peer.init_limit)).max(1) as u64)))?;
+                // Learner.createSocket: TLS with sslQuorum, the handshake before anything else.
+                let sock = quorum_x509_util::connect(peer.x509.as_deref(), sock)?;
+                if let Some(learner) = &peer.quorum_auth.learner {
+                    if let Err(e) = learner.authenticate(&sock) {
+                        let _ = sock.shutdown(Shutdown::Both);
+                        return Err(e);
+                    }
+                }
                 log::info!("Successfully connected to leader, using address: {addr}");
-                let reader = PacketReader::new(BufReader::with_capacity(64 * 1024, sock.try_clone()?));
+                let reader = PacketReader::new(BufReader::with_capacity(64 * 1024, sock.clone()));
                 let conn = Arc::new(LeaderConnection {
-                    writer: Mutex::new(BufWriter::with_capacity(64 * 1024, sock.try_clone()?)),
+                    writer: Mutex::new(BufWriter::with_capacity(64 * 1024, sock.clone())),
                     sock,
                     closed: AtomicBool::new(false),
                     leader_addr: format!("{addr}"),

@@ -1,6 +1,7 @@
 //! `org.apache.zookeeper.server.quorum`: configuration, membership, and the election
 //! layer of a replicated server.
 
+pub mod auth;
 pub mod commit_processor;
 pub mod fast_leader_election;
 pub mod flexible;
@@ -19,6 +20,7 @@ pub mod quorum_peer_config;
 pub mod quorum_packet;
 pub mod quorum_peer_main;
 pub mod quorum_server;
+pub mod quorum_x509_util;
 pub mod read_only_zookeeper_server;
 pub mod synced_learner_tracker;
 pub mod vote;

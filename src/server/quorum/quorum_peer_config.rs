@@ -73,6 +73,15 @@ pub struct QuorumPeerConfig {
     pub multi_address_reachability_check_timeout_ms: i32,
     /// `quorum.cnxn.threads.size`: upper bound of the election connection pool.
     pub quorum_cnxn_threads_size: i32,
+    /// `sslQuorum`: the election and quorum ports speak TLS (`ssl.quorum.*` stores).
+    pub ssl_quorum: bool,
+    /// `portUnification`: those ports also take plain connections (rolling upgrades).
+    pub port_unification: bool,
+    /// `sslQuorumReloadCertFiles`: new connections use the key and trust stores as
+    /// they are on disk now.
+    pub ssl_quorum_reload_cert_files: bool,
+    /// `quorum.auth.*`: SASL between peers.
+    pub quorum_sasl: QuorumSaslConfig,
     pub dynamic_config_file: Option<PathBuf>,
     /// `myid`, or [`UNSET_SERVERID`].
     pub server_id: i64,
@@ -88,6 +97,52 @@ pub struct QuorumPeerConfig {
     pub metrics_provider_configuration: BTreeMap<String, String>,
     /// Every key=value read (for `conf`-like dumps).
     pub raw: BTreeMap<String, String>,
+}
+
+/// `quorum.auth.*` (`QuorumAuth`): SASL between peers on the election and quorum ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumSaslConfig {
+    /// `quorum.auth.enableSasl`: authenticate peers at all.
+    pub enabled: bool,
+    /// `quorum.auth.serverRequireSasl`: refuse a connecting peer that does not.
+    pub server_require: bool,
+    /// `quorum.auth.learnerRequireSasl`: this peer, connecting, must authenticate.
+    pub learner_require: bool,
+    /// JAAS section of the learner's credentials (`QuorumLearner`).
+    pub learner_login_context: String,
+    /// JAAS section of the server's users (`QuorumServer`).
+    pub server_login_context: String,
+    pub kerberos_service_principal: Option<String>,
+}
+
+impl QuorumSaslConfig {
+    /// The combinations `QuorumPeerConfig.parseProperties` refuses.
+    fn validate(&self) -> Result<(), ConfigException> {
+        let refuse = |a: &str, b: &str| Err(ConfigException::illegal_argument(format!("{a} is disabled, so cannot enable {b}")));
+        if !self.enabled && self.server_require {
+            return refuse("quorum.auth.enableSasl", "quorum.auth.serverRequireSasl");
+        }
+        if !self.enabled && self.learner_require {
+            return refuse("quorum.auth.enableSasl", "quorum.auth.learnerRequireSasl");
+        }
+        if !self.learner_require && self.server_require {
+            return refuse("quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl");
+        }
+        Ok(())
+    }
+}
+
+impl Default for QuorumSaslConfig {
+    fn default() -> Self {
+        QuorumSaslConfig {
+            enabled: false,
+            server_require: false,
+            learner_require: false,
+            learner_login_context: "QuorumLearner".into(),
+            server_login_context: "QuorumServer".into(),
+            kerberos_service_principal: None,
+        }
+    }
 }
 
 impl Default for QuorumPeerConfig {
@@ -123,6 +178,10 @@ impl Default for QuorumPeerConfig {
             multi_address_reachability_check_enabled: true,
             multi_address_reachability_check_timeout_ms: 1000,
             quorum_cnxn_threads_size: 20,
+            ssl_quorum: false,
+            port_unification: false,
+            ssl_quorum_reload_cert_files: false,
+            quorum_sasl: QuorumSaslConfig::default(),
             dynamic_config_file: None,
             server_id: UNSET_SERVERID,
             quorum_verifier: None,
@@ -333,16 +392,18 @@ impl QuorumPeerConfig {
                 "autopurge.purgeInterval" => c.purge_interval = parse_int(&value)?,
                 "standaloneEnabled" => c.standalone_enabled = parse_bool(&key, &value)?,
                 "reconfigEnabled" => c.reconfig_enabled = parse_bool(&key, &value)?,
-                "sslQuorum" | "portUnification" | "sslQuorumReloadCertFiles" => {
-                    parse_bool(&key, &value)?;
-                }
+                "sslQuorum" => c.ssl_quorum = parse_bool(&key, &value)?,
+                "portUnification" => c.port_unification = parse_bool(&key, &value)?,
+                "sslQuorumReloadCertFiles" => c.ssl_quorum_reload_cert_files = parse_bool(&key, &value)?,
                 k if (k.starts_with("server.") || k.starts_with("group") || k.starts_with("weight")) && has_dynamic_file => {
                     return Err(ConfigException::new(format!("parameter: {k} must be in a separate dynamic config file")));
                 }
-                "quorum.auth.enableSasl" | "quorum.auth.serverRequireSasl" | "quorum.auth.learnerRequireSasl" => {
-                    parse_bool(&key, &value)?;
-                }
-                "quorum.auth.learner.saslLoginContext" | "quorum.auth.server.saslLoginContext" | "quorum.auth.kerberos.servicePrincipal" => {}
+                "quorum.auth.enableSasl" => c.quorum_sasl.enabled = parse_bool(&key, &value)?,
+                "quorum.auth.serverRequireSasl" => c.quorum_sasl.server_require = parse_bool(&key, &value)?,
+                "quorum.auth.learnerRequireSasl" => c.quorum_sasl.learner_require = parse_bool(&key, &value)?,
+                "quorum.auth.learner.saslLoginContext" => c.quorum_sasl.learner_login_context = value.trim().to_owned(),
+                "quorum.auth.server.saslLoginContext" => c.quorum_sasl.server_login_context = value.trim().to_owned(),
+                "quorum.auth.kerberos.servicePrincipal" => c.quorum_sasl.kerberos_service_principal = Some(value.trim().to_owned()),
                 "quorum.cnxn.threads.size" => c.quorum_cnxn_threads_size = parse_int(&value)?,
                 "jvm.pause.info-threshold.ms" | "jvm.pause.warn-threshold.ms" | "jvm.pause.sleep.time.ms" => {
                     parse_long_value(&value)?;
@@ -385,6 +446,7 @@ impl QuorumPeerConfig {
         };
         c.data_dir = PathBuf::from(&dd);
         c.data_log_dir = PathBuf::from(data_log_dir.unwrap_or(dd));
+        c.quorum_sasl.validate()?;
         if c.client_port == 0 {
             log::info!("clientPort is not set");
             if c.client_port_address.is_some() {
@@ -577,6 +639,33 @@ fn trimmed(props: Vec<(String, String)>) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quorum_security_keys() {
+        let base = "dataDir=/tmp/x\nclientPort=2181\nserver.1=127.0.0.1:2888:3888\n";
+        let c = QuorumPeerConfig::parse_text(base).unwrap();
+        assert!(!c.ssl_quorum && !c.port_unification && !c.quorum_sasl.enabled);
+        assert_eq!((c.quorum_sasl.learner_login_context.as_str(), c.quorum_sasl.server_login_context.as_str()), ("QuorumLearner", "QuorumServer"));
+        let c = QuorumPeerConfig::parse_text(&format!(
+            "{base}sslQuorum=true\nportUnification=true\nquorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\nquorum.auth.learner.saslLoginContext=L\n"
+        ))
+        .unwrap();
+        assert!(c.ssl_quorum && c.port_unification && c.quorum_sasl.enabled && c.quorum_sasl.server_require && c.quorum_sasl.learner_require);
+        assert_eq!(c.quorum_sasl.learner_login_context, "L");
+        // The combinations QuorumPeerConfig refuses, with its words.
+        for (extra, msg) in [
+            ("quorum.auth.serverRequireSasl=true\n", "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.serverRequireSasl"),
+            ("quorum.auth.learnerRequireSasl=true\n", "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.learnerRequireSasl"),
+            (
+                "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+                "quorum.auth.learnerRequireSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+            ),
+        ] {
+            let e = QuorumPeerConfig::parse_text(&format!("{base}{extra}")).unwrap_err();
+            assert_eq!(e.msg, msg);
+        }
+        assert!(QuorumPeerConfig::parse_text(&format!("{base}sslQuorum=maybe\n")).is_err());
+    }
 
     #[test]
     fn defaults_and_passthrough() {

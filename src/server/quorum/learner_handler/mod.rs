@@ -17,10 +17,12 @@ use byteorder::{BigEndian, ByteOrder};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::common::tls_stream::TlsStream;
 use crate::jute::OutputArchive;
 use crate::proto::op_code;
 use crate::proto::quorum::QuorumPacket;
 use crate::server::persistence::file_snap::serialize_snapshot_body;
+use crate::server::quorum::quorum_x509_util;
 use crate::server::quorum::leader::{Leader, StateSummary};
 use crate::server::quorum::quorum_packet::{self as qp, encode_parts, packet_to_string, read_packet};
 use crate::server::quorum::quorum_server::LearnerType;
@@ -229,8 +231,17 @@ impl LearnerHandler {
 
     fn run_inner(self: &Arc<Self>, leader: &Arc<Leader>, sock: TcpStream) -> io::Result<()> {
         let _ = sock.set_read_timeout(Some(Duration::from_millis((i64::from(leader.peer.init_limit) * i64::from(leader.peer.tick_time)).max(1) as u64)));
-        let mut ia = BufReader::new(sock.try_clone()?);
-        let mut oa = BufWriter::with_capacity(64 * 1024, sock.try_clone()?);
+        // The quorum port's UnifiedServerSocket: TLS detection and handshake here, in
+        // the handler's thread, not the acceptor's.
+        let sock = quorum_x509_util::accept(leader.peer.x509.as_deref(), sock)?;
+        let mut ia = BufReader::new(sock.clone());
+        if let Some(server) = &leader.peer.quorum_auth.server {
+            if let Err(e) = server.authenticate(&sock, &mut ia) {
+                log::error!("Server failed to authenticate quorum learner, addr: {}, closing connection: {e}", fmt_remote(&self.remote));
+                return Ok(());
+            }
+        }
+        let mut oa = BufWriter::with_capacity(64 * 1024, sock.clone());
         let first = read_packet(&mut ia)?;
         self.on_packet();
         if first.r#type != qp::FOLLOWERINFO && first.r#type != qp::OBSERVERINFO {
@@ -446,7 +457,7 @@ impl LearnerHandler {
     }
 
     /// `startSendingPackets`: the `Sender-<addr>` thread owns the writer from now on.
-    fn start_sending_packets(self: &Arc<Self>, oa: BufWriter<TcpStream>) -> io::Result<()> {
+    fn start_sending_packets(self: &Arc<Self>, oa: BufWriter<TlsStream>) -> io::Result<()> {
         let Some(rx) = self.queue_rx.lock().take() else {
             log::error!("Attempting to start sending thread after it already started");
             return Ok(());
@@ -458,7 +469,7 @@ impl LearnerHandler {
     }
 
     /// `sendPackets`: write queued packets, flushing when the queue runs dry.
-    fn send_packets(self: Arc<Self>, rx: Receiver<Queued>, mut oa: BufWriter<TcpStream>) {
+    fn send_packets(self: Arc<Self>, rx: Receiver<Queued>, mut oa: BufWriter<TlsStream>) {
         while let Ok(q) = rx.recv() {
             let Queued::Packet { kind, zxid, bytes, at } = q else { break };
             self.queued_bytes.fetch_sub(bytes.len() as i64, Ordering::Relaxed);

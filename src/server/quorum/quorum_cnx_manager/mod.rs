@@ -34,9 +34,11 @@ use std::time::Duration;
 use byteorder::{BigEndian, ReadBytesExt};
 use parking_lot::Mutex;
 
+use crate::common::tls_stream::TlsStream;
 use crate::common::circular_blocking_queue::CircularBlockingQueue;
 use crate::server::quorum::quorum_peer::{QuorumPeer, OBSERVER_ID};
 use crate::server::quorum::quorum_server::{MultipleAddresses, QuorumAddr};
+use crate::server::quorum::quorum_x509_util;
 use crate::system_properties;
 
 use connection_executor::ConnectionExecutor;
@@ -274,6 +276,13 @@ impl QuorumCnxManager {
                 return;
             }
         };
+        let sock = match quorum_x509_util::connect(self.peer.x509.as_deref(), sock) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("Cannot open secure channel to {sid} at election address {}: {e}", fmt_addrs(addr));
+                return;
+            }
+        };
         log::debug!("Connected to server {sid} using election address: {}", fmt_addrs(addr));
         // The connection's place in time, taken before the handshake (see start_workers).
         let seq = self.next_worker_id.fetch_add(1, Ordering::Relaxed);
@@ -284,7 +293,7 @@ impl QuorumCnxManager {
 
     /// `startConnection`: send our initial message, then keep the socket only if our id
     /// is the larger.
-    fn start_connection(self: &Arc<Self>, mut sock: TcpStream, sid: i64, seq: u64) -> io::Result<bool> {
+    fn start_connection(self: &Arc<Self>, mut sock: TlsStream, sid: i64, seq: u64) -> io::Result<bool> {
         log::debug!("startConnection (myId:{} --> sid:{sid})", self.my_sid);
         let multi = self.peer.is_multi_address_enabled();
         let version = if multi { PROTOCOL_VERSION_V2 } else { PROTOCOL_VERSION_V1 };
@@ -300,10 +309,16 @@ impl QuorumCnxManager {
             let _ = sock.shutdown(Shutdown::Both);
             return Ok(false);
         }
+        if let Some(learner) = &self.peer.quorum_auth.learner {
+            if let Err(e) = learner.authenticate(&sock) {
+                let _ = sock.shutdown(Shutdown::Both);
+                return Err(e);
+            }
+        }
         match keeps_connection(self.my_sid, sid, true) {
             ConnectionDecision::Keep => {
                 log::debug!("Have larger server identifier, so keeping the connection: (myId:{} --> sid:{sid})", self.my_sid);
-                let din = BufReader::new(sock.try_clone()?);
+                let din = BufReader::new(sock.clone());
                 self.start_workers(sock, din, sid, seq)?;
                 Ok(true)
             }
@@ -343,14 +358,15 @@ impl QuorumCnxManager {
     /// `receiveConnection` + `handleConnection`.
     fn receive_connection(self: &Arc<Self>, sock: TcpStream, seq: u64) {
         let remote = sock.peer_addr().map(|a| format!("/{a}")).unwrap_or_default();
-        let mut din = match sock.try_clone() {
-            Ok(s) => BufReader::new(s),
-            Err(_) => {
-                log::error!("Exception handling connection, addr: {remote}, closing server connection");
-                let _ = sock.shutdown(Shutdown::Both);
+        // TLS detection and handshake (UnifiedServerSocket) run here, off the Listener.
+        let sock = match quorum_x509_util::accept(self.peer.x509.as_deref(), sock) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("Exception handling connection, addr: {remote}, closing server connection: {e}");
                 return;
             }
         };
+        let mut din = BufReader::new(sock.clone());
         let (sid, election_addr) = match read_initial(&mut din) {
             Ok(v) => v,
             Err(InitialMessageError::Bad(m)) => {
@@ -371,6 +387,13 @@ impl QuorumCnxManager {
         } else {
             sid
         };
+        if let Some(server) = &self.peer.quorum_auth.server {
+            if let Err(e) = server.authenticate(&sock, &mut din) {
+                log::error!("Exception handling connection, addr: {remote}, closing server connection: {e}");
+                let _ = sock.shutdown(Shutdown::Both);
+                return;
+            }
+        }
         match keeps_connection(self.my_sid, sid, false) {
             ConnectionDecision::DropAndConnectBack => {
                 if let Some(sw) = self.sender_worker(sid) {
@@ -405,12 +428,12 @@ impl QuorumCnxManager {
     /// one accepted connection at a time, so the newest always replaces the older; our
     /// handshakes run in parallel on the pool, so an older connection whose handshake
     /// finishes last is the one dropped.
-    fn start_workers(self: &Arc<Self>, sock: TcpStream, din: BufReader<TcpStream>, sid: i64, seq: u64) -> io::Result<()> {
+    fn start_workers(self: &Arc<Self>, sock: TlsStream, din: BufReader<TlsStream>, sid: i64, seq: u64) -> io::Result<()> {
         if self.is_shutdown() {
             let _ = sock.shutdown(Shutdown::Both);
             return Ok(());
         }
-        let (sw, stop_rx) = SendWorker::new(sid, seq, sock.try_clone()?);
+        let (sw, stop_rx) = SendWorker::new(sid, seq, sock.clone());
         let old = {
             let mut map = self.sender_worker_map.lock();
             if map.get(&sid).is_some_and(|w| w.id > seq) {

@@ -4,7 +4,6 @@
 //! workers); the next message to that peer dials again.
 
 use std::io::{self, BufReader, Read};
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
@@ -13,8 +12,9 @@ use byteorder::{BigEndian, ReadBytesExt};
 
 use super::send_worker::SendWorker;
 use super::{Message, QuorumCnxManager, PACKETMAXSIZE};
+use crate::common::tls_stream::TlsStream;
 
-pub(crate) fn spawn(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, din: BufReader<TcpStream>) -> io::Result<()> {
+pub(crate) fn spawn(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, din: BufReader<TlsStream>) -> io::Result<()> {
     qcm.thread_cnt.fetch_add(1, Ordering::AcqRel);
     let sid = sw.sid;
     // OK to wait as long as the connection lives: the handshake timeout no longer applies.
@@ -40,7 +40,7 @@ pub(crate) fn read_frame<R: Read>(din: &mut R) -> io::Result<Vec<u8>> {
     crate::jute::read_exact_vec(din, length as usize)
 }
 
-fn run(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, mut din: BufReader<TcpStream>) {
+fn run(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, mut din: BufReader<TlsStream>) {
     let sid = sw.sid;
     log::debug!("RecvWorker thread towards {sid} started. myId: {}", qcm.my_sid);
     while sw.recv_running() && !qcm.is_shutdown() {

@@ -4,7 +4,7 @@
 //! connection may have died with it unread; duplicates are harmless to the election.
 
 use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 
 use super::QuorumCnxManager;
 use crate::common::circular_blocking_queue::CircularBlockingQueue;
+use crate::common::tls_stream::TlsStream;
 
 /// How long the worker waits on its queue before checking whether it should stop
 /// (upstream polls with 1000 ms).
@@ -25,7 +26,7 @@ pub struct SendWorker {
     pub sid: i64,
     /// Tells apart successive workers for the same peer.
     pub id: u64,
-    sock: TcpStream,
+    sock: TlsStream,
     running: AtomicBool,
     /// Dropped by `finish` to wake the worker at once.
     stop: Mutex<Option<Sender<()>>>,
@@ -34,7 +35,7 @@ pub struct SendWorker {
 }
 
 impl SendWorker {
-    pub(crate) fn new(sid: i64, id: u64, sock: TcpStream) -> (Arc<SendWorker>, Receiver<()>) {
+    pub(crate) fn new(sid: i64, id: u64, sock: TlsStream) -> (Arc<SendWorker>, Receiver<()>) {
         let (tx, rx) = bounded(0);
         let sw = Arc::new(SendWorker {
             sid,
@@ -80,7 +81,7 @@ impl SendWorker {
     }
 }
 
-fn send(out: &mut TcpStream, b: &[u8]) -> io::Result<()> {
+fn send(out: &mut TlsStream, b: &[u8]) -> io::Result<()> {
     let mut frame = Vec::with_capacity(4 + b.len());
     frame.extend_from_slice(&(b.len() as i32).to_be_bytes());
     frame.extend_from_slice(b);
@@ -93,7 +94,7 @@ pub(crate) fn spawn(
     sw: Arc<SendWorker>,
     queue: Arc<CircularBlockingQueue<Arc<[u8]>>>,
     stop: Receiver<()>,
-    sock: TcpStream,
+    sock: TlsStream,
 ) -> io::Result<()> {
     qcm.thread_cnt.fetch_add(1, Ordering::AcqRel);
     let sw2 = sw.clone();
@@ -106,7 +107,7 @@ pub(crate) fn spawn(
     Ok(())
 }
 
-fn run(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, queue: Arc<CircularBlockingQueue<Arc<[u8]>>>, stop: Receiver<()>, mut out: TcpStream) {
+fn run(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, queue: Arc<CircularBlockingQueue<Arc<[u8]>>>, stop: Receiver<()>, mut out: TlsStream) {
     let sid = sw.sid;
     if queue.is_empty() {
         if let Some(b) = qcm.last_message_sent(sid) {

@@ -103,6 +103,10 @@ pub struct QuorumPeer {
     leader: Mutex<Option<Arc<crate::server::quorum::leader::Leader>>>,
     /// The database, once loaded: the last logged zxid comes from it.
     db: Mutex<Option<Arc<crate::server::zk_database::ZKDatabase>>>,
+    /// `sslQuorum` / `portUnification`: the TLS side of the election and quorum ports.
+    pub x509: Option<Arc<crate::server::quorum::quorum_x509_util::QuorumX509Util>>,
+    /// `authServer` / `authLearner` (`quorum.auth.*`).
+    pub quorum_auth: crate::server::quorum::auth::QuorumAuth,
 }
 
 impl QuorumPeer {
@@ -117,6 +121,8 @@ impl QuorumPeer {
         let epochs = epochs::Epochs::load(&snap_dir, last_logged_zxid)?;
         let current_epoch = epochs.current();
         let last_seen = config.last_seen_quorum_verifier.clone().map(Arc::new);
+        let x509 = crate::server::quorum::quorum_x509_util::QuorumX509Util::from_config(&config)?;
+        let quorum_auth = crate::server::quorum::auth::QuorumAuth::from_config(&config.quorum_sasl)?;
         Ok(Arc::new(QuorumPeer {
             myid,
             tick_time: config.tick_time,
@@ -144,6 +150,8 @@ impl QuorumPeer {
             server_holder: crate::server::server_cnxn_factory::ServerHolder::new(None),
             leader: Mutex::new(None),
             db: Mutex::new(None),
+            x509,
+            quorum_auth,
             config,
         }))
     }
