@@ -48,6 +48,7 @@ mod raw_client;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,7 @@ use common::{four_letter_word, free_port, line_diff, ApacheServer, OurServer, Te
 use raw_client::{children, create, exists, get_data, set_data, RawClient};
 use regex::Regex;
 use serde_json::{Map, Value};
+use zookeeper::common::tls_stream::TlsStream;
 
 /// Time limit of one ordinary HTTP exchange.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -173,10 +175,26 @@ fn parse_response(buf: &[u8], head: bool, eof: bool) -> Result<Option<HttpRespon
 /// A write error (the server answered and closed before reading everything) is not an
 /// error by itself: what the server sent before closing is still read and parsed.
 fn send_raw(port: u16, request: &[u8], head: bool, timeout: Duration) -> Result<HttpResponse, String> {
+    send_raw_over(port, None, request, head, timeout)
+}
+
+/// [`send_raw`] over TLS (HTTPS) when `tls` is set.
+fn send_raw_over(port: u16, tls: Option<&Arc<rustls::ClientConfig>>, request: &[u8], head: bool, timeout: Duration) -> Result<HttpResponse, String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + timeout;
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_write_timeout(Some(timeout));
+    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = tcp.set_write_timeout(Some(timeout));
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let s = match tls {
+        None => TlsStream::new(tcp),
+        Some(cfg) => {
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            let s = TlsStream::tls_client(tcp, cfg.clone(), name).map_err(|e| format!("TLS to {addr}: {e}"))?;
+            s.handshake().map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+            s
+        }
+    };
+    let mut s = &s;
     let write_err = s.write_all(request).err();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
@@ -1562,4 +1580,83 @@ fn admin_port_in_use() {
     assert_eq!(o.code(), a.code(), "exit status: Apache {a:?}, ours {o:?}\n--- our log ---\n{olog}");
     assert!(olog.contains(LINE), "our log lacks {LINE:?}:\n{olog}");
     drop(blocker);
+}
+
+// ===================================================================== HTTPS ==
+
+/// `admin.forceHttps` and `admin.portUnification` with the quorum's PEM stores
+/// (`ssl.quorum.*`, as JettyAdminServer reads them), side by side: the same commands
+/// answer the same JSON over HTTPS with Jetty's `Strict-Transport-Security`, plain HTTP
+/// is refused on a forced port and served on a unified one, and a bad key store stops
+/// the start.
+#[test]
+fn https_like_apache() {
+    common::require_apache();
+    let c = common::certs::Certs::new();
+    let san = "DNS:localhost,IP:127.0.0.1";
+    c.make("ca", "/CN=admin-ca", None, san);
+    c.make("server", "/CN=localhost", Some("ca"), san);
+    let stores = format!(
+        "ssl.quorum.keyStore.location={}\nssl.quorum.keyStore.type=PEM\nssl.quorum.trustStore.location={}\nssl.quorum.trustStore.type=PEM\n",
+        c.path("server.pem").display(),
+        c.path("ca.crt").display()
+    );
+    let settings = zookeeper::common::x509_util::SslSettings {
+        prefix: "zookeeper.ssl.".into(),
+        key_store_location: None,
+        key_store_type: None,
+        key_store_password: None,
+        trust_store_location: Some(c.path("ca.crt").display().to_string()),
+        trust_store_type: Some("PEM".into()),
+        trust_store_password: None,
+        cipher_suites: None,
+        client_auth: zookeeper::common::x509_util::ClientAuth::None,
+        protocol: "TLSv1.2".into(),
+        enabled_protocols: None,
+        hostname_verification: true,
+    };
+    let tls = zookeeper::common::x509_util::client_config(&settings).expect("client config");
+    let https = |who: &str, port: u16, target: &str| -> HttpResponse {
+        send_raw_over(port, Some(&tls), &request_bytes("GET", target, port), false, HTTP_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{who}: GET {target} over HTTPS on {port}: {e}"))
+    };
+    for mode in ["admin.forceHttps=true", "admin.portUnification=true"] {
+        let (aport, oport) = (free_port(), free_port());
+        let apache = ApacheServer::start_standalone(&format!("{}{mode}\n{stores}", admin_cfg(aport)));
+        let ours = OurServer::start_standalone(&format!("{}{mode}\n{stores}", admin_cfg(oport)), &[]);
+        for (who, port) in [("apache", aport), ("ours", oport)] {
+            let deadline = Instant::now() + ADMIN_READY;
+            while https(who, port, "/commands/ruok").json().ok().and_then(|v| v.get("error").cloned()) != Some(Value::Null) {
+                assert!(Instant::now() < deadline, "{who}: {mode}: not serving");
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+        for target in ["/commands/ruok", "/commands/is_read_only", "/commands/no_such_command"] {
+            let (a, o) = (https("apache", aport, target), https("ours", oport, target));
+            assert_eq!((a.status, a.json().ok()), (o.status, o.json().ok()), "{mode} {target}");
+            assert_eq!(a.header("Strict-Transport-Security"), o.header("Strict-Transport-Security"), "{mode} {target}");
+            assert!(o.header("Strict-Transport-Security").is_some_and(|v| v.contains("max-age=86400")), "{mode} {target}: {:?}", o.headers);
+        }
+        let (a, o) = (try_http(aport, "GET", "/commands/ruok"), try_http(oport, "GET", "/commands/ruok"));
+        if mode.starts_with("admin.forceHttps") {
+            assert!(!matches!(a, Ok(ref r) if r.status == 200), "apache served plain HTTP on a forced HTTPS port: {a:?}");
+            assert!(!matches!(o, Ok(ref r) if r.status == 200), "ours served plain HTTP on a forced HTTPS port: {o:?}");
+        } else {
+            let (a, o) = (a.expect("apache plain"), o.expect("ours plain"));
+            assert_eq!((a.status, a.json().ok()), (o.status, o.json().ok()), "{mode} plain");
+            assert_eq!(o.header("Strict-Transport-Security"), None);
+        }
+        drop((apache, ours));
+    }
+    // A key store that cannot be read: ours does not start (standalone), as Apache's
+    // AdminServerException stops it.
+    let port = free_port();
+    let mut bad = OurServer::spawn_standalone(
+        &format!("{}admin.forceHttps=true\nssl.quorum.keyStore.location=/nonexistent/k.pem\nssl.quorum.keyStore.type=PEM\n", admin_cfg(port)),
+        &[],
+    );
+    let st = bad.wait_exit(Duration::from_secs(20)).expect("our server should exit");
+    assert!(!st.success());
+    let log = bad.log_contents();
+    assert!(log.contains("Failed to load authentication certificates for admin server") && log.contains("/nonexistent/k.pem"), "{log}");
 }

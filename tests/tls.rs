@@ -209,15 +209,148 @@ fn bad_key_stores_stop_the_start() {
     let (code, log) = bad("ssl.keyStore.location=/nonexistent/server.pem\nssl.keyStore.type=PEM\n");
     assert_eq!(code, Some(1));
     assert!(log.contains("Failed to load /nonexistent/server.pem"), "{log}");
+    let (code, log) = bad(&format!("ssl.keyStore.location={}\nssl.keyStore.type=JKS\n", c.path("server.pem").display()));
+    assert_eq!(code, Some(1));
+    assert!(log.contains("JKS stores are not supported") && log.contains("use PEM or PKCS12"), "{log}");
+    // A PEM file declared PKCS12, and a PKCS12 store with the wrong password.
     let (code, log) = bad(&format!("ssl.keyStore.location={}\nssl.keyStore.type=PKCS12\n", c.path("server.pem").display()));
     assert_eq!(code, Some(1));
-    assert!(log.contains("PKCS12 stores are not supported"), "{log}");
+    assert!(log.contains(&format!("Failed to load {}", c.path("server.pem").display())), "{log}");
+    make_pkcs12_stores(&c);
+    let (code, log) = bad(&format!("ssl.keyStore.location={}\nssl.keyStore.password=wrong\n", c.path("server.p12").display()));
+    assert_eq!(code, Some(1));
+    assert!(log.contains("wrong password?"), "{log}");
     let (code, log) = bad("");
     assert_eq!(code, Some(1));
     assert!(log.contains("ssl.keyStore.location is not set"), "{log}");
     let (code, log) = bad(&format!("ssl.keyStore.location={}\nssl.keyStore.type=PEM\nssl.clientAuth=sometimes\n", c.path("server.pem").display()));
     assert_eq!(code, Some(1));
     assert!(log.contains("clientAuth"), "{log}");
+}
+
+/// `client.portUnification=true`: the plain client port takes TLS and plain clients
+/// alike (Apache's Netty `DualModeSslHandler`), four-letter words included. The Java
+/// shell over TLS and in plain text gets the same answers from both servers.
+#[test]
+fn client_port_unification_takes_tls_and_plain_like_apache() {
+    let c = certs();
+    common::require_apache();
+    // Apache 3.8.0 registers the x509 provider for a unified port only after its
+    // ProviderRegistry is initialised ("X509 Auth provider not found: x509", every
+    // client certificate refused), unless zoo.cfg names it, as here. Ours registers x509
+    // as on the secure port either way.
+    let cfg = format!(
+        "client.portUnification=true\nserverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+         ssl.keyStore.location={}\nssl.keyStore.type=PEM\nssl.trustStore.location={}\nssl.trustStore.type=PEM\n",
+        c.path("server.pem").display(),
+        c.path("ca.crt").display()
+    );
+    let apache = ApacheServer::start_standalone(&cfg);
+    let ours = OurServer::start_standalone(&cfg, &[]);
+    assert!(ours.log_contents().contains("client.portUnification"), "{}", ours.log_contents());
+    let port = |s: &TestServer| -> u16 { s.connect_string().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port") };
+    let (ap, op) = (port(&*apache), port(&*ours));
+    for args in [vec!["create", "/u", "unified"], vec!["get", "/u"], vec!["whoami"]] {
+        let (a, o) = (tls_zkcli(&c, ap, Some("bob.pem"), &args), tls_zkcli(&c, op, Some("bob.pem"), &args));
+        assert_eq!(a, o, "TLS {args:?}:\n{}", line_diff("apache", &a, "ours", &o));
+    }
+    let o = tls_zkcli(&c, op, Some("bob.pem"), &["whoami"]);
+    assert!(o.contains("x509: O=zk,CN=bob"), "{o}");
+    for (who, s) in [("apache", &*apache), ("ours", &*ours)] {
+        let plain = common::run_java_zkcli(&s.connect_string(), &["get", "/u"]);
+        assert!(String::from_utf8_lossy(&plain.stdout).contains("unified"), "{who} plain: {}", describe_output("zkCli", &plain));
+        let ruok = common::four_letter_word(&s.connect_string(), "ruok", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{who} ruok: {e}"));
+        assert_eq!(ruok, "imok", "{who}");
+    }
+}
+
+/// The PKCS12 stores a Java deployment makes with keytool (the JDK's own algorithms):
+/// `server.p12` and `bob.p12` (key + chain), `trust.p12` (the CA as a trusted entry),
+/// all with the password `s3cret`, also in `pass.txt` for `passwordPath`.
+fn make_pkcs12_stores(c: &Certs) {
+    let keytool = |args: &[&str]| {
+        let o = Command::new("keytool").args(args).current_dir(c.dir.path()).output().expect("keytool (JDK)");
+        assert!(o.status.success(), "keytool {args:?}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    };
+    for name in ["server", "bob"] {
+        if c.path(&format!("{name}.p12")).exists() {
+            continue;
+        }
+        let raw = format!("{name}-openssl.p12");
+        common::certs::openssl(
+            c.dir.path(),
+            &["pkcs12", "-export", "-in", &format!("{name}.crt"), "-inkey", &format!("{name}.key"), "-certfile", "ca.crt", "-name", name, "-out", &raw, "-passout", "pass:s3cret"],
+        );
+        keytool(&[
+            "-importkeystore", "-noprompt", "-srckeystore", &raw, "-srcstoretype", "PKCS12", "-srcstorepass", "s3cret", "-destkeystore", &format!("{name}.p12"),
+            "-deststoretype", "PKCS12", "-deststorepass", "s3cret",
+        ]);
+    }
+    if !c.path("trust.p12").exists() {
+        keytool(&["-importcert", "-noprompt", "-alias", "ca", "-file", "ca.crt", "-keystore", "trust.p12", "-storetype", "PKCS12", "-storepass", "s3cret"]);
+    }
+    std::fs::write(c.path("pass.txt"), "s3cret\n").expect("pass.txt");
+}
+
+/// keytool's PKCS12 stores on both servers (the trust store's password from a file on
+/// ours, `passwordPath`), the Java shell with a PKCS12 client certificate against
+/// both, and our zk-cli with PKCS12 stores against Apache: the same transcripts.
+#[test]
+fn pkcs12_stores_made_by_keytool_work_like_apache() {
+    let c = certs();
+    make_pkcs12_stores(&c);
+    common::require_apache();
+    let stores = |port: u16, trust_password: &str| {
+        format!(
+            "secureClientPort={port}\nsecureClientPortAddress=127.0.0.1\n\
+             serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             ssl.keyStore.location={}\nssl.keyStore.type=PKCS12\nssl.keyStore.password=s3cret\n\
+             ssl.trustStore.location={}\nssl.trustStore.type=PKCS12\n{trust_password}\n",
+            c.path("server.p12").display(),
+            c.path("trust.p12").display()
+        )
+    };
+    let (ap, op) = (free_port(), free_port());
+    let _apache = ApacheServer::start_standalone(&stores(ap, "ssl.trustStore.password=s3cret"));
+    let _ours = OurServer::start_standalone(&stores(op, &format!("ssl.trustStore.passwordPath={}", c.path("pass.txt").display())), &[]);
+    let java = |port: u16, args: &[&str]| {
+        let jvm = [
+            "-Dzookeeper.client.secure=true".to_string(),
+            "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty".to_string(),
+            format!("-Dzookeeper.ssl.trustStore.location={}", c.path("trust.p12").display()),
+            "-Dzookeeper.ssl.trustStore.password=s3cret".to_string(),
+            format!("-Dzookeeper.ssl.keyStore.location={}", c.path("bob.p12").display()),
+            "-Dzookeeper.ssl.keyStore.password=s3cret".to_string(),
+        ];
+        let jvm: Vec<&str> = jvm.iter().map(String::as_str).collect();
+        let mut cmd = java_client_command_with("org.apache.zookeeper.ZooKeeperMain", &jvm);
+        cmd.args(["-server", &format!("127.0.0.1:{port}"), "-timeout", "5000", "-waitforconnection"]).args(args);
+        let o = run_with_timeout(cmd, b"", Duration::from_secs(60));
+        String::from_utf8_lossy(&o.stdout).replace(&port.to_string(), "<PORT>")
+    };
+    for args in [vec!["create", "/p12", "pkcs12-data"], vec!["get", "/p12"], vec!["whoami"]] {
+        let (a, o) = (java(ap, &args), java(op, &args));
+        assert_eq!(a, o, "{args:?}:\n{}", line_diff("apache", &a, "ours", &o));
+        if args[0] == "get" {
+            assert!(o.contains("pkcs12-data"), "{o}");
+        }
+        if args[0] == "whoami" {
+            assert!(o.contains("x509: O=zk,CN=bob"), "{o}");
+        }
+    }
+    // Our zk-cli with PKCS12 stores against Apache.
+    let o = Command::new(env!("CARGO_BIN_EXE_zk-cli"))
+        .env_remove("RUST_LOG")
+        .arg("-Dzookeeper.client.secure=true")
+        .arg(format!("-Dzookeeper.ssl.trustStore.location={}", c.path("trust.p12").display()))
+        .arg("-Dzookeeper.ssl.trustStore.password=s3cret")
+        .arg(format!("-Dzookeeper.ssl.keyStore.location={}", c.path("bob.p12").display()))
+        .arg("-Dzookeeper.ssl.keyStore.password=s3cret")
+        .args(["-server", &format!("127.0.0.1:{ap}"), "get", "/p12"])
+        .output()
+        .expect("zk-cli");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("pkcs12-data"), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
 
 /// Our zk-cli with upstream's client properties (`-Dzookeeper.client.secure=true` and

@@ -228,3 +228,93 @@ impl std::io::Write for TlsStream {
     }
 }
 
+
+/// `UnifiedServerSocket.detectMode` / Netty's `SslHandler.isEncrypted` on the first
+/// bytes of an accepted connection: whether the peer opens with a TLS record. Waits up
+/// to `timeout` for five bytes; fewer (or none) are plain text, as upstream assumes.
+pub fn starts_tls(sock: &TcpStream, timeout: std::time::Duration) -> std::io::Result<bool> {
+    let litmus = peek_litmus(sock, timeout, false)?;
+    Ok(litmus.len() == 5 && is_tls_record(&litmus))
+}
+
+/// The client port's `client.portUnification` (Netty's `DualModeSslHandler`): as
+/// [`starts_tls`], but a first byte that cannot open a TLS handshake (22) decides for
+/// plain text at once, so that a four-letter word (four bytes) is answered.
+pub fn client_starts_tls(sock: &TcpStream, timeout: std::time::Duration) -> std::io::Result<bool> {
+    let litmus = peek_litmus(sock, timeout, true)?;
+    Ok(litmus.len() == 5 && is_tls_record(&litmus))
+}
+
+/// Up to five bytes the peer has sent, without taking them from the socket; fewer if
+/// it sends fewer before the timeout or closes, or (`first_byte_decides`) once the
+/// first byte is not a handshake record's.
+fn peek_litmus(sock: &TcpStream, timeout: std::time::Duration, first_byte_decides: bool) -> std::io::Result<Vec<u8>> {
+    let old = sock.read_timeout()?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = [0u8; 5];
+    let mut got = 0;
+    while got < buf.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            log::warn!("Socket mode detection timed out after {} ms, assuming PLAINTEXT", timeout.as_millis());
+            break;
+        }
+        sock.set_read_timeout(Some(left))?;
+        match sock.peek(&mut buf) {
+            Ok(0) => break,
+            Ok(n) if first_byte_decides && buf[0] != 22 => {
+                got = n;
+                break;
+            }
+            Ok(n) if n > got => got = n,
+            // The same bytes again: wait a little for more.
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                log::warn!("Socket mode detection timed out after {} ms, assuming PLAINTEXT", timeout.as_millis());
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                sock.set_read_timeout(old)?;
+                return Err(e);
+            }
+        }
+    }
+    sock.set_read_timeout(old)?;
+    Ok(buf[..got].to_vec())
+}
+
+/// Netty's `SslHandler.isEncrypted` on a record header: a TLS content type (change
+/// cipher spec, alert, handshake, application data, heartbeat), major version 3, and a
+/// plausible length. The first bytes of a plain quorum connection are a big-endian
+/// protocol version or server id (0xffff0000 or 0xffff0001 …), a plain client's a
+/// frame length (0x00…) or a four-letter word: never one of these.
+pub fn is_tls_record(h: &[u8]) -> bool {
+    if h.len() < 5 {
+        return false;
+    }
+    let content_type_ok = matches!(h[0], 20..=24);
+    let len = u16::from_be_bytes([h[3], h[4]]) as usize;
+    content_type_ok && h[1] == 3 && len > 0 && len <= 16384 + 2048
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_records_and_plain_quorum_headers() {
+        // A ClientHello record header.
+        assert!(is_tls_record(&[22, 3, 1, 0, 200]));
+        assert!(is_tls_record(&[22, 3, 3, 2, 0]));
+        // The election protocol version (-65536 / -65535) and a small server id.
+        assert!(!is_tls_record(&(-65536i64).to_be_bytes()[..5]));
+        assert!(!is_tls_record(&(-65535i64).to_be_bytes()[..5]));
+        assert!(!is_tls_record(&3i64.to_be_bytes()[..5]));
+        // A learner's first quorum packet: type FOLLOWERINFO (11) as an int.
+        assert!(!is_tls_record(&11i32.to_be_bytes().iter().chain(&[0u8]).copied().collect::<Vec<_>>()));
+        assert!(!is_tls_record(&[22, 3, 1]));
+        assert!(!is_tls_record(&[22, 3, 1, 0, 0]));
+    }
+}

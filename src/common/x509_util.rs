@@ -3,10 +3,11 @@
 //! configuration; and the certificate subject as `X509AuthenticationProvider` names a
 //! client (`X500Principal.getName()`, RFC 2253).
 //!
-//! Key and trust stores are PEM files (`ssl.keyStore.type=PEM`, or a `.pem` name), as
-//! Apache 3.8 reads them: the key store holds the private key and its certificate
-//! chain, the trust store the CA certificates. PKCS12 and JKS are refused with an error
-//! that names what is supported.
+//! Key and trust stores are PEM files (`ssl.keyStore.type=PEM`, or a `.pem` name) or
+//! PKCS12 files (`PKCS12`, `.p12`/`.pfx`, keytool's default), as Apache 3.8 reads
+//! them: the key store holds the private key and its certificate chain, the trust
+//! store the CA certificates. JKS and BCFKS are refused with an error that names what
+//! is supported.
 
 use std::sync::Arc;
 
@@ -34,8 +35,13 @@ pub struct SslSettings {
     pub prefix: String,
     pub key_store_location: Option<String>,
     pub key_store_type: Option<String>,
+    /// `keyStore.password`, or the contents of `keyStore.passwordPath`.
+    pub key_store_password: Option<String>,
     pub trust_store_location: Option<String>,
     pub trust_store_type: Option<String>,
+    pub trust_store_password: Option<String>,
+    /// `ciphersuites`: JDK names; None is the provider's defaults.
+    pub cipher_suites: Option<Vec<String>>,
     pub client_auth: ClientAuth,
     pub protocol: String,
     pub enabled_protocols: Option<Vec<String>>,
@@ -63,8 +69,11 @@ impl SslSettings {
             prefix: prefix.to_owned(),
             key_store_location: get("keyStore.location"),
             key_store_type: get("keyStore.type"),
+            key_store_password: password(get("keyStore.password"), get("keyStore.passwordPath"), &format!("{prefix}keyStore.passwordPath"))?,
             trust_store_location: get("trustStore.location"),
             trust_store_type: get("trustStore.type"),
+            trust_store_password: password(get("trustStore.password"), get("trustStore.passwordPath"), &format!("{prefix}trustStore.passwordPath"))?,
+            cipher_suites: get("ciphersuites").map(|v| v.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()),
             client_auth,
             // 3.8's default (X509Util.DEFAULT_PROTOCOL).
             protocol: get("protocol").unwrap_or_else(|| "TLSv1.2".into()),
@@ -97,9 +106,29 @@ impl SslSettings {
     }
 }
 
-/// A store type as upstream's `FileKeyStoreLoaderBuilderProvider` decides it: the
-/// property, else the file's extension.
-fn store_is_pem(location: &str, declared: Option<&str>) -> Result<(), String> {
+/// `X509Util.getPasswordFromConfigPropertyOrFile`: the password property, else the
+/// contents of the password file (trailing newline trimmed), else none.
+fn password(value: Option<String>, path: Option<String>, key: &str) -> Result<Option<String>, String> {
+    if value.is_some() {
+        return Ok(value);
+    }
+    match path {
+        None => Ok(None),
+        Some(p) => std::fs::read_to_string(&p)
+            .map(|t| Some(t.trim_end_matches(['\r', '\n']).to_owned()))
+            .map_err(|e| format!("Failed to read password file {p} ({key}): {e}")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreType {
+    Pem,
+    Pkcs12,
+}
+
+/// A store type as upstream's `KeyStoreFileType.fromPropertyValueOrFileName` decides it:
+/// the property, else the file's extension.
+fn store_type(location: &str, declared: Option<&str>) -> Result<StoreType, String> {
     let t = declared.map(str::to_ascii_uppercase).unwrap_or_else(|| {
         let lower = location.to_ascii_lowercase();
         if lower.ends_with(".pem") {
@@ -108,18 +137,74 @@ fn store_is_pem(location: &str, declared: Option<&str>) -> Result<(), String> {
             "PKCS12".into()
         } else if lower.ends_with(".jks") {
             "JKS".into()
+        } else if lower.ends_with(".bcfks") {
+            "BCFKS".into()
         } else {
             String::new()
         }
     });
     match t.as_str() {
-        "PEM" => Ok(()),
-        "" => Err(format!("Unable to determine the store type of {location}: set the type to PEM")),
-        other => Err(format!("{other} stores are not supported by this server ({location}); convert it to PEM (key and certificate chain in one file)")),
+        "PEM" => Ok(StoreType::Pem),
+        "PKCS12" => Ok(StoreType::Pkcs12),
+        "" => Err(format!("Unable to auto-detect store file type from file name: {location}: set the type to PEM or PKCS12")),
+        other => Err(format!(
+            "{other} stores are not supported by this server ({location}): use PEM or PKCS12 (keytool -importkeystore -deststoretype PKCS12 converts one)"
+        )),
     }
 }
 
-fn load_certs(location: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+/// A PKCS12 file opened with its password (none: the empty one).
+fn open_pkcs12(location: &str, password: Option<&str>) -> Result<p12_keystore::KeyStore, String> {
+    let data = std::fs::read(location).map_err(|e| format!("Failed to load {location}: {e}"))?;
+    p12_keystore::KeyStore::from_pkcs12(&data, password.unwrap_or("")).map_err(|e| format!("Failed to load {location}: {e} (wrong password?)"))
+}
+
+/// The key store: the private key and its certificate chain.
+fn load_key_store(location: &str, declared: Option<&str>, password: Option<&str>) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    match store_type(location, declared)? {
+        StoreType::Pem => {
+            let chain = load_pem_certs(location)?;
+            let key = PrivateKeyDer::from_pem_file(location).map_err(|e| format!("Failed to load the private key of {location}: {e}"))?;
+            Ok((chain, key))
+        }
+        StoreType::Pkcs12 => {
+            let ks = open_pkcs12(location, password)?;
+            let (_, chain) = ks.private_key_chain().ok_or_else(|| format!("Failed to load {location}: it holds no private key entry"))?;
+            let certs: Vec<CertificateDer<'static>> = chain.chain().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect();
+            if certs.is_empty() {
+                return Err(format!("Failed to load {location}: its private key has no certificate"));
+            }
+            let key = PrivateKeyDer::try_from(chain.key().to_vec()).map_err(|e| format!("Failed to load the private key of {location}: {e}"))?;
+            Ok((certs, key))
+        }
+    }
+}
+
+/// The trust store's certificates (a PKCS12 key entry's chain counts too, as a JDK
+/// trust manager reads a key store given as trust store).
+fn load_trust_store(location: &str, declared: Option<&str>, password: Option<&str>) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = match store_type(location, declared)? {
+        StoreType::Pem => return load_pem_certs(location),
+        StoreType::Pkcs12 => {
+            let ks = open_pkcs12(location, password)?;
+            let mut out = Vec::new();
+            for (_, e) in ks.entries() {
+                match e {
+                    p12_keystore::KeyStoreEntry::Certificate(c) => out.push(CertificateDer::from(c.as_der().to_vec())),
+                    p12_keystore::KeyStoreEntry::PrivateKeyChain(k) => out.extend(k.chain().iter().map(|c| CertificateDer::from(c.as_der().to_vec()))),
+                    _ => {}
+                }
+            }
+            out
+        }
+    };
+    if certs.is_empty() {
+        return Err(format!("Failed to load {location}: no certificate in it"));
+    }
+    Ok(certs)
+}
+
+fn load_pem_certs(location: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(location)
         .map_err(|e| format!("Failed to load {location}: {e}"))?
         .collect();
@@ -130,17 +215,39 @@ fn load_certs(location: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// The ring provider, with only the cipher suites `ciphersuites` names (JDK names:
+/// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`, `TLS_AES_128_GCM_SHA256`).
+fn provider(s: &SslSettings) -> Result<Arc<rustls::crypto::CryptoProvider>, String> {
+    // ring: no C toolchain beyond cc. It has no post-quantum key exchange, which the
+    // Java 17 peers this talks to do not offer either.
+    #[allow(deprecated)]
+    let mut p = rustls::crypto::ring::default_provider();
+    if let Some(names) = &s.cipher_suites {
+        let wanted: Vec<_> = p.cipher_suites.iter().filter(|cs| names.iter().any(|n| *n == jdk_suite_name(cs.suite()))).copied().collect();
+        if wanted.is_empty() {
+            let known: Vec<String> = p.cipher_suites.iter().map(|cs| jdk_suite_name(cs.suite())).collect();
+            return Err(format!("None of the cipher suites in {} ({}) is supported; supported: {}", s.key("ciphersuites"), names.join(","), known.join(",")));
+        }
+        p.cipher_suites = wanted;
+    }
+    Ok(Arc::new(p))
+}
+
+/// A suite as a JDK names it (TLS 1.3 suites without rustls's `TLS13_`).
+pub fn jdk_suite_name(suite: rustls::CipherSuite) -> String {
+    let n = format!("{suite:?}");
+    match n.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => n,
+    }
+}
+
 /// The server side of a TLS port (`createSSLContextAndOptions` + the Netty
 /// `SslContext`): key store, trust store, client authentication, protocols.
 pub fn server_config(s: &SslSettings) -> Result<Arc<rustls::ServerConfig>, String> {
     let key_location = s.key_store_location.as_deref().ok_or_else(|| format!("{} is not set: a TLS port needs a key store", s.key("keyStore.location")))?;
-    store_is_pem(key_location, s.key_store_type.as_deref())?;
-    let chain = load_certs(key_location)?;
-    let key = PrivateKeyDer::from_pem_file(key_location).map_err(|e| format!("Failed to load the private key of {key_location}: {e}"))?;
-    // ring: no C toolchain beyond cc. It has no post-quantum key exchange, which the
-    // Java 17 peers this talks to do not offer either.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (chain, key) = load_key_store(key_location, s.key_store_type.as_deref(), s.key_store_password.as_deref())?;
+    let provider = provider(s)?;
     let versions = s.versions()?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
@@ -148,9 +255,8 @@ pub fn server_config(s: &SslSettings) -> Result<Arc<rustls::ServerConfig>, Strin
     let builder = match (s.client_auth, s.trust_store_location.as_deref()) {
         (ClientAuth::None, _) => builder.with_no_client_auth(),
         (auth, Some(trust)) => {
-            store_is_pem(trust, s.trust_store_type.as_deref())?;
             let mut roots = rustls::RootCertStore::empty();
-            for c in load_certs(trust)? {
+            for c in load_trust_store(trust, s.trust_store_type.as_deref(), s.trust_store_password.as_deref())? {
                 roots.add(c).map_err(|e| format!("Failed to load {trust}: {e}"))?;
             }
             let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
@@ -235,16 +341,13 @@ impl rustls::client::danger::ServerCertVerifier for ZkServerVerifier {
 /// The client side (`ClientX509Util` with `zookeeper.client.secure=true`): the trust
 /// store checks the server, the key store, if any, is the client certificate.
 pub fn client_config(s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, String> {
-    // ring: see server_config.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider(s)?;
     let trust = s
         .trust_store_location
         .as_deref()
         .ok_or_else(|| format!("{}trustStore.location is not set: the server's certificate cannot be verified", s.prefix))?;
-    store_is_pem(trust, s.trust_store_type.as_deref())?;
     let mut roots = rustls::RootCertStore::empty();
-    for c in load_certs(trust)? {
+    for c in load_trust_store(trust, s.trust_store_type.as_deref(), s.trust_store_password.as_deref())? {
         roots.add(c).map_err(|e| format!("Failed to load {trust}: {e}"))?;
     }
     // Clients may speak TLS 1.3 as well unless told otherwise.
@@ -263,9 +366,7 @@ pub fn client_config(s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, Strin
         .with_custom_certificate_verifier(Arc::new(ZkServerVerifier { inner: verifier, hostname_verification: s.hostname_verification }));
     let cfg = match s.key_store_location.as_deref() {
         Some(k) => {
-            store_is_pem(k, s.key_store_type.as_deref())?;
-            let chain = load_certs(k)?;
-            let key = PrivateKeyDer::from_pem_file(k).map_err(|e| format!("Failed to load the private key of {k}: {e}"))?;
+            let (chain, key) = load_key_store(k, s.key_store_type.as_deref(), s.key_store_password.as_deref())?;
             builder.with_client_auth_cert(chain, key).map_err(|e| format!("the key store's key and certificate: {e}"))?
         }
         None => builder.with_no_client_auth(),
@@ -440,10 +541,13 @@ mod tests {
 
     #[test]
     fn store_types() {
-        assert!(store_is_pem("/a/b.pem", None).is_ok());
-        assert!(store_is_pem("/a/b", Some("PEM")).is_ok());
-        assert!(store_is_pem("/a/b.p12", None).unwrap_err().contains("PKCS12 stores are not supported"));
-        assert!(store_is_pem("/a/b.jks", Some("JKS")).unwrap_err().contains("convert it to PEM"));
-        assert!(store_is_pem("/a/b", None).is_err());
+        assert_eq!(store_type("/a/b.pem", None), Ok(StoreType::Pem));
+        assert_eq!(store_type("/a/b", Some("PEM")), Ok(StoreType::Pem));
+        assert_eq!(store_type("/a/b.p12", None), Ok(StoreType::Pkcs12));
+        assert_eq!(store_type("/a/b.pfx", None), Ok(StoreType::Pkcs12));
+        assert_eq!(store_type("/a/b.pem", Some("pkcs12")), Ok(StoreType::Pkcs12));
+        assert!(store_type("/a/b.jks", None).unwrap_err().contains("JKS stores are not supported"));
+        assert!(store_type("/a/b", Some("BCFKS")).unwrap_err().contains("use PEM or PKCS12"));
+        assert!(store_type("/a/b", None).is_err());
     }
 }

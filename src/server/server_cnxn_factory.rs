@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Receiver};
 
+use crate::common::tls_stream;
 use crate::jute;
 use crate::server::command;
 use crate::server::server_cnxn::{fmt_addr, Outgoing, ServerCnxn, SharedStream};
@@ -115,6 +116,16 @@ impl ServerHolder {
     }
 }
 
+/// What a client port speaks.
+#[derive(Clone)]
+pub enum ClientTls {
+    Plain,
+    /// `secureClientPort`: TLS only.
+    Secure(Arc<rustls::ServerConfig>),
+    /// `client.portUnification` on the plain port: TLS or plain, as each client opens.
+    Unified(Arc<rustls::ServerConfig>),
+}
+
 pub struct ServerCnxnFactory {
     holder: Arc<ServerHolder>,
     local: SocketAddr,
@@ -132,13 +143,13 @@ impl ServerCnxnFactory {
 
     /// A client port whose server comes and goes (a quorum peer's).
     pub fn start_with_holder(holder: Arc<ServerHolder>, max: i32, addr: SocketAddr, backlog: i32) -> io::Result<ServerCnxnFactory> {
-        Self::start_with_holder_tls(holder, max, addr, backlog, None)
+        Self::start_with_holder_tls(holder, max, addr, backlog, ClientTls::Plain)
     }
 
     /// The secure client port (`secureClientPort`): every connection speaks TLS.
     pub fn start_secure(zks: Arc<ZooKeeperServer>, addr: SocketAddr, backlog: i32, tls: Arc<rustls::ServerConfig>) -> io::Result<ServerCnxnFactory> {
         let max = zks.config.max_client_cnxns;
-        Self::start_with_holder_tls(ServerHolder::new(Some(zks)), max, addr, backlog, Some(tls))
+        Self::start_with_holder_tls(ServerHolder::new(Some(zks)), max, addr, backlog, ClientTls::Secure(tls))
     }
 
     pub fn start_with_holder_tls(
@@ -146,7 +157,7 @@ impl ServerCnxnFactory {
         max: i32,
         addr: SocketAddr,
         backlog: i32,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: ClientTls,
     ) -> io::Result<ServerCnxnFactory> {
         let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
@@ -154,7 +165,12 @@ impl ServerCnxnFactory {
         socket.listen(if backlog > 0 { backlog } else { 50 })?;
         let listener: TcpListener = socket.into();
         let local = listener.local_addr()?;
-        log::info!("binding to port {}{}", fmt_addr(&local), if tls.is_some() { " (secure)" } else { "" });
+        let mode = match tls {
+            ClientTls::Plain => "",
+            ClientTls::Secure(_) => " (secure)",
+            ClientTls::Unified(_) => " (TLS and plaintext: client.portUnification)",
+        };
+        log::info!("binding to port {}{mode}", fmt_addr(&local));
         log::info!("maxClientCnxns set to {max}");
         let total = init_max_cnxns();
         let stopped = Arc::new(AtomicBool::new(false));
@@ -193,7 +209,7 @@ fn accept_loop(
     max: i32,
     total: u64,
     stopped: Arc<AtomicBool>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: ClientTls,
 ) {
     // `acceptErrorLogger`: a flood of refusals logs once a second, not once each.
     let mut last_refusal_log: Option<std::time::Instant> = None;
@@ -241,7 +257,7 @@ fn accept_loop(
                 continue;
             }
         }
-        if let Err(e) = start_connection(stream, remote, &zks, tls.as_ref()) {
+        if let Err(e) = start_connection(stream, remote, &zks, &tls) {
             log::warn!("Error accepting new connection: {e}");
         }
     }
@@ -275,29 +291,34 @@ fn serve_not_running(stream: TcpStream, remote: SocketAddr) {
     }
 }
 
-fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>, tls: Option<&Arc<rustls::ServerConfig>>) -> io::Result<()> {
+fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>, tls: &ClientTls) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let (tx, rx) = unbounded::<Outgoing>();
-    let id = NEXT_CNXN_ID.fetch_add(1, Ordering::Relaxed);
     let stream = match tls {
-        Some(cfg) => SharedStream::tls(stream, cfg.clone())?,
-        None => SharedStream::new(stream),
+        ClientTls::Plain => SharedStream::new(stream),
+        ClientTls::Secure(cfg) => SharedStream::tls(stream, cfg.clone())?,
+        ClientTls::Unified(cfg) => {
+            // The mode is known only from the client's first bytes: wait for them on
+            // the connection's own thread, never on the accept thread.
+            let (cfg, z) = (cfg.clone(), zks.clone());
+            thread::Builder::new()
+                .name(format!("ServerCnxn:{}", fmt_addr(&remote)))
+                .stack_size(CNXN_THREAD_STACK)
+                .spawn(move || {
+                    let detected = tls_stream::client_starts_tls(&stream, Duration::from_millis(sessionless_cnxn_timeout()))
+                        .and_then(|tls| if tls { SharedStream::tls(stream, cfg) } else { Ok(SharedStream::new(stream)) });
+                    let opened = detected.and_then(|s| open_connection(s.clone(), remote, &z).map(|c| (c, s)));
+                    match opened {
+                        Ok((cnxn, s)) => {
+                            reader_loop(s, &cnxn, &z);
+                            close_cnxn(&cnxn, &z);
+                        }
+                        Err(e) => log::warn!("Error accepting new connection: {e}"),
+                    }
+                })?;
+            return Ok(());
+        }
     };
-    let mut cnxn = ServerCnxn::new(id, remote, tx, stream.clone(), zks.stats.packets_sent.clone());
-    cnxn.recv_limits = zks.recv_limits;
-    let cnxn = Arc::new(cnxn);
-    cnxn.add_auth_info(crate::proto::data::Id::new("ip", &remote.ip().to_string()));
-    zks.add_cnxn(cnxn.clone());
-    let write_half = stream.clone();
-    let c2 = cnxn.clone();
-    let spawned = thread::Builder::new()
-        .name(format!("ServerCnxn.Sender:{}", fmt_addr(&remote)))
-        .stack_size(CNXN_THREAD_STACK)
-        .spawn(move || writer_loop(write_half, rx, c2));
-    if let Err(e) = spawned {
-        zks.remove_cnxn(&cnxn);
-        return Err(e);
-    }
+    let cnxn = open_connection(stream.clone(), remote, zks)?;
     let z = zks.clone();
     let c3 = cnxn.clone();
     let spawned = thread::Builder::new()
@@ -312,6 +333,27 @@ fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperSe
         return Err(e);
     }
     Ok(())
+}
+
+/// Registers the connection and starts its writer thread; the caller runs the reader.
+fn open_connection(stream: SharedStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>) -> io::Result<Arc<ServerCnxn>> {
+    let (tx, rx) = unbounded::<Outgoing>();
+    let id = NEXT_CNXN_ID.fetch_add(1, Ordering::Relaxed);
+    let mut cnxn = ServerCnxn::new(id, remote, tx, stream.clone(), zks.stats.packets_sent.clone());
+    cnxn.recv_limits = zks.recv_limits;
+    let cnxn = Arc::new(cnxn);
+    cnxn.add_auth_info(crate::proto::data::Id::new("ip", &remote.ip().to_string()));
+    zks.add_cnxn(cnxn.clone());
+    let c2 = cnxn.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("ServerCnxn.Sender:{}", fmt_addr(&remote)))
+        .stack_size(CNXN_THREAD_STACK)
+        .spawn(move || writer_loop(stream, rx, c2));
+    if let Err(e) = spawned {
+        zks.remove_cnxn(&cnxn);
+        return Err(e);
+    }
+    Ok(cnxn)
 }
 
 fn close_cnxn(cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {

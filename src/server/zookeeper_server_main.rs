@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::server::container_manager::ContainerManager;
 use crate::server::persistence::FileTxnSnapLog;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
-use crate::server::server_cnxn_factory::ServerCnxnFactory;
+use crate::server::server_cnxn_factory::{ClientTls, ServerCnxnFactory, ServerHolder};
 use crate::server::zookeeper_server::ZooKeeperServer;
 use crate::system_properties;
 
@@ -151,6 +151,10 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ZooKeeperServerMain, (i3
         log::error!("Unexpected exception, exiting abnormally: {e}");
         (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
     })?;
+    let plain_port_tls = plain_port_tls().map_err(|e| {
+        log::error!("Unexpected exception, exiting abnormally: {e}");
+        (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
+    })?;
     let backlog = cfg.client_port_listen_backlog;
     let zks = ZooKeeperServer::start(cfg, snap_log, tree, restored.sessions)
         .map_err(|e| (exit_code::UNEXPECTED_ERROR, format!("Unable to start server: {e}")))?;
@@ -184,7 +188,8 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<ZooKeeperServerMain, (i3
             log::error!("Unable to start AdminServer, exiting abnormally: {e}");
             (exit_code::ERROR_STARTING_ADMIN_SERVER, format!("Unable to start AdminServer, exiting abnormally\n{e}"))
         })?;
-    let factory = ServerCnxnFactory::start(zks.clone(), addr, backlog).map_err(|e| {
+    let max = zks.config.max_client_cnxns;
+    let factory = ServerCnxnFactory::start_with_holder_tls(ServerHolder::new(Some(zks.clone())), max, addr, backlog, plain_port_tls).map_err(|e| {
         zks.shutdown();
         log::error!("Unexpected exception, exiting abnormally: {e}");
         (exit_code::UNEXPECTED_ERROR, format!("Unexpected exception, exiting abnormally\n{e}"))
@@ -221,6 +226,16 @@ pub fn secure_client_setup(cfg: &QuorumPeerConfig) -> Result<Option<(SocketAddr,
     let settings = crate::common::x509_util::SslSettings::from_system_properties(crate::common::x509_util::CLIENT_PREFIX)?;
     let tls = crate::common::x509_util::server_config(&settings)?;
     Ok(Some((addr, tls)))
+}
+
+/// What the plain client port speaks: plain text, or with `client.portUnification`
+/// (`zookeeper.client.portUnification`) TLS too, with the `ssl.*` settings.
+pub fn plain_port_tls() -> Result<ClientTls, String> {
+    if !crate::system_properties::get_bool("zookeeper.client.portUnification") {
+        return Ok(ClientTls::Plain);
+    }
+    let settings = crate::common::x509_util::SslSettings::from_system_properties(crate::common::x509_util::CLIENT_PREFIX)?;
+    Ok(ClientTls::Unified(crate::common::x509_util::server_config(&settings)?))
 }
 
 fn client_address(cfg: &QuorumPeerConfig) -> Result<SocketAddr, String> {

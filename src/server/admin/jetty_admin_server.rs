@@ -44,7 +44,10 @@ impl JettyAdminServer {
     pub fn start(config: AdminServerConfig, target: Target) -> Result<JettyAdminServer, String> {
         let url = config.command_url.clone();
         let handler = Arc::new(move |req: &Request| respond(req, &url, &target));
-        let http = HttpServer::start("AdminServer", &config.address, config.port, config.idle_timeout_ms, handler).map_err(|e| {
+        let tls = config.tls().map_err(|e| {
+            format!("Problem starting AdminServer on address {}, port {} and command URL {}: {e}", config.address, config.port, config.command_url)
+        })?;
+        let http = HttpServer::start("AdminServer", &config.address, config.port, config.idle_timeout_ms, tls, handler).map_err(|e| {
             format!(
                 "Problem starting AdminServer on address {}, port {} and command URL {}: {e}",
                 config.address, config.port, config.command_url

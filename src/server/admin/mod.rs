@@ -21,8 +21,10 @@ pub struct AdminServerConfig {
     pub port: u16,
     pub idle_timeout_ms: u64,
     pub command_url: String,
-    /// `admin.portUnification` / `admin.forceHttps`: HTTPS, which needs the TLS stack.
-    pub https: bool,
+    /// `admin.portUnification`: HTTPS and HTTP on the one port.
+    pub port_unification: bool,
+    /// `admin.forceHttps`: HTTPS only.
+    pub force_https: bool,
 }
 
 /// Java's `Integer.getInteger`: an unparsable value is the default.
@@ -44,8 +46,8 @@ impl AdminServerConfig {
             port: u16::try_from(port).unwrap_or(u16::MAX),
             idle_timeout_ms: int_property("zookeeper.admin.idleTimeout", DEFAULT_IDLE_TIMEOUT_MS as i64).max(0) as u64,
             command_url: system_properties::get_or("zookeeper.admin.commandURL", DEFAULT_COMMAND_URL),
-            https: system_properties::get_bool("zookeeper.admin.portUnification")
-                || system_properties::get_bool("zookeeper.admin.forceHttps"),
+            port_unification: system_properties::get_bool("zookeeper.admin.portUnification"),
+            force_https: system_properties::get_bool("zookeeper.admin.forceHttps"),
         })
     }
 
@@ -54,10 +56,29 @@ impl AdminServerConfig {
         if !(0..=65535).contains(&port) {
             return Err(format!("port out of range:{port}"));
         }
-        if self.https {
-            return Err("HTTPS for the AdminServer (admin.portUnification, admin.forceHttps) is not supported by this server yet".into());
-        }
         Ok(())
+    }
+
+    /// HTTPS as `JettyAdminServer` sets it up: the quorum's key and trust stores
+    /// (`ssl.quorum.*`), no client certificates asked for (Jetty's default).
+    pub fn tls(&self) -> Result<crate::server::util::http_server::HttpTls, String> {
+        use crate::common::x509_util::{self, ClientAuth, SslSettings, QUORUM_PREFIX};
+        use crate::server::util::http_server::HttpTls;
+        if !self.port_unification && !self.force_https {
+            return Ok(HttpTls::Plain);
+        }
+        let loaded = SslSettings::from_system_properties(QUORUM_PREFIX).and_then(|mut s| {
+            s.client_auth = ClientAuth::None;
+            let cfg = x509_util::server_config(&s)?;
+            log::info!("Successfully loaded private key from {}", s.key_store_location.as_deref().unwrap_or(""));
+            log::info!("Successfully loaded certificate authority from {}", s.trust_store_location.as_deref().unwrap_or(""));
+            Ok(cfg)
+        });
+        let cfg = loaded.map_err(|e| {
+            log::error!("Failed to load authentication certificates for admin server. {e}");
+            e
+        })?;
+        Ok(if self.force_https { HttpTls::Force(cfg) } else { HttpTls::Unified(cfg) })
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::MetricsProviderConfig;
 use crate::server::command::{self, MetricFamily, MetricKind};
 use crate::server::server_stats::snapshot_quantile;
-use crate::server::util::http_server::{error_page, HttpServer, Reply, Request};
+use crate::server::util::http_server::{error_page, HttpServer, HttpTls, Reply, Request};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -37,7 +37,7 @@ impl PrometheusMetricsProvider {
         );
         let export_process = cfg.export_jvm_info;
         let handler = Arc::new(move |req: &Request| respond(req, &source, export_process));
-        let http = HttpServer::start("PrometheusMetricsProvider", &cfg.http_host, cfg.http_port, 30_000, handler).map_err(|e| {
+        let http = HttpServer::start("PrometheusMetricsProvider", &cfg.http_host, cfg.http_port, 30_000, HttpTls::Plain, handler).map_err(|e| {
             log::error!("Cannot start /metrics server: {e}");
             e.to_string()
         })?;

@@ -10,7 +10,7 @@ use crate::server::quorum::learner::init_config_node_on;
 use crate::server::quorum::quorum_peer::run::{RunningPeer, ZabRoles};
 use crate::server::quorum::quorum_peer::QuorumPeer;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
-use crate::server::server_cnxn_factory::ServerCnxnFactory;
+use crate::server::server_cnxn_factory::{ClientTls, ServerCnxnFactory};
 use crate::server::zk_database::ZKDatabase;
 use crate::server::zookeeper_server_main::exit_code;
 
@@ -53,6 +53,7 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
     let db = ZKDatabase::new(snap_log, restored);
     let client_addr = client_address(&cfg);
     let secure = crate::server::zookeeper_server_main::secure_client_setup(&cfg).map_err(unexpected)?;
+    let plain_port_tls = crate::server::zookeeper_server_main::plain_port_tls().map_err(unexpected)?;
     let max_cnxns = cfg.max_client_cnxns;
     let backlog = cfg.client_port_listen_backlog;
     let metrics_class = cfg.metrics_provider_class_name.clone();
@@ -74,7 +75,7 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
     })?;
     let factory = match client_addr {
         Some(addr) => {
-            let f = ServerCnxnFactory::start_with_holder(peer.server_holder.clone(), max_cnxns, addr, backlog)
+            let f = ServerCnxnFactory::start_with_holder_tls(peer.server_holder.clone(), max_cnxns, addr, backlog, plain_port_tls.clone())
                 .map_err(|e| unexpected(format!("Unable to bind the client port {addr}: {e}")))?;
             *peer.client_address.lock() = Some(f.local_address());
             Some(f)
@@ -83,7 +84,7 @@ pub fn run_from_config(cfg: QuorumPeerConfig) -> Result<QuorumPeerMain, (i32, St
     };
     let secure_factory = match secure {
         Some((addr, tls)) => Some(
-            ServerCnxnFactory::start_with_holder_tls(peer.server_holder.clone(), max_cnxns, addr, backlog, Some(tls))
+            ServerCnxnFactory::start_with_holder_tls(peer.server_holder.clone(), max_cnxns, addr, backlog, ClientTls::Secure(tls))
                 .map_err(|e| unexpected(format!("Unable to bind the secure client port {addr}: {e}")))?,
         ),
         None => None,

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 use rustls::pki_types::ServerName;
 
-use crate::common::tls_stream::TlsStream;
+use crate::common::tls_stream::{self, TlsStream};
 use crate::common::x509_util::{self, SslSettings, QUORUM_PREFIX};
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
 
@@ -28,7 +28,7 @@ struct Contexts {
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
     /// Modification times of the stores the contexts were built from.
-    stamps: Vec<Option<SystemTime>>,
+    stamps: Vec<Option<(SystemTime, u64, u64)>>,
 }
 
 /// The quorum TLS settings of one peer.
@@ -49,6 +49,12 @@ impl QuorumX509Util {
     /// wrong with the stores or keys, for a start that must fail rather than fall back
     /// to plain text.
     pub fn from_config(cfg: &QuorumPeerConfig) -> Result<Option<Arc<QuorumX509Util>>, String> {
+        // QuorumPeer.setSslQuorum's words.
+        if cfg.ssl_quorum {
+            log::info!("Using TLS encrypted quorum communication");
+        } else {
+            log::info!("Using insecure (non-TLS) quorum communication");
+        }
         if !cfg.ssl_quorum && !cfg.port_unification {
             return Ok(None);
         }
@@ -112,8 +118,7 @@ impl QuorumX509Util {
     /// it waits up to `handshakeDetectionTimeoutMillis` for the bytes.
     pub fn accept(&self, sock: TcpStream) -> io::Result<TlsStream> {
         let peer = sock.peer_addr()?;
-        let litmus = peek_litmus(&sock, self.handshake_detection_timeout)?;
-        if litmus.len() == 5 && is_tls_record(&litmus) {
+        if tls_stream::starts_tls(&sock, self.handshake_detection_timeout)? {
             let (server, _) = self.contexts();
             let s = TlsStream::tls(sock, server)?;
             s.handshake()?;
@@ -164,58 +169,17 @@ fn build(s: &SslSettings) -> Result<Contexts, String> {
     Ok(Contexts { server, client, stamps })
 }
 
-fn stamps(s: &SslSettings) -> Vec<Option<SystemTime>> {
+/// What identifies a store's version on disk: a file replaced by rename has another
+/// inode, one rewritten in place another modification time or length.
+fn stamps(s: &SslSettings) -> Vec<Option<(SystemTime, u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
     [&s.key_store_location, &s.trust_store_location]
         .into_iter()
-        .map(|p| p.as_ref().and_then(|p| std::fs::metadata(PathBuf::from(p)).and_then(|m| m.modified()).ok()))
+        .map(|p| {
+            let m = std::fs::metadata(PathBuf::from(p.as_ref()?)).ok()?;
+            Some((m.modified().ok()?, m.ino(), m.len()))
+        })
         .collect()
-}
-
-/// Up to five bytes the peer has sent, without taking them from the socket; fewer if
-/// it sends fewer before the timeout or closes.
-fn peek_litmus(sock: &TcpStream, timeout: Duration) -> io::Result<Vec<u8>> {
-    let old = sock.read_timeout()?;
-    let deadline = std::time::Instant::now() + timeout;
-    let mut buf = [0u8; 5];
-    let mut got = 0;
-    while got < buf.len() {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            log::warn!("Socket mode detection timed out after {} ms, assuming PLAINTEXT", timeout.as_millis());
-            break;
-        }
-        sock.set_read_timeout(Some(left))?;
-        match sock.peek(&mut buf) {
-            Ok(0) => break,
-            Ok(n) if n > got => got = n,
-            // The same bytes again: wait a little for more.
-            Ok(_) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                log::warn!("Socket mode detection timed out after {} ms, assuming PLAINTEXT", timeout.as_millis());
-                break;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                sock.set_read_timeout(old)?;
-                return Err(e);
-            }
-        }
-    }
-    sock.set_read_timeout(old)?;
-    Ok(buf[..got].to_vec())
-}
-
-/// Netty's `SslHandler.isEncrypted` on a record header: a TLS content type (change
-/// cipher spec, alert, handshake, application data, heartbeat), major version 3, and a
-/// plausible length. The first bytes of a plain quorum connection are a big-endian
-/// protocol version or server id (0xffff0000 or 0xffff0001 …), never one of these.
-pub fn is_tls_record(h: &[u8]) -> bool {
-    if h.len() < 5 {
-        return false;
-    }
-    let content_type_ok = matches!(h[0], 20..=24);
-    let len = u16::from_be_bytes([h[3], h[4]]) as usize;
-    content_type_ok && h[1] == 3 && len > 0 && len <= 16384 + 2048
 }
 
 /// `ZKTrustManager.checkClientTrusted` with client hostname verification, which
@@ -232,24 +196,4 @@ fn verify_peer_address(cert_der: &[u8], ip: IpAddr) -> io::Result<()> {
 /// `InetSocketAddress.toString()` of a literal address: `/127.0.0.1:2888`.
 fn java_addr(a: SocketAddr) -> String {
     format!("/{}:{}", a.ip(), a.port())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tls_records_and_plain_quorum_headers() {
-        // A ClientHello record header.
-        assert!(is_tls_record(&[22, 3, 1, 0, 200]));
-        assert!(is_tls_record(&[22, 3, 3, 2, 0]));
-        // The election protocol version (-65536 / -65535) and a small server id.
-        assert!(!is_tls_record(&(-65536i64).to_be_bytes()[..5]));
-        assert!(!is_tls_record(&(-65535i64).to_be_bytes()[..5]));
-        assert!(!is_tls_record(&3i64.to_be_bytes()[..5]));
-        // A learner's first quorum packet: type FOLLOWERINFO (11) as an int.
-        assert!(!is_tls_record(&11i32.to_be_bytes().iter().chain(&[0u8]).copied().collect::<Vec<_>>()));
-        assert!(!is_tls_record(&[22, 3, 1]));
-        assert!(!is_tls_record(&[22, 3, 1, 0, 0]));
-    }
 }

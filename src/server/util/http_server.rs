@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::tls_stream::{self, TlsStream};
+
 /// Jetty's default `requestHeaderSize`: a request line or header block past it is
 /// refused (414 / 431).
 const MAX_HEADER_BYTES: usize = 8192;
@@ -25,7 +27,23 @@ const MAX_CONNECTION_THREADS: usize = 64;
 /// Answers one request.
 pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
+/// What the port speaks.
+#[derive(Clone)]
+pub enum HttpTls {
+    Plain,
+    /// HTTPS only (`admin.forceHttps`).
+    Force(Arc<rustls::ServerConfig>),
+    /// HTTPS or plain HTTP, by the client's first byte (`admin.portUnification`, Jetty's
+    /// `UnifiedConnectionFactory`).
+    Unified(Arc<rustls::ServerConfig>),
+}
+
+/// `JettyAdminServer.DEFAULT_STS_MAX_AGE`: what Jetty's `SecureRequestCustomizer` puts
+/// in `Strict-Transport-Security` on HTTPS answers.
+const STS_HEADER: &str = "max-age=86400; includeSubDomains";
+
 struct Shared {
+    tls: HttpTls,
     handler: Handler,
     idle_timeout_ms: u64,
     stopping: AtomicBool,
@@ -41,10 +59,10 @@ pub struct HttpServer {
 impl HttpServer {
     /// Binds `address:port` and serves `handler`; threads are named `<name>-acceptor`
     /// and `<name>-<n>`.
-    pub fn start(name: &str, address: &str, port: u16, idle_timeout_ms: u64, handler: Handler) -> io::Result<HttpServer> {
+    pub fn start(name: &str, address: &str, port: u16, idle_timeout_ms: u64, tls: HttpTls, handler: Handler) -> io::Result<HttpServer> {
         let listener = bind(address, port)?;
         let local = listener.local_addr()?;
-        let shared = Arc::new(Shared { handler, idle_timeout_ms, stopping: AtomicBool::new(false), active: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared { tls, handler, idle_timeout_ms, stopping: AtomicBool::new(false), active: AtomicUsize::new(0) });
         let s2 = shared.clone();
         let n2 = name.to_owned();
         let acceptor = thread::Builder::new().name(format!("{name}-acceptor")).spawn(move || accept_loop(listener, s2, n2))?;
@@ -161,15 +179,31 @@ pub enum BadRequest {
     VersionNotSupported,
 }
 
-fn serve_connection(stream: TcpStream, shared: &Shared) {
+fn serve_connection(sock: TcpStream, shared: &Shared) {
     let idle = Duration::from_millis(shared.idle_timeout_ms.max(1));
-    let _ = stream.set_read_timeout(Some(idle));
-    let _ = stream.set_write_timeout(Some(idle));
-    let _ = stream.set_nodelay(true);
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
+    let _ = sock.set_read_timeout(Some(idle));
+    let _ = sock.set_write_timeout(Some(idle));
+    let _ = sock.set_nodelay(true);
+    let tls = match &shared.tls {
+        HttpTls::Plain => None,
+        HttpTls::Force(cfg) => Some(cfg.clone()),
+        HttpTls::Unified(cfg) => match tls_stream::client_starts_tls(&sock, idle) {
+            Ok(true) => Some(cfg.clone()),
+            Ok(false) => None,
+            Err(_) => return,
+        },
     };
+    let secure = tls.is_some();
+    let stream = match tls {
+        // The handshake runs with the first read; a client that fails it gets rustls'
+        // alert and the connection closes, as Jetty's SslConnection does.
+        Some(cfg) => match TlsStream::tls(sock, cfg) {
+            Ok(s) => s,
+            Err(_) => return,
+        },
+        None => TlsStream::new(sock),
+    };
+    let mut writer = &stream;
     let mut reader = BufReader::with_capacity(MAX_HEADER_BYTES, &stream);
     loop {
         if shared.stopping.load(Ordering::Acquire) {
@@ -199,7 +233,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             break;
         }
         let head_only = req.method == "HEAD";
-        let Reply { status, reason, content_type, extra, body } = (shared.handler)(&req);
+        let Reply { status, reason, content_type, mut extra, body } = (shared.handler)(&req);
+        if secure {
+            extra.push(("Strict-Transport-Security", STS_HEADER.to_owned()));
+        }
         let written = write_response(&mut writer, status, reason, content_type, &extra, &body, req.keep_alive, head_only);
         if written.is_err() || !req.keep_alive {
             break;
@@ -233,7 +270,7 @@ pub fn error_page(status: u16, reason: &'static str) -> Reply {
 
 #[allow(clippy::too_many_arguments)]
 fn write_response(
-    w: &mut TcpStream,
+    w: &mut impl Write,
     status: u16,
     reason: &str,
     content_type: Option<&str>,

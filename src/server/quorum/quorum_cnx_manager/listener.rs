@@ -134,6 +134,13 @@ fn accept_connections(qcm: Arc<QuorumCnxManager>, h: Arc<Handler>, max_retry: i6
     let mut num_retries = 0i64;
     while !qcm.is_shutdown() && (max_retry == 0 || num_retries < max_retry) {
         let res: io::Result<()> = (|| {
+            // ListenerHandler.createNewServerSocket's words; TLS itself comes per
+            // connection (quorum_x509_util::accept).
+            match qcm.peer().x509.as_deref() {
+                Some(x) if x.port_unification => log::info!("Creating TLS-enabled quorum server socket"),
+                Some(x) if x.ssl_quorum => log::info!("Creating TLS-only quorum server socket"),
+                _ => {}
+            }
             let sock = Arc::new(bind(&h.address)?);
             *h.socket.lock() = Some(sock.clone());
             if qcm.is_shutdown() {
