@@ -600,7 +600,6 @@ fn mntr(out: &mut String, zks: &ZooKeeperServer) {
 /// `mntr` with the default provider's dump, or the Prometheus provider's.
 fn mntr_with(out: &mut String, zks: &ZooKeeperServer, prometheus: bool) {
     let s = &zks.stats;
-    let tree = zks.tree.read();
     let mut kv = |k: &str, v: String| {
         let _ = writeln!(out, "zk_{k}\t{v}");
     };
@@ -617,12 +616,18 @@ fn mntr_with(out: &mut String, zks: &ZooKeeperServer, prometheus: bool) {
     }
     if prometheus {
         // PrometheusMetricsProvider.dump: every sample of the registry, labels in braces.
-        drop(tree);
         for (k, v) in prometheus_dump(zks) {
             kv(&k, java_double(v));
         }
         return;
     }
+    // The tree's figures, taken at once: a scrape must not hold the tree while it
+    // formats, nor queue behind a writer that waits for a snapshot's read lock (a
+    // recursive read passes queued writers).
+    let (ephemerals, nodes, watches, data_size) = {
+        let tree = zks.tree.read_recursive();
+        (tree.ephemeral_count(), tree.node_count(), tree.watch_count(), tree.approximate_data_size())
+    };
     let leader = peer.and_then(|p| p.leader()).filter(|_| zks.kind == ServerKind::Leader);
     let gauges: &[&str] = if leader.is_some() { &LEADER_GAUGES } else { &GAUGES };
     for g in gauges.iter().copied() {
@@ -651,11 +656,11 @@ fn mntr_with(out: &mut String, zks: &ZooKeeperServer, prometheus: bool) {
             }
         }
         let v = match g {
-            "ephemerals_count" => tree.ephemeral_count().to_string(),
+            "ephemerals_count" => ephemerals.to_string(),
             "num_alive_connections" => zks.cnxns.lock().len().to_string(),
             "avg_latency" => java_double(s.avg_latency()),
             "outstanding_requests" => zks.outstanding_requests().to_string(),
-            "znode_count" => tree.node_count().to_string(),
+            "znode_count" => nodes.to_string(),
             "global_sessions" => zks.db.sessions.lock().len().to_string(),
             "local_sessions" => zks.session_tracker().local_session_count().to_string(),
             "last_client_response_size" => s.packets_sent.last_size.load(Ordering::Relaxed).to_string(),
@@ -663,16 +668,16 @@ fn mntr_with(out: &mut String, zks: &ZooKeeperServer, prometheus: bool) {
             "packets_received" => s.packets_received.load(Ordering::Relaxed).to_string(),
             "max_client_response_size" => s.packets_sent.max_size.load(Ordering::Relaxed).to_string(),
             "connection_drop_probability" => java_double(zks.conn_throttle.drop_chance()),
-            "watch_count" => tree.watch_count().to_string(),
+            "watch_count" => watches.to_string(),
             "auth_failed_count" => s.auth_failed_count.load(Ordering::Relaxed).to_string(),
             "min_latency" => s.min_latency().to_string(),
             "max_file_descriptor_count" => max_fd_count().to_string(),
-            "approximate_data_size" => tree.approximate_data_size().to_string(),
+            "approximate_data_size" => data_size.to_string(),
             "open_file_descriptor_count" => open_fd_count().to_string(),
             "uptime" => (crate::common::time::current_wall_time() - zks.start_time).to_string(),
             "max_latency" => s.max_latency().to_string(),
             "min_client_response_size" => s.packets_sent.min_size.load(Ordering::Relaxed).to_string(),
-            // outstanding_tls_handshake, non_mtls_*: no TLS
+            // outstanding_tls_handshake, non_mtls_*: Netty's handshake counters, not kept
             _ => "0".into(),
         };
         kv(g, v);
