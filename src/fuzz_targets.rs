@@ -108,7 +108,7 @@ fn check_create(path: &str, acl: &[crate::proto::data::ACL], flags: i32, ttl: i6
     check_path(path);
     if let Some(mode) = CreateMode::from_flag(flags) {
         if mode.is_ttl() {
-            let _ = crate::server::ephemeral_type::ttl_to_ephemeral_owner(ttl);
+            let _ = crate::common::ephemeral_type::ttl_to_ephemeral_owner(ttl);
         }
     }
     let _ = crate::server::prep_request_processor::PrepRequestProcessor::fixup_acl(&[], acl);

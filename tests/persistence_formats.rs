@@ -16,7 +16,8 @@ use zookeeper::proto::op_code;
 use zookeeper::proto::proto::{CreateRequest, CreateTTLRequest};
 use zookeeper::proto::txn::*;
 use zookeeper::server::data_tree::DataTree;
-use zookeeper::server::persistence::file_snap::{self, read_snapshot_file, tree_digest};
+use zookeeper::server::digest_calculator::tree_digest;
+use zookeeper::server::persistence::file_snap::{self, read_snapshot_file};
 use zookeeper::server::persistence::file_txn_log::LogEntry;
 use zookeeper::server::persistence::util;
 use zookeeper::server::persistence::{FileSnap, FileTxnLog};
@@ -600,7 +601,7 @@ fn our_data_dir_is_served_by_apache() {
     for (i, (hdr, txn)) in b.entries[first_log_entry..].iter().enumerate() {
         replay.tree.process_txn(hdr, txn.as_ref());
         let d = TxnDigest {
-            version: util::DIGEST_VERSION,
+            version: zookeeper::server::digest_calculator::DIGEST_VERSION,
             tree_digest: tree_digest(&replay.tree),
         };
         log.append(hdr, txn.as_ref(), Some(&d)).unwrap();

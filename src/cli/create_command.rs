@@ -5,7 +5,7 @@ use super::{acl_parser, CliError, CliResult, Ctx};
 use crate::client::KeeperError;
 use crate::proto::data::ACL;
 use crate::proto::{perms, Code, CreateMode};
-use crate::server::ephemeral_type;
+use crate::common::ephemeral_type;
 
 pub const NAME: &str = "create";
 pub const OPTION_STR: &str = "[-s] [-e] [-c] [-t ttl] path [data] [acl]";

@@ -1,7 +1,7 @@
 //! `StatPrinter`: the eleven `name = value` lines zkCli prints for a Stat.
 
 use crate::proto::data::Stat;
-use crate::server::command::java_date;
+use crate::common::time::java_date;
 
 /// The lines, without trailing newlines. Hex is `Long.toHexString` (lower case, no
 /// padding, two's complement for negatives); dates are `Date.toString()` in UTC.

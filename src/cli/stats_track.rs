@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 // The quota layout is the server's: one definition of the paths.
-pub use crate::server::quotas::{limit_path, quota_path, stat_path, LIMIT_NODE, PROC_ZOOKEEPER, QUOTA_ZOOKEEPER, STAT_NODE};
+pub use crate::common::quotas::{limit_path, quota_path, stat_path, LIMIT_NODE, PROC_ZOOKEEPER, QUOTA_ZOOKEEPER, STAT_NODE};
 
 /// `Quotas.trimQuotaPath` as the shell uses it (`substring(len)`: shorter paths give "").
 pub fn trim_quota_path(p: &str) -> &str {

@@ -123,7 +123,7 @@ impl ZooKeeper {
             return Err(KeeperError::with_path(Code::InvalidAcl, path));
         }
         // EphemeralType.validateTTL, checked client-side as upstream's client does.
-        if mode.is_ttl() && crate::server::ephemeral_type::ttl_to_ephemeral_owner(ttl).is_none() {
+        if mode.is_ttl() && crate::common::ephemeral_type::ttl_to_ephemeral_owner(ttl).is_none() {
             return Err(KeeperError::with_path(Code::BadArguments, path));
         }
         let server_path = self.server_path(path);

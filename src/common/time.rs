@@ -35,3 +35,12 @@ pub fn civil_from_millis(ms: i64) -> (i64, i64, i64, i64, i64, i64, i64, usize) 
     let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
     (y, mo, d, rem / 3600, (rem % 3600) / 60, rem % 60, ms.rem_euclid(1000), days.rem_euclid(7) as usize)
 }
+
+/// Java's `Date.toString()` in UTC: `Thu Jan 01 00:00:00 UTC 1970`.
+pub fn java_date(ms: i64) -> String {
+    let (y, mo, d, h, m, s, _, wd) = civil_from_millis(ms);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!("{} {} {d:02} {h:02}:{m:02}:{s:02} UTC {y}", WD[wd], MO[(mo - 1) as usize])
+}
+

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::common::time;
 use crate::proto::op_code;
-use crate::server::ephemeral_type::{self, EphemeralType};
+use crate::common::ephemeral_type::{self, EphemeralType};
 use crate::server::request::Request;
 use crate::server::zookeeper_server::ZooKeeperServer;
 use crate::system_properties;

@@ -18,7 +18,7 @@ impl std::hash::BuildHasher for FastState {
 }
 
 use crate::proto::data::{Stat, StatPersisted};
-use crate::server::ephemeral_type;
+use crate::common::ephemeral_type;
 
 #[derive(Debug, Clone, Default)]
 pub struct DataNode {

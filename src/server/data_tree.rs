@@ -11,8 +11,8 @@ use crate::proto::data::{Stat, StatPersisted, ACL};
 use crate::proto::txn::{ErrorTxn, TxnHeader};
 use crate::proto::{event_type, ids, op_code, Code};
 use crate::server::data_node::{DataNode, FastState};
-use crate::server::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
-use crate::server::quotas::{self, StatsTrack};
+use crate::common::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
+use crate::common::quotas::{self, StatsTrack};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
 use crate::server::server_cnxn::ServerCnxn;
 use crate::server::txn_record::TxnRecord;
@@ -111,7 +111,7 @@ pub struct DataTree {
 
 /// One node's contribution to the tree digest.
 fn nd(path: &str, n: &DataNode) -> i64 {
-    crate::server::persistence::file_snap::node_digest(path, n.data.as_deref(), &n.stat)
+    crate::server::digest_calculator::node_digest(path, n.data.as_deref(), &n.stat)
 }
 
 /// The node map key: upstream stores the root under both "" and "/"; we use "/".
@@ -403,7 +403,7 @@ impl DataTree {
         self.data_watches.trigger_watch_acl(path, event_type::NODE_CREATED, Some(acl), None);
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
         self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl, None);
-        crate::server::command::record_write(path, bytes);
+        crate::server::metrics::server_metrics::record_write(path, bytes);
         Ok(out)
     }
 
@@ -461,7 +461,7 @@ impl DataTree {
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
         self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl, None);
         self.acl_cache.remove_usage(node.acl);
-        crate::server::command::record_write(path, 0);
+        crate::server::metrics::server_metrics::record_write(path, 0);
         Ok(())
     }
 
@@ -490,7 +490,7 @@ impl DataTree {
         }
         let node_acl = self.nodes.get(key(path)).map(|n| self.acl_cache.acl_ref(n.acl));
         self.data_watches.trigger_watch_acl(path, event_type::NODE_DATA_CHANGED, node_acl, None);
-        crate::server::command::record_write(path, new_len);
+        crate::server::metrics::server_metrics::record_write(path, new_len);
         Ok(stat)
     }
 
@@ -636,7 +636,7 @@ impl DataTree {
         }
         let r = self.nodes.get(key(path)).map(|n| n.copy_stat()).ok_or(Code::NoNode);
         if r.is_ok() {
-            crate::server::command::record_read(path, 0);
+            crate::server::metrics::server_metrics::record_read(path, 0);
         }
         r
     }
@@ -647,7 +647,7 @@ impl DataTree {
         if let Some(w) = watcher {
             self.data_watches.add_watch(path, w, WatcherMode::Standard);
         }
-        crate::server::command::record_read(path, r.0.as_ref().map_or(0, |d| d.len() as i64));
+        crate::server::metrics::server_metrics::record_read(path, r.0.as_ref().map_or(0, |d| d.len() as i64));
         Ok(r)
     }
 
@@ -657,7 +657,7 @@ impl DataTree {
         if let Some(w) = watcher {
             self.child_watches.add_watch(path, w, WatcherMode::Standard);
         }
-        crate::server::command::record_read(path, r.0.iter().map(|c| c.encode_utf16().count() as i64).sum());
+        crate::server::metrics::server_metrics::record_read(path, r.0.iter().map(|c| c.encode_utf16().count() as i64).sum());
         Ok(r)
     }
 
@@ -749,7 +749,7 @@ impl DataTree {
         if !crate::server::persistence::util::digest_enabled() {
             return true;
         }
-        if digest.version != crate::server::prep_request_processor::DIGEST_VERSION {
+        if digest.version != crate::server::digest_calculator::DIGEST_VERSION {
             log::warn!("Message:Digest version not the same on zxid. Value:{}", hdr.zxid);
             return true;
         }

@@ -467,7 +467,7 @@ impl FinalRequestProcessor {
             zks.check_acl(tree.acl_cache.acl_ref(n.acl), perms::READ, &request.auth_info)?;
             if w.is_none() {
                 // The read-lock path: counted in read_per_namespace as DataTree.getData is.
-                crate::server::command::record_read(path, n.data.as_ref().map_or(0, |d| d.len() as i64));
+                crate::server::metrics::server_metrics::record_read(path, n.data.as_ref().map_or(0, |d| d.len() as i64));
                 return Ok((n.data.clone(), n.copy_stat()));
             }
         }
@@ -481,7 +481,7 @@ impl FinalRequestProcessor {
             let n = tree.get_node(path).ok_or(Code::NoNode)?;
             zks.check_acl(tree.acl_cache.acl_ref(n.acl), perms::READ, &request.auth_info)?;
             if w.is_none() {
-                crate::server::command::record_read(path, n.children.iter().map(|c| c.encode_utf16().count() as i64).sum());
+                crate::server::metrics::server_metrics::record_read(path, n.children.iter().map(|c| c.encode_utf16().count() as i64).sum());
                 return Ok((n.children.iter().cloned().collect(), n.copy_stat()));
             }
         }

@@ -19,8 +19,8 @@ use crate::proto::txn::*;
 use crate::proto::{op_code, perms, CreateMode, Code};
 use crate::server::auth;
 use crate::server::data_tree::{create_stat, DataTree};
-use crate::server::persistence::file_snap::node_digest;
-use crate::server::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
+use crate::server::digest_calculator::{node_digest, DIGEST_VERSION};
+use crate::common::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::server::request::Request;
 use crate::server::request_processor::RequestProcessor;
 use crate::server::txn_record::TxnRecord;
@@ -86,8 +86,6 @@ pub struct PrepRequestProcessor {
     digest_enabled: bool,
 }
 
-/// `DigestCalculator.DIGEST_VERSION`.
-pub const DIGEST_VERSION: i32 = 2;
 
 impl PrepRequestProcessor {
     pub fn new(zks: Arc<ZooKeeperServer>, next: Box<dyn RequestProcessor>) -> Self {

@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::common::time;
 use crate::proto::Code;
-use crate::server::ephemeral_type::CONTAINER_EPHEMERAL_OWNER;
+use crate::common::ephemeral_type::CONTAINER_EPHEMERAL_OWNER;
 use crate::server::expiry_queue::ExpiryQueue;
 
 pub struct Session {
@@ -222,7 +222,7 @@ impl SessionTrackerImpl {
         let total: usize = buckets.iter().map(|(_, v)| v.len()).sum();
         let mut out = format!("Session Sets ({})/({}):\n", buckets.len(), total);
         for (t, ids) in buckets {
-            out.push_str(&format!("{} expire at {}:\n", ids.len(), crate::server::command::java_date(t)));
+            out.push_str(&format!("{} expire at {}:\n", ids.len(), crate::common::time::java_date(t)));
             for id in ids {
                 out.push_str(&format!("\t0x{id:x}\n"));
             }

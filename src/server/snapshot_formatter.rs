@@ -16,7 +16,7 @@ use base64::Engine as _;
 use crate::common::java_hash;
 use crate::jute::{InputArchive, Record};
 use crate::proto::data::{StatPersisted, ACL};
-use crate::server::command::java_date;
+use crate::common::time::java_date;
 use crate::server::data_tree::DataTree;
 use crate::server::persistence::file_snap::{deserialize_tree, SNAP_MAGIC};
 use crate::server::persistence::snap_stream::SnapStream;

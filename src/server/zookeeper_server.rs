@@ -19,7 +19,7 @@ use crate::proto::{op_code, Code};
 use crate::server::auth::digest_authentication_provider as digest;
 use crate::server::data_tree::DataTree;
 use crate::server::persistence::FileTxnSnapLog;
-use crate::server::quotas::{self, StatsTrack};
+use crate::common::quotas::{self, StatsTrack};
 use crate::server::final_request_processor::FinalRequestProcessor;
 use crate::server::prep_request_processor::{OutstandingChanges, PrepRequestProcessor, REQUEST_OF_DEATH};
 use crate::server::request_processor::QueueProcessor;

@@ -219,7 +219,7 @@ fn hash(r: &mut CommandResponse, _: &Context<'_>, zks: Option<&Arc<ZooKeeperServ
             let mut m = JsonObject::new();
             m.put("zxid", zxid);
             m.put("digest", digest);
-            m.put("digest_version", crate::server::persistence::util::DIGEST_VERSION as i64);
+            m.put("digest_version", crate::server::digest_calculator::DIGEST_VERSION as i64);
             m.into_json()
         })
         .collect();

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
+use crate::server::metrics::server_metrics;
 use crate::server::server_cnxn::ServerCnxn;
 use crate::server::zookeeper_server::{ServerKind, ZooKeeperServer};
 use crate::system_properties;
@@ -202,7 +203,7 @@ fn dump_connections(out: &mut String, cs: &[Arc<ServerCnxn>]) {
     }
     let _ = writeln!(out, "Connections Sets ({})/({}):", buckets.len(), cs.len());
     for (t, v) in buckets {
-        let _ = writeln!(out, "{} expire at {}:", v.len(), java_date(t));
+        let _ = writeln!(out, "{} expire at {}:", v.len(), crate::common::time::java_date(t));
         for c in v {
             let _ = writeln!(out, "\tip: {} sessionId: 0x{:x}", crate::server::server_cnxn::fmt_addr(&c.remote), c.session_id());
         }
@@ -494,67 +495,6 @@ const PERCENTILE_SUMMARIES: [&str; 23] = [
     "sync_processor_queue_time_ms", "sync_processor_queue_flush_time_ms", "write_commitproc_time_ms",
 ];
 
-/// `ServerMetrics.READ_PER_NAMESPACE` / `WRITE_PER_NAMESPACE`: bytes read and written
-/// per top-level znode (`DataTree.updateReadStat` / `updateWriteStat`). Process-wide,
-/// like upstream's metrics singleton; `srst` zeroes the values and keeps the names.
-struct NamespaceSet {
-    /// In insertion order; `mntr` prints them in `ConcurrentHashMap` order.
-    entries: parking_lot::RwLock<Vec<(String, Arc<crate::server::server_stats::Summary>)>>,
-}
-
-impl NamespaceSet {
-    const fn new() -> Self {
-        NamespaceSet { entries: parking_lot::RwLock::new(Vec::new()) }
-    }
-
-    fn add(&self, path: &str, value: i64) {
-        // PathUtils.getTopNamespace: "/a/b" → "a"; "/" has none
-        let Some(ns) = path.split('/').nth(1).filter(|n| !n.is_empty()) else { return };
-        self.add_key(ns, value);
-    }
-
-    fn add_key(&self, ns: &str, value: i64) {
-        if let Some((_, m)) = self.entries.read().iter().find(|(n, _)| n == ns) {
-            m.add(value);
-            return;
-        }
-        let mut w = self.entries.write();
-        if !w.iter().any(|(n, _)| n == ns) {
-            w.push((ns.to_owned(), Arc::default()));
-        }
-        if let Some((_, m)) = w.iter().find(|(n, _)| n == ns) {
-            m.add(value);
-        }
-    }
-
-    fn reset(&self) {
-        for (_, m) in self.entries.read().iter() {
-            m.reset();
-        }
-    }
-
-    fn ordered(&self) -> Vec<(String, Arc<crate::server::server_stats::Summary>)> {
-        use crate::common::java_hash::{chm_capacity_for_inserts, iteration_order, string_hash};
-        let v = self.entries.read().clone();
-        let cap = chm_capacity_for_inserts(v.len());
-        iteration_order(v, cap, |(n, _)| string_hash(n))
-    }
-}
-
-static READ_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
-static WRITE_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
-/// `LEARNER_HANDLER_QP_SIZE` / `LEARNER_HANDLER_QP_TIME`: per learner sid, the leader's
-/// queue length and queueing time (ms) of each packet it sends.
-static LEARNER_HANDLER_QP_SIZE: NamespaceSet = NamespaceSet::new();
-static LEARNER_HANDLER_QP_TIME: NamespaceSet = NamespaceSet::new();
-
-/// A packet left a LearnerHandler's queue: queue length then, and time spent queued.
-pub fn record_learner_queue(sid: i64, queue_len: i64, queued_ms: i64) {
-    let k = sid.to_string();
-    LEARNER_HANDLER_QP_SIZE.add_key(&k, queue_len);
-    LEARNER_HANDLER_QP_TIME.add_key(&k, queued_ms);
-}
-
 /// The leader's gauges in the order Apache's `mntr` prints them (its registry's hash
 /// order once the leader's own gauges are registered).
 const LEADER_GAUGES: [&str; 33] = [
@@ -568,24 +508,9 @@ const LEADER_GAUGES: [&str; 33] = [
     "non_mtls_local_conn_count",
 ];
 
-/// `DataTree.STAT_OVERHEAD_BYTES`: six longs and five ints of a Stat.
-const STAT_OVERHEAD_BYTES: i64 = 6 * 8 + 5 * 4;
-
-/// A successful read of `path` returning `bytes` (data length, or the total length of
-/// the child names).
-pub fn record_read(path: &str, bytes: i64) {
-    READ_PER_NAMESPACE.add(path, path.len() as i64 + bytes + STAT_OVERHEAD_BYTES);
-}
-
-/// A create, delete (`bytes` 0) or setData of `path` applied to the tree.
-pub fn record_write(path: &str, bytes: i64) {
-    WRITE_PER_NAMESPACE.add(path, path.len() as i64 + bytes);
-}
-
 /// `srst` (ServerMetrics.resetAll) for the metrics kept here.
 fn reset_metrics() {
-    READ_PER_NAMESPACE.reset();
-    WRITE_PER_NAMESPACE.reset();
+    server_metrics::reset();
     crate::server::quorum::commit_processor::METRICS.reset();
     crate::server::request_throttler::METRICS.reset();
 }
@@ -722,9 +647,9 @@ fn mntr_with(out: &mut String, zks: &ZooKeeperServer, prometheus: bool) {
     }
     // Summary sets, in the registry's hash order of their names.
     for (set, suffix) in [
-        (&LEARNER_HANDLER_QP_SIZE, "learner_handler_qp_size"),
-        (&READ_PER_NAMESPACE, "read_per_namespace"),
-        (&WRITE_PER_NAMESPACE, "write_per_namespace"),
+        (&server_metrics::LEARNER_HANDLER_QP_SIZE, "learner_handler_qp_size"),
+        (&server_metrics::READ_PER_NAMESPACE, "read_per_namespace"),
+        (&server_metrics::WRITE_PER_NAMESPACE, "write_per_namespace"),
     ] {
         for (ns, m) in set.ordered() {
             let name = format!("{ns}_{suffix}");
@@ -735,7 +660,7 @@ fn mntr_with(out: &mut String, zks: &ZooKeeperServer, prometheus: bool) {
             kv(&format!("sum_{name}"), m.total().to_string());
         }
     }
-    for (ns, m) in LEARNER_HANDLER_QP_TIME.ordered() {
+    for (ns, m) in server_metrics::LEARNER_HANDLER_QP_TIME.ordered() {
         let name = format!("{ns}_learner_handler_qp_time_ms");
         kv(&format!("avg_{name}"), java_double(m.avg()));
         kv(&format!("min_{name}"), m.min().to_string());
@@ -875,10 +800,10 @@ pub fn metric_families(zks: Option<&ZooKeeperServer>) -> Vec<MetricFamily> {
         }
     }
     for (set, name, advanced) in [
-        (&WRITE_PER_NAMESPACE, "write_per_namespace", false),
-        (&READ_PER_NAMESPACE, "read_per_namespace", false),
-        (&LEARNER_HANDLER_QP_SIZE, "learner_handler_qp_size", false),
-        (&LEARNER_HANDLER_QP_TIME, "learner_handler_qp_time_ms", true),
+        (&server_metrics::WRITE_PER_NAMESPACE, "write_per_namespace", false),
+        (&server_metrics::READ_PER_NAMESPACE, "read_per_namespace", false),
+        (&server_metrics::LEARNER_HANDLER_QP_SIZE, "learner_handler_qp_size", false),
+        (&server_metrics::LEARNER_HANDLER_QP_TIME, "learner_handler_qp_time_ms", true),
     ] {
         let series: Vec<MetricSeries> = set.ordered().iter().map(|(k, m)| MetricSeries::summary(Some(k.clone()), m)).collect();
         out.push(MetricFamily { name: name.into(), kind: MetricKind::Summary { advanced }, series });
@@ -896,22 +821,8 @@ pub fn dir_size(p: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Java's `Date.toString()` in UTC: `Thu Jan 01 00:00:00 UTC 1970`.
-pub fn java_date(ms: i64) -> String {
-    let (y, mo, d, h, m, s, _, wd) = crate::common::time::civil_from_millis(ms);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!("{} {} {d:02} {h:02}:{m:02}:{s:02} UTC {y}", WD[wd], MO[(mo - 1) as usize])
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn dates() {
-        assert_eq!(super::java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
-        assert_eq!(super::java_date(1_700_000_000_000), "Tue Nov 14 22:13:20 UTC 2023");
-    }
-
     #[test]
     fn words() {
         assert_eq!(super::four_letter_word(i32::from_be_bytes(*b"ruok")), Some("ruok"));

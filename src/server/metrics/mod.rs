@@ -3,6 +3,7 @@
 //! for Prometheus.
 
 pub mod prometheus_metrics_provider;
+pub mod server_metrics;
 
 use std::collections::BTreeMap;
 

@@ -19,11 +19,12 @@ use crate::proto::data::{StatPersisted, ACL};
 use crate::proto::quorum::FileHeader;
 use crate::server::data_node::DataNode;
 use crate::server::data_tree::DataTree;
-use crate::server::ephemeral_type::{self, EphemeralType};
+use crate::common::ephemeral_type::{self, EphemeralType};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
 
 use super::snap_stream::{SnapReadError, SnapStream, SnapStreamError};
-use super::util::{self, StreamMode, DIGEST_VERSION, FILE_FORMAT_VERSION, SNAPSHOT_FILE_PREFIX};
+use super::util::{self, StreamMode, FILE_FORMAT_VERSION, SNAPSHOT_FILE_PREFIX};
+use crate::server::digest_calculator::{node_digest, DIGEST_VERSION};
 
 /// `FileSnap.SNAP_MAGIC`: "ZKSN" as a big-endian int.
 pub const SNAP_MAGIC: i32 = i32::from_be_bytes(*b"ZKSN");
@@ -38,34 +39,6 @@ fn invalid(msg: String) -> io::Error {
 
 // -------------------------------------------------------------- digest --
 
-/// `DigestCalculator.calculateDigest`: CRC-32 of path ("/" as ""), data and a 60-byte
-/// stat blob; nodes under `/zookeeper/` count 0.
-pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64 {
-    if path.starts_with("/zookeeper/") {
-        return 0;
-    }
-    let path = if path == "/" { "" } else { path };
-    // Five longs, three ints, one long: 60 bytes, on the stack (this runs per change).
-    let mut blob = [0u8; 60];
-    let mut at = 0;
-    for v in [stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime] {
-        blob[at..at + 8].copy_from_slice(&v.to_be_bytes());
-        at += 8;
-    }
-    for v in [stat.version, stat.cversion, stat.aversion] {
-        blob[at..at + 4].copy_from_slice(&v.to_be_bytes());
-        at += 4;
-    }
-    blob[at..at + 8].copy_from_slice(&stat.ephemeral_owner.to_be_bytes());
-    util::crc32(&[path.as_bytes(), data.unwrap_or(&[]), &blob]) as i64
-}
-
-/// The tree digest (`DataTree.getTreeDigest`): wrapping sum of all node digests.
-pub fn tree_digest(tree: &DataTree) -> i64 {
-    tree.nodes()
-        .map(|(p, n)| node_digest(p, n.data.as_deref(), &n.stat))
-        .fold(0i64, |a, d| a.wrapping_add(d))
-}
 
 /// `DataTree.ZxidDigest`: the tree digest as of a zxid, stored after seal 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -823,6 +796,7 @@ impl FileSnap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::digest_calculator::tree_digest;
     use crate::proto::op_code;
     use crate::proto::txn::{CreateTxn, TxnHeader};
     use crate::server::txn_record::TxnRecord;

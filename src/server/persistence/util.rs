@@ -24,8 +24,6 @@ pub const FILE_FORMAT_VERSION: i32 = 2;
 pub const EOR: u8 = 0x42;
 /// Default preallocation step of the txn log: 64 MiB (`zookeeper.preAllocSize` is in KiB).
 pub const DEFAULT_PREALLOC_SIZE: i64 = 65536 * 1024;
-/// Version of the tree digest (`DigestCalculator.DIGEST_VERSION`).
-pub const DIGEST_VERSION: i32 = 2;
 
 /// `Util.makeLogName`: `log.<lowercase hex, no padding>`.
 pub fn make_log_name(zxid: i64) -> String {
@@ -136,15 +134,6 @@ pub fn adler32(bytes: &[u8]) -> i64 {
     let mut a = adler2::Adler32::new();
     a.write_slice(bytes);
     a.checksum() as i64
-}
-
-/// CRC-32 (IEEE, as `java.util.zip.CRC32`), used by the tree digest.
-pub fn crc32(chunks: &[&[u8]]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    for c in chunks {
-        h.update(c);
-    }
-    h.finalize()
 }
 
 // ------------------------------------------------------------- entries --
@@ -353,9 +342,8 @@ mod tests {
 
     #[test]
     fn checksums_match_java() {
-        // java.util.zip.Adler32 / CRC32 of "Wikipedia" and "123456789".
+        // java.util.zip.Adler32 of "Wikipedia" (CRC32: digest_calculator).
         assert_eq!(adler32(b"Wikipedia"), 0x11E6_0398);
-        assert_eq!(crc32(&[b"1234", b"56789"]), 0xCBF4_3926);
     }
 
     #[test]

@@ -476,7 +476,7 @@ impl LearnerHandler {
             if zxid > 0 {
                 self.last_zxid.store(zxid, Ordering::Relaxed);
             }
-            crate::server::command::record_learner_queue(self.sid(), rx.len() as i64, at.elapsed().as_millis() as i64);
+            crate::server::metrics::server_metrics::record_learner_queue(self.sid(), rx.len() as i64, at.elapsed().as_millis() as i64);
             if kind == qp::PROPOSAL {
                 self.sync_limit.lock().update_proposal(zxid, Instant::now());
             }
