@@ -603,8 +603,9 @@ fn total_connection_limit_matches_apache() {
     let (a, o) = (&results[0].1, &results[1].1);
     assert!(a.opened >= 140 && o.opened >= 140, "flood too small: {results:?}");
     // Apache counts a connection once a selector thread has registered it, so a fast
-    // flood gets a few more in; it must still refuse most.
-    assert!(a.closed_by_server >= 150 - 2 * LIMIT, "apache closed too few: {a:?}");
+    // flood gets more in the busier the machine is (94 of 150 kept on a loaded CI
+    // run): only check that it refused some.
+    assert!(a.closed_by_server > 0, "apache closed none: {a:?}");
     // Ours counts at accept: the limit minus the good client (and seed's, if still
     // closing), exactly.
     assert!((LIMIT - 3..LIMIT).contains(&o.kept_open), "ours kept {} open (limit {LIMIT}, one good client)", o.kept_open);
