@@ -64,6 +64,8 @@ fn elect_serve_fail_over(ens: &mut Ensemble, tag: &str) -> u64 {
     ens.kill(first);
     let second = ens.wait_for_leader(T);
     assert_ne!(second, first);
+    // The leader serves before its followers finish syncing.
+    ens.wait_for_mode_all(T);
     writes_reach_every_node(ens, &format!("{tag}-b"));
     ens.node_mut(first).start();
     ens.wait_for_mode_all(T);
@@ -144,6 +146,7 @@ fn peers_with_bad_certificates_are_refused_both_ways() {
         // 1 and 2 form the quorum; 2 (ours, the higher sid of the two) leads.
         let leader = ens.wait_for_leader(T);
         assert_eq!(leader, 2, "{bad} on {imp:?}");
+        ens.wait_for_modes(&[1, 2], T);
         std::thread::sleep(Duration::from_secs(3));
         assert!(ens.node(3).mode().is_none(), "node 3 with the {bad} certificate ({imp:?}) serves: {}", ens.node(3).log_tail(30));
         writes_reach_every_node_of(&ens, &[1, 2], &format!("bad-{bad}"));
@@ -240,6 +243,7 @@ fn quorum_sasl_refuses_wrong_and_missing_credentials() {
         let ens = Ensemble::start(spec);
         let leader = ens.wait_for_leader(T);
         assert_eq!(leader, 2, "{imp:?} {bad_cfg}");
+        ens.wait_for_modes(&[1, 2], T);
         std::thread::sleep(Duration::from_secs(3));
         assert!(ens.node(3).mode().is_none(), "node 3 ({imp:?}, {bad_cfg}) serves: {}", ens.node(3).log_tail(30));
         writes_reach_every_node_of(&ens, &[1, 2], "sasl-bad");

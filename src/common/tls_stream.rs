@@ -132,6 +132,10 @@ impl TlsStream {
                 match conn.reader().read(buf) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    // A close without close_notify (a JVM killed or closing its socket
+                    // bare) ends the stream like a plain close: every frame on these
+                    // ports carries its length, so a cut frame is still seen as one.
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(0),
                     Err(e) => return Err(e),
                 }
                 while conn.wants_write() {
@@ -157,7 +161,7 @@ impl TlsStream {
                 // End of stream: what was decrypted is still there, then EOF.
                 return match conn.reader().read(buf) {
                     Ok(n) => Ok(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::UnexpectedEof) => Ok(0),
                     Err(e) => Err(e),
                 };
             }
