@@ -2,13 +2,17 @@
 #
 # zkBench.sh — build and run zk-bench, the zookeeper-rs benchmark tool.
 #
-# Usage: zkBench.sh {compare|election|ensemble|run} [zk-bench options...]
+# Usage: zkBench.sh {compare|election|ensemble|scrape|run} [zk-bench options...]
 #
 #   compare   start Apache ZooKeeper 3.8 (the Debian packages' jars) and our
 #             zk-server with the same zoo.cfg and compare them side by side:
 #             start-up, create/set/get/delete/mixed/multi/watch/churn, RSS and
 #             restart time; tables, ratios ours/Apache and one JSON line.
 #             `--smoke` is a quick check (well under a minute), not a measurement.
+#             `--tls`: the same on a secure client port instead (certificates made
+#             with openssl, secureClientPort and PEM stores on both, Apache with its
+#             Netty factory): get/set over TLS and sessions opened per second (full
+#             TLS handshakes, 1 and --openers openers); `--tls-key ec` for ECDSA.
 #   election  Apache ZooKeeper 3.8 ensembles (QuorumPeerMain) and ours, side
 #             by side with the same zoo.cfg: start -> leader and leader
 #             kill -9 -> new leader for 3 and 5 peers (10 rounds each, median
@@ -21,10 +25,16 @@
 #             failover: kill -9 of the leader under a set load -> first
 #             successful write (5 rounds); tables, ratios and one JSON line.
 #             `--smoke` is one short round of everything (well under 30 s).
+#   scrape    Prometheus /metrics scrape times of our zk-server
+#             (metricsProvider.className=...PrometheusMetricsProvider) with 1,000,000
+#             znodes, idle and under a set load: min/median/p99 against the 50 ms
+#             target. Ours only: Debian's Apache 3.8 has no Prometheus provider.
+#             `--smoke`: 20,000 znodes, 10 scrapes per phase.
 #   run       one workload against a running server, e.g.
 #             zkBench.sh run --server 127.0.0.1:2181 --workload get
 #
-#   zkBench.sh compare --help / election --help / ensemble --help / run --help
+#   zkBench.sh compare --help / election --help / ensemble --help / scrape --help /
+#   run --help
 #   list the options;
 #   docs/benchmarks.md describes the method.
 #
@@ -46,8 +56,8 @@ ZOOBINDIR="$(cd "$(dirname "$ZOOBIN")" && pwd)"
 . "$ZOOBINDIR/zkEnv.sh"
 
 usage() {
-    echo "Usage: $0 {compare|election|ensemble|run} [zk-bench options...]" >&2
-    echo "       $0 compare --help | $0 election --help | $0 ensemble --help | $0 run --help    (options)" >&2
+    echo "Usage: $0 {compare|election|ensemble|scrape|run} [zk-bench options...]" >&2
+    echo "       $0 compare --help | $0 election --help | $0 ensemble --help | $0 scrape --help | $0 run --help    (options)" >&2
     exit 1
 }
 
@@ -60,7 +70,7 @@ die() {
 ZK_SUBCMD=$1
 shift
 case $ZK_SUBCMD in
-    compare|election|ensemble|run) ;;
+    compare|election|ensemble|scrape|run) ;;
     *) usage ;;
 esac
 

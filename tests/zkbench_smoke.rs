@@ -1,8 +1,9 @@
 //! Smoke tests of zk-bench: `bin/zkBench.sh compare --smoke` end to end (Apache 3.8 and
-//! our zk-server, every workload, start-up, RSS, restart), `election --smoke`,
-//! `bin/zkBench.sh ensemble --smoke` (3-node ensembles of both under load, failover),
-//! and `zk-bench run` against our server. They check that the tool works and reports
-//! what it should, never how fast anything is.
+//! our zk-server, every workload, start-up, RSS, restart), `compare --tls --smoke` (both
+//! on a secure client port), `election --smoke`, `bin/zkBench.sh ensemble --smoke`
+//! (3-node ensembles of both under load, failover), `scrape --smoke` (Prometheus
+//! /metrics of our server) and `zk-bench run` against our server. They check that the
+//! tool works and reports what it should, never how fast anything is.
 
 mod common;
 
@@ -73,20 +74,90 @@ fn compare_smoke_via_script() {
     }
 }
 
+/// Runs `zk-bench <args> --server-bin <zk-server>` (the binaries cargo built for this test
+/// run) within `timeout`: its stdout and a report of its output for assertion messages.
+/// Panics, with the report, unless it succeeds.
+fn zk_bench_with_our_server(args: &[&str], timeout: Duration) -> (String, String) {
+    let what = format!("zk-bench {}", args.join(" "));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zk-bench"));
+    cmd.args(args).args(["--server-bin", env!("CARGO_BIN_EXE_zk-server")]);
+    let t0 = Instant::now();
+    let out = run_with_timeout(cmd, b"", timeout);
+    let report = describe_output(&what, &out);
+    assert!(out.status.success(), "{what} failed\n{report}");
+    eprintln!("{what} took {:?}", t0.elapsed());
+    (String::from_utf8_lossy(&out.stdout).into_owned(), report)
+}
+
+/// The one JSON line of `stdout`, parsed; panics with `report` unless there is exactly one
+/// and it parses.
+fn one_json(stdout: &str, report: &str) -> serde_json::Value {
+    let json = json_lines(stdout);
+    assert_eq!(json.len(), 1, "expected exactly one JSON line, got {json:?}\n{report}");
+    serde_json::from_str(json[0]).unwrap_or_else(|e| panic!("the JSON summary does not parse ({e}): {}", json[0]))
+}
+
+/// The number at `path` (object keys) in `j`; panics naming the path when it is missing
+/// or not a number (a NaN or infinite figure is written as null).
+fn num_at(j: &serde_json::Value, path: &[&str]) -> f64 {
+    path.iter()
+        .try_fold(j, |v, k| v.get(k))
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or_else(|| panic!("no number at {} in the JSON summary: {j}", path.join(".")))
+}
+
+/// `zk-bench compare --tls --smoke`: Apache and our server on a secure client port
+/// (certificates made with openssl), get and set over TLS through our client library,
+/// and session opening (1 and 8 openers), ~20 s. Checks that both negotiated TLS, that
+/// every measurement completed operations on both sides and the JSON summary, never a
+/// speed.
+#[test]
+fn compare_tls_smoke() {
+    // Also requires the Netty jars Apache's secure port needs.
+    require_apache();
+    let (stdout, report) = zk_bench_with_our_server(&["compare", "--tls", "--smoke"], Duration::from_secs(240));
+    let j = one_json(&stdout, &report);
+    assert_eq!(j["bench"], "zk-bench-compare", "{j}");
+    assert_eq!(j["mode"], "tls", "{j}");
+    assert_eq!(j["smoke"], true, "{j}");
+    // Both servers spoke TLS on their secure port, e.g. "TLSv1.2 TLS_ECDHE_RSA_WITH_...".
+    for side in ["apache", "ours"] {
+        let n = j["tls"]["negotiated"][side].as_str().unwrap_or_default();
+        assert!(n.starts_with("TLSv1.") && n.contains(" TLS_"), "{side} negotiated {n:?}\n{report}");
+    }
+    for w in ["get", "set"] {
+        for side in ["apache", "ours"] {
+            let thr = num_at(&j, &["workloads", w, side, "throughput"]);
+            assert!(thr > 0.0, "{w} over TLS: {side} throughput is {thr}\n{report}");
+            assert!(num_at(&j, &["workloads", w, side, "p99_us"]) > 0.0, "{w} over TLS: no {side} latency\n{report}");
+        }
+        assert!(num_at(&j, &["workloads", w, "throughput_ratio"]) > 0.0, "{w}: no ratio\n{report}");
+        // The final table has the row too: "<ratio>  TLS get throughput (ops/s)  <apache> <ours>  <target>".
+        let label = format!("TLS {w} throughput (ops/s)");
+        assert!(stdout.lines().any(|l| l.contains(&label)), "no row {label:?}\n{report}");
+    }
+    for what in ["tls_session", "tls_handshake", "plain_session"] {
+        for openers in [1, 8] {
+            let key = format!("{what}_x{openers}");
+            assert_eq!(num_at(&j, &["opening", key.as_str(), "openers"]), f64::from(openers), "{key}: {j}");
+            for side in ["apache", "ours"] {
+                let per_s = num_at(&j, &["opening", key.as_str(), side, "per_s"]);
+                assert!(per_s > 0.0, "{key}: {side} opened {per_s}/s\n{report}");
+            }
+        }
+    }
+    for side in ["apache", "ours"] {
+        assert!(num_at(&j, &["rss_kib_after_load", side]) > 0.0, "no {side} RSS\n{report}");
+    }
+}
+
 /// `zk-bench election --smoke`: one round of 3 Apache peers and 3 of ours (start ->
 /// leader, one leader kill for Apache, footprint), under 20 s. Checks the rows and the
 /// JSON summary, never a time.
 #[test]
 fn election_smoke() {
     require_apache();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zk-bench"));
-    cmd.args(["election", "--smoke", "--server-bin", env!("CARGO_BIN_EXE_zk-server")]);
-    let t0 = Instant::now();
-    let out = run_with_timeout(cmd, b"", Duration::from_secs(180));
-    let report = describe_output("zk-bench election --smoke", &out);
-    assert!(out.status.success(), "zk-bench election --smoke failed\n{report}");
-    eprintln!("zk-bench election --smoke took {:?}", t0.elapsed());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (stdout, report) = zk_bench_with_our_server(&["election", "--smoke"], Duration::from_secs(180));
     // "<ratio>  3 peers start -> leader, median (ms)  <apache> <ours>": both elected.
     let row = |label: &str| -> Vec<String> {
         let l = stdout.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no row {label:?}\n{report}"));
@@ -175,6 +246,43 @@ fn ensemble_smoke_via_script() {
         "\"rss_kib\":",
     ] {
         assert!(j.contains(k), "JSON summary lacks {k}: {j}");
+    }
+}
+
+/// `zk-bench scrape --smoke`: our server with the Prometheus provider, 10 scrapes of
+/// /metrics per phase with an empty tree, with 20 000 znodes idle and under a set load,
+/// a few seconds. Checks that every phase has times, that the page is a plausible metrics
+/// page counting the tree, and the JSON summary, never a time.
+#[test]
+fn scrape_smoke() {
+    let (stdout, report) = zk_bench_with_our_server(&["scrape", "--smoke"], Duration::from_secs(180));
+    let j = one_json(&stdout, &report);
+    assert_eq!(j["bench"], "zk-bench-scrape", "{j}");
+    assert_eq!(j["smoke"], true, "{j}");
+    let nodes = num_at(&j, &["nodes"]);
+    assert_eq!(nodes, 20_000.0, "{j}");
+    assert_eq!(num_at(&j, &["scrapes"]), 10.0, "{j}");
+    // znode_count: the empty tree has the system nodes only; the populated one has
+    // `nodes` more (and their parent), the load phase also the load's own keys.
+    for (phase, min_znodes, max_znodes) in [("empty_idle", 1.0, 100.0), ("populated_idle", nodes, nodes + 100.0), ("populated_load", nodes, nodes + 2_000.0)] {
+        let f = |k: &str| num_at(&j, &["phases", phase, k]);
+        let (min, med, p99, max) = (f("min_ms"), f("median_ms"), f("p99_ms"), f("max_ms"));
+        assert!(0.0 < min && min <= med && med <= p99 && p99 <= max, "{phase}: min {min} median {med} p99 {p99} max {max}\n{report}");
+        assert!(f("first_byte_median_ms") > 0.0, "{phase}: no time to the first byte\n{report}");
+        let znodes = f("znode_count");
+        assert!((min_znodes..=max_znodes).contains(&znodes), "{phase}: znode_count {znodes}, expected {min_znodes}..={max_znodes}\n{report}");
+        // ZooKeeper's server metrics plus the process/JVM families: well over 50, and
+        // one sample line at least per family.
+        let (families, samples) = (f("families"), f("samples"));
+        assert!((50.0..=5_000.0).contains(&families), "{phase}: {families} metric families\n{report}");
+        assert!(samples >= families, "{phase}: {samples} samples for {families} families\n{report}");
+        assert!(f("body_bytes") > 1_000.0, "{phase}: a page of {} bytes\n{report}", f("body_bytes"));
+    }
+    let load = j["phases"]["populated_load"]["load"].as_str().unwrap_or_default();
+    assert!(load.starts_with("set ") && load.contains("ops/s while scraping"), "load phase: {load:?}\n{report}");
+    assert!(num_at(&j, &["populate_per_s"]) > 0.0 && num_at(&j, &["rss_kib_after_populate"]) > 0.0, "{j}");
+    for label in ["empty tree, idle", "20000 nodes, idle", "20000 nodes, set load"] {
+        assert!(stdout.lines().any(|l| l.starts_with("target < 50 ms, ") && l.contains(label)), "no target line for {label:?}\n{report}");
     }
 }
 

@@ -21,8 +21,9 @@ use std::thread;
 use std::time::Duration;
 
 use super::servers::{rss_kib, Kind, ManagedServer, ServerPrograms, WorkDir};
+use super::tls::TlsOptions;
 use super::workload;
-use super::{json_f64, json_str, RunConfig, RunResult, Workload};
+use super::{json_f64, json_str, print_title, Percentiles, RunConfig, RunResult, Workload};
 
 /// Parameters of `zk-bench compare`.
 #[derive(Debug, Clone)]
@@ -43,6 +44,9 @@ pub struct CompareConfig {
     pub workloads: Vec<Workload>,
     /// Keep the servers' directories (zoo.cfg, dataDir, logs) after a successful run.
     pub keep_dir: bool,
+    /// `--tls`: the workloads over a secure client port and the session opening rates
+    /// instead of the plain comparison (see [`super::tls`]).
+    pub tls: Option<TlsOptions>,
 }
 
 const ROOT: &str = "/zkbench";
@@ -50,7 +54,7 @@ const RESTART_ROOT: &str = "/zkbench-restart";
 /// Payload of the restart measurement's nodes (fixed so restart numbers compare
 /// across runs with different `--payload`).
 const RESTART_PAYLOAD: usize = 100;
-const KINDS: [Kind; 2] = [Kind::Apache, Kind::Ours];
+pub(super) const KINDS: [Kind; 2] = [Kind::Apache, Kind::Ours];
 
 impl CompareConfig {
     pub fn validate(&self) -> Result<(), String> {
@@ -69,10 +73,13 @@ impl CompareConfig {
         if self.workloads.is_empty() {
             return Err("no workloads selected".into());
         }
+        if let Some(t) = &self.tls {
+            t.validate()?;
+        }
         self.run_config(Workload::Get, "127.0.0.1:1".into()).validate()
     }
 
-    fn run_config(&self, workload: Workload, server: String) -> RunConfig {
+    pub(super) fn run_config(&self, workload: Workload, server: String) -> RunConfig {
         RunConfig {
             server,
             workload,
@@ -93,15 +100,15 @@ impl CompareConfig {
 }
 
 /// Apache first in rounds 1, 3, ...; ours first in rounds 2, 4, ...
-fn order(round: usize) -> [Kind; 2] {
-    if round % 2 == 0 {
+pub(super) fn order(round: usize) -> [Kind; 2] {
+    if round.is_multiple_of(2) {
         [Kind::Apache, Kind::Ours]
     } else {
         [Kind::Ours, Kind::Apache]
     }
 }
 
-fn idx(k: Kind) -> usize {
+pub(super) fn idx(k: Kind) -> usize {
     match k {
         Kind::Apache => 0,
         Kind::Ours => 1,
@@ -142,9 +149,10 @@ pub(super) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Medians of one workload's rounds for one server.
+/// Medians of one measurement's rounds for one server.
 #[derive(Clone, Copy, Default)]
 pub(super) struct Med {
+    /// Of [`Round::per_s`]: throughput, or sessions opened per second.
     pub(super) throughput: f64,
     pub(super) p50: f64,
     pub(super) p99: f64,
@@ -152,14 +160,39 @@ pub(super) struct Med {
     pub(super) errors: u64,
 }
 
-pub(super) fn medians(runs: &[RunResult]) -> Med {
-    let m = |f: &dyn Fn(&RunResult) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+/// What the round tables, medians and JSON read of one server's run in one round.
+pub(super) struct Figures<'a> {
+    /// Completions per second in the measured window.
+    pub(super) per_s: f64,
+    pub(super) latency: &'a Percentiles,
+    pub(super) errors: u64,
+    pub(super) first_error: Option<&'a str>,
+    /// Notes that make the run suspect besides its errors (flagged with them).
+    pub(super) warnings: Vec<&'a str>,
+}
+
+/// One server's run in one round: a workload run ([`RunResult`]) or `compare --tls`'s
+/// session-opening run.
+pub(super) trait Round {
+    fn figures(&self) -> Figures<'_>;
+}
+
+impl Round for RunResult {
+    fn figures(&self) -> Figures<'_> {
+        let warnings = self.notes.iter().filter(|n| n.starts_with("WARNING") || n.starts_with("stopped early")).map(String::as_str).collect();
+        Figures { per_s: self.throughput(), latency: &self.latency, errors: self.errors, first_error: self.first_error.as_deref(), warnings }
+    }
+}
+
+pub(super) fn medians<R: Round>(runs: &[R]) -> Med {
+    let figures: Vec<Figures> = runs.iter().map(Round::figures).collect();
+    let m = |f: &dyn Fn(&Figures) -> f64| median(&figures.iter().map(f).collect::<Vec<_>>());
     Med {
-        throughput: m(&|r| r.throughput()),
+        throughput: m(&|r| r.per_s),
         p50: m(&|r| r.latency.p50_us as f64),
         p99: m(&|r| r.latency.p99_us as f64),
         p999: m(&|r| r.latency.p999_us as f64),
-        errors: runs.iter().map(|r| r.errors).sum(),
+        errors: figures.iter().map(|r| r.errors).sum(),
     }
 }
 
@@ -168,9 +201,19 @@ pub(super) fn medians(runs: &[RunResult]) -> Med {
 pub fn compare(cfg: &CompareConfig) -> Result<(), String> {
     cfg.validate()?;
     cfg.programs.check()?;
-    let mut work = WorkDir::new("zk-bench")?;
-    let r = compare_in(cfg, work.path());
-    if r.is_ok() && cfg.keep_dir {
+    if let Some(t) = &cfg.tls {
+        cfg.programs.check_jars(&super::tls::NETTY_JARS)?;
+        return in_work_dir("zk-bench-tls", cfg.keep_dir, |work| super::tls::compare_tls_in(cfg, t, work));
+    }
+    in_work_dir("zk-bench", cfg.keep_dir, |work| compare_in(cfg, work))
+}
+
+/// Runs `f` in a new temp directory `<prefix>-...`, removed afterwards unless `keep`;
+/// kept, and its logs named in the error, when `f` fails.
+pub(super) fn in_work_dir(prefix: &str, keep: bool, f: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    let mut work = WorkDir::new(prefix)?;
+    let r = f(work.path());
+    if r.is_ok() && keep {
         work.keep();
         eprintln!("zk-bench: server directories and logs kept in {}", work.path().display());
     }
@@ -203,24 +246,25 @@ pub(super) fn list_logs(dir: &Path) -> Vec<String> {
     out
 }
 
-struct Servers {
-    s: [ManagedServer; 2],
+/// Both servers, indexed by [`idx`].
+pub(super) struct Servers {
+    pub(super) s: [ManagedServer; 2],
 }
 
 impl Servers {
-    fn get(&mut self, k: Kind) -> &mut ManagedServer {
+    pub(super) fn get(&mut self, k: Kind) -> &mut ManagedServer {
         &mut self.s[idx(k)]
     }
-    fn at(&self, k: Kind) -> &ManagedServer {
+    pub(super) fn at(&self, k: Kind) -> &ManagedServer {
         &self.s[idx(k)]
     }
-    fn check_alive(&mut self) -> Result<(), String> {
+    pub(super) fn check_alive(&mut self) -> Result<(), String> {
         for s in self.s.iter_mut() {
             s.check_alive()?;
         }
         Ok(())
     }
-    fn rss(&self) -> Result<[u64; 2], String> {
+    pub(super) fn rss(&self) -> Result<[u64; 2], String> {
         let mut out = [0; 2];
         for k in KINDS {
             let s = &self.s[idx(k)];
@@ -290,41 +334,7 @@ fn compare_in(cfg: &CompareConfig, work: &Path) -> Result<(), String> {
     // ---- workloads
     let mut results: HashMap<Workload, [Vec<RunResult>; 2]> = HashMap::new();
     for &w in &cfg.workloads {
-        let mut runs: [Vec<RunResult>; 2] = [Vec::new(), Vec::new()];
-        let mut firsts = Vec::new();
-        for round in 0..cfg.rounds {
-            firsts.push(order(round)[0]);
-            for k in order(round) {
-                servers.check_alive()?;
-                let mut rc = cfg.run_config(w, servers.get(k).connect_string());
-                if cfg.smoke && w == Workload::Churn {
-                    // One session costs about a second with the current client (it waits
-                    // before its first connect attempt), so a 1 s smoke window after a
-                    // warm-up could start no session at all.
-                    rc.warmup = Duration::ZERO;
-                }
-                let r = match super::run(&rc) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        // A server that died explains the failure better than the symptom.
-                        let dead = servers.get(k).check_alive().err().map(|d| format!("\n{d}")).unwrap_or_default();
-                        return Err(format!("{w} on {}: {e}{dead}", k.name()));
-                    }
-                };
-                servers.get(k).check_alive().map_err(|e| format!("during {w}: {e}"))?;
-                eprintln!(
-                    "  [{w} round {}/{}] {:<6} {:>10.0} {}/s  p99 {} us  errors {}",
-                    round + 1,
-                    cfg.rounds,
-                    k.name(),
-                    r.throughput(),
-                    w.unit(),
-                    r.latency.p99_us,
-                    r.errors
-                );
-                runs[idx(k)].push(r);
-            }
-        }
+        let (runs, firsts) = run_rounds(cfg, &mut servers, w, &|s: &ManagedServer| s.connect_string())?;
         print_workload(cfg, w, &runs, &firsts);
         results.insert(w, runs);
     }
@@ -399,21 +409,69 @@ fn compare_in(cfg: &CompareConfig, work: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
+/// Runs per server ([`idx`]) and which server went first in each round.
+pub(super) type RoundRuns<R> = ([Vec<R>; 2], Vec<Kind>);
+
+/// `rounds` rounds against both servers, the first one alternating ([`order`]):
+/// `measure` gives one server's run; both servers are checked alive before it and that
+/// one after it, and each run is logged to stderr as
+/// `  [<label> round i/n] <server> <rate> <unit>/s  p99 .. us  errors ..`, the rate
+/// `width` wide.
+pub(super) fn alternate_rounds<R: Round>(
+    rounds: usize,
+    servers: &mut Servers,
+    (label, unit, width): (&str, &str, usize),
+    mut measure: impl FnMut(&mut Servers, Kind) -> Result<R, String>,
+) -> Result<RoundRuns<R>, String> {
+    let mut runs: [Vec<R>; 2] = [Vec::new(), Vec::new()];
+    let mut firsts = Vec::new();
+    for round in 0..rounds {
+        firsts.push(order(round)[0]);
+        for k in order(round) {
+            servers.check_alive()?;
+            let r = measure(servers, k)?;
+            servers.get(k).check_alive().map_err(|e| format!("during {label}: {e}"))?;
+            let f = r.figures();
+            eprintln!(
+                "  [{label} round {}/{rounds}] {:<6} {:>width$.0} {unit}/s  p99 {} us  errors {}",
+                round + 1,
+                k.name(),
+                f.per_s,
+                f.latency.p99_us,
+                f.errors
+            );
+            runs[idx(k)].push(r);
+        }
+    }
+    Ok((runs, firsts))
+}
+
+/// `cfg.rounds` rounds of workload `w` against both servers ([`alternate_rounds`]), each
+/// at the connect string `target` gives for it.
+pub(super) fn run_rounds(cfg: &CompareConfig, servers: &mut Servers, w: Workload, target: &dyn Fn(&ManagedServer) -> String) -> Result<RoundRuns<RunResult>, String> {
+    alternate_rounds(cfg.rounds, servers, (w.name(), w.unit(), 10), |servers, k| {
+        let mut rc = cfg.run_config(w, target(servers.at(k)));
+        if cfg.smoke && w == Workload::Churn {
+            // One session costs about a second with the current client (it waits
+            // before its first connect attempt), so a 1 s smoke window after a
+            // warm-up could start no session at all.
+            rc.warmup = Duration::ZERO;
+        }
+        super::run(&rc).map_err(|e| {
+            // A server that died explains the failure better than the symptom.
+            let dead = servers.get(k).check_alive().err().map(|d| format!("\n{d}")).unwrap_or_default();
+            format!("{w} on {}: {e}{dead}", k.name())
+        })
+    })
+}
+
+pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 fn print_header(cfg: &CompareConfig, work: &Path) {
-    println!("zk-bench compare: Apache ZooKeeper 3.8 vs zookeeper-rs zk-server (standalone){}", if cfg.smoke { " -- SMOKE RUN, numbers mean nothing" } else { "" });
-    println!(
-        "  {} rounds; per workload and server: warm-up {:.1} s + {:.1} s measured; {} clients x {} outstanding; payload {} B",
-        cfg.rounds,
-        cfg.warmup.as_secs_f64(),
-        cfg.duration.as_secs_f64(),
-        cfg.clients,
-        cfg.outstanding,
-        cfg.payload
-    );
+    print_title("zk-bench compare: Apache ZooKeeper 3.8 vs zookeeper-rs zk-server (standalone)", cfg.smoke);
+    println!("{}", rounds_line(cfg));
     println!(
         "  key space {} nodes; mixed read ratio {}; multi of {} setData; {} watchers; restart with {} nodes",
         cfg.nodes, cfg.read_ratio, cfg.multi_ops, cfg.watchers, cfg.restart_nodes
@@ -425,7 +483,14 @@ fn print_header(cfg: &CompareConfig, work: &Path) {
     println!("  client: zookeeper-rs's own client library for both servers; work dir {}", work.display());
 }
 
-fn describe(cfg: &CompareConfig, w: Workload) -> String {
+/// The header line of the rounds, windows, sessions and payload.
+pub(super) fn rounds_line(cfg: &CompareConfig) -> String {
+    let CompareConfig { rounds, clients, outstanding, payload, .. } = cfg;
+    let (warmup, duration) = (cfg.warmup.as_secs_f64(), cfg.duration.as_secs_f64());
+    format!("  {rounds} rounds; per workload and server: warm-up {warmup:.1} s + {duration:.1} s measured; {clients} clients x {outstanding} outstanding; payload {payload} B")
+}
+
+pub(super) fn describe(cfg: &CompareConfig, w: Workload) -> String {
     match w {
         Workload::Create => format!("create of new persistent nodes, {} B", cfg.payload),
         Workload::Set => format!("setData of {} nodes, {} B", cfg.nodes, cfg.payload),
@@ -443,28 +508,60 @@ fn print_workload(cfg: &CompareConfig, w: Workload, runs: &[Vec<RunResult>; 2], 
 }
 
 /// The table of one workload's rounds for both servers, the medians, the ratios and
-/// warnings about errors; `title` heads it. Also used by `ensemble`.
+/// warnings about errors; `title` heads it. Also used by `ensemble` and `compare --tls`.
 pub(super) fn print_workload_rounds(title: &str, w: Workload, runs: &[Vec<RunResult>; 2], firsts: &[Kind]) {
     let unit = format!("{}/s", w.unit());
-    println!("\n== {title} ==");
+    let col = if unit.len() > 5 { "thr" } else { &unit };
+    let heads = [format!("apache {col}"), format!("ours {col}")];
+    let text = RoundsText { title, heads: [&heads[0], &heads[1], "thr o/a"], label: w.name(), measure: "throughput", unit: &unit };
+    print_rounds(&text, runs, firsts);
+    for k in KINDS {
+        for (r, run) in runs[idx(k)].iter().enumerate() {
+            for n in run.notes.iter().filter(|n| n.starts_with("all ")) {
+                println!("  note: {} round {}: {n}", k.name(), r + 1);
+            }
+        }
+    }
+}
+
+/// The words of a rounds table ([`print_rounds`]).
+pub(super) struct RoundsText<'a> {
+    /// Printed as `== <title> ==` above the table.
+    pub(super) title: &'a str,
+    /// Heads of Apache's and our per-second columns and of the ratio column.
+    pub(super) heads: [&'a str; 3],
+    /// The summary line below: `<label>: <measure> ours/apache .., p99 ours/apache ..
+    /// (<unit>; errors: ..)`, `unit` as `ops/s`.
+    pub(super) label: &'a str,
+    pub(super) measure: &'a str,
+    pub(super) unit: &'a str,
+}
+
+/// One measurement's rounds for both servers: per round which went first, the rate
+/// and latency percentiles of each and their ratio; the medians; a summary line; and a
+/// warning per run with errors or [`Round::warnings`].
+pub(super) fn print_rounds<R: Round>(text: &RoundsText, runs: &[Vec<R>; 2], firsts: &[Kind]) {
+    let [apache_head, ours_head, ratio_head] = text.heads;
+    println!("\n== {} ==", text.title);
     println!(
         "{:<7} {:<7} {:>12} {:>8} {:>8} {:>8} | {:>12} {:>8} {:>8} {:>8} | {:>7}",
-        "round", "first", format!("apache {}", if unit.len() > 5 { "thr" } else { &unit }), "p50", "p99", "p99.9", format!("ours {}", if unit.len() > 5 { "thr" } else { &unit }), "p50", "p99", "p99.9", "thr o/a"
+        "round", "first", apache_head, "p50", "p99", "p99.9", ours_head, "p50", "p99", "p99.9", ratio_head
     );
     for (r, (a, o)) in runs[0].iter().zip(runs[1].iter()).enumerate() {
+        let (a, o) = (a.figures(), o.figures());
         println!(
             "{:<7} {:<7} {:>12.0} {:>8} {:>8} {:>8} | {:>12.0} {:>8} {:>8} {:>8} | {:>7}",
             r + 1,
             firsts.get(r).map(|k| k.name()).unwrap_or(""),
-            a.throughput(),
+            a.per_s,
             a.latency.p50_us,
             a.latency.p99_us,
             a.latency.p999_us,
-            o.throughput(),
+            o.per_s,
             o.latency.p50_us,
             o.latency.p99_us,
             o.latency.p999_us,
-            fmt_ratio(ratio(o.throughput(), a.throughput()))
+            fmt_ratio(ratio(o.per_s, a.per_s))
         );
     }
     let (a, o) = (medians(&runs[0]), medians(&runs[1]));
@@ -482,30 +579,27 @@ pub(super) fn print_workload_rounds(title: &str, w: Workload, runs: &[Vec<RunRes
         fmt_ratio(ratio(o.throughput, a.throughput))
     );
     println!(
-        "{w}: throughput ours/apache {}, p99 ours/apache {} ({unit}; errors: apache {}, ours {})",
+        "{}: {} ours/apache {}, p99 ours/apache {} ({}; errors: apache {}, ours {})",
+        text.label,
+        text.measure,
         fmt_ratio(ratio(o.throughput, a.throughput)),
         fmt_ratio(ratio(o.p99, a.p99)),
+        text.unit,
         a.errors,
         o.errors
     );
     for k in KINDS {
         for (r, run) in runs[idx(k)].iter().enumerate() {
-            if run.errors > 0 || run.notes.iter().any(|n| n.starts_with("WARNING") || n.starts_with("stopped early")) {
+            let f = run.figures();
+            if f.errors > 0 || !f.warnings.is_empty() {
                 println!(
                     "  WARNING: {} round {}: {} errors (first: {}){}",
                     k.name(),
                     r + 1,
-                    run.errors,
-                    run.first_error.as_deref().unwrap_or("-"),
-                    run.notes.iter().filter(|n| n.starts_with("WARNING") || n.starts_with("stopped early")).map(|n| format!("; {n}")).collect::<String>()
+                    f.errors,
+                    f.first_error.unwrap_or("-"),
+                    f.warnings.iter().map(|n| format!("; {n}")).collect::<String>()
                 );
-            }
-        }
-    }
-    for k in KINDS {
-        for (r, run) in runs[idx(k)].iter().enumerate() {
-            for n in run.notes.iter().filter(|n| n.starts_with("all ")) {
-                println!("  note: {} round {}: {n}", k.name(), r + 1);
             }
         }
     }
@@ -585,22 +679,8 @@ fn print_final(cfg: &CompareConfig, results: &HashMap<Workload, [Vec<RunResult>;
 }
 
 fn summary_json(cfg: &CompareConfig, results: &HashMap<Workload, [Vec<RunResult>; 2]>, t: &Times, rss: [[u64; 2]; 3]) -> String {
-    let mut s = String::from("{\"bench\":\"zk-bench-compare\"");
-    let _ = write!(
-        s,
-        ",\"smoke\":{},\"rounds\":{},\"duration_s\":{},\"warmup_s\":{},\"clients\":{},\"outstanding\":{},\"payload\":{},\"nodes\":{},\"watchers\":{},\"multi_ops\":{},\"read_ratio\":{}",
-        cfg.smoke,
-        cfg.rounds,
-        json_f64(cfg.duration.as_secs_f64(), 3),
-        json_f64(cfg.warmup.as_secs_f64(), 3),
-        cfg.clients,
-        cfg.outstanding,
-        cfg.payload,
-        cfg.nodes,
-        cfg.watchers,
-        cfg.multi_ops,
-        json_f64(cfg.read_ratio, 3)
-    );
+    let mut s = format!("{{\"bench\":\"zk-bench-compare\"{}", params_json(cfg));
+    let _ = write!(s, ",\"watchers\":{},\"multi_ops\":{},\"read_ratio\":{}", cfg.watchers, cfg.multi_ops, json_f64(cfg.read_ratio, 3));
     s.push_str(",\"workloads\":{");
     let mut first = true;
     for &w in &cfg.workloads {
@@ -612,9 +692,8 @@ fn summary_json(cfg: &CompareConfig, results: &HashMap<Workload, [Vec<RunResult>
         s.push_str(&workload_json(w, runs));
     }
     s.push('}');
-    let pair = |a: f64, o: f64, d: usize| format!("{{\"apache\":{},\"ours\":{},\"ratio\":{}}}", json_f64(a, d), json_f64(o, d), json_f64(ratio(o, a), 3));
-    let _ = write!(s, ",\"startup_ms\":{}", pair(t.startup[0], t.startup[1], 0));
-    let _ = write!(s, ",\"startup_mode_ms\":{}", pair(t.startup_mode[0], t.startup_mode[1], 0));
+    let _ = write!(s, ",\"startup_ms\":{}", pair_json(t.startup[0], t.startup[1], 0));
+    let _ = write!(s, ",\"startup_mode_ms\":{}", pair_json(t.startup_mode[0], t.startup_mode[1], 0));
     let _ = write!(
         s,
         ",\"restart_ms\":{{\"nodes\":{},\"apache\":{},\"ours\":{},\"ratio\":{}}}",
@@ -623,27 +702,50 @@ fn summary_json(cfg: &CompareConfig, results: &HashMap<Workload, [Vec<RunResult>
         json_f64(t.restart[1], 0),
         json_f64(ratio(t.restart[1], t.restart[0]), 3)
     );
-    let _ = write!(s, ",\"restart_mode_ms\":{}", pair(t.restart_mode[0], t.restart_mode[1], 0));
-    let _ = write!(s, ",\"stop_ms\":{}", pair(t.stop[0], t.stop[1], 0));
-    let _ = write!(s, ",\"populate_per_s\":{}", pair(t.populate[0], t.populate[1], 0));
+    let _ = write!(s, ",\"restart_mode_ms\":{}", pair_json(t.restart_mode[0], t.restart_mode[1], 0));
+    let _ = write!(s, ",\"stop_ms\":{}", pair_json(t.stop[0], t.stop[1], 0));
+    let _ = write!(s, ",\"populate_per_s\":{}", pair_json(t.populate[0], t.populate[1], 0));
     let _ = write!(
         s,
         ",\"rss_kib\":{{\"after_load\":{},\"after_populate\":{},\"after_restart\":{}}}",
-        pair(rss[0][0] as f64, rss[0][1] as f64, 0),
-        pair(rss[1][0] as f64, rss[1][1] as f64, 0),
-        pair(rss[2][0] as f64, rss[2][1] as f64, 0)
+        pair_json(rss[0][0] as f64, rss[0][1] as f64, 0),
+        pair_json(rss[1][0] as f64, rss[1][1] as f64, 0),
+        pair_json(rss[2][0] as f64, rss[2][1] as f64, 0)
     );
     s.push_str(",\"ensemble\":\"see zk-bench ensemble\"}");
     s
 }
 
+/// `,"smoke":..,"rounds":..,"duration_s":..,"warmup_s":..,"clients":..,"outstanding":..,"payload":..,"nodes":..`:
+/// the JSON members of the parameters every comparison of workloads has.
+pub(super) fn params_json(cfg: &CompareConfig) -> String {
+    let CompareConfig { smoke, rounds, clients, outstanding, payload, nodes, .. } = cfg;
+    let (duration, warmup) = (json_f64(cfg.duration.as_secs_f64(), 3), json_f64(cfg.warmup.as_secs_f64(), 3));
+    format!(
+        ",\"smoke\":{smoke},\"rounds\":{rounds},\"duration_s\":{duration},\"warmup_s\":{warmup},\"clients\":{clients},\"outstanding\":{outstanding},\"payload\":{payload},\"nodes\":{nodes}"
+    )
+}
+
+/// `{"apache":..,"ours":..,"ratio":..}` with `d` decimals (the ratio ours/Apache with 3).
+pub(super) fn pair_json(apache: f64, ours: f64, d: usize) -> String {
+    format!("{{\"apache\":{},\"ours\":{},\"ratio\":{}}}", json_f64(apache, d), json_f64(ours, d), json_f64(ratio(ours, apache), 3))
+}
+
 /// `"<workload>":{"unit":..,"apache":{..},"ours":{..},"throughput_ratio":..,"p99_ratio":..}`
-/// from the medians of the rounds. Also used by `ensemble`.
+/// from the medians of the rounds. Also used by `ensemble` and `compare --tls`.
 pub(super) fn workload_json(w: Workload, runs: &[Vec<RunResult>; 2]) -> String {
+    format!("{}:{{\"unit\":{},{}}}", json_str(w.name()), json_str(w.unit()), sides_json(runs, "throughput", "throughput_ratio"))
+}
+
+/// `"apache":{"<rate>":..,"p50_us":..,"p99_us":..,"p999_us":..,"errors":..},"ours":{..},"<rate_ratio>":..,"p99_ratio":..`
+/// from the medians of both servers' rounds: `rate` names the per-second figure and
+/// `rate_ratio` its ratio ours/Apache (`throughput`, `throughput_ratio` for workloads).
+pub(super) fn sides_json<R: Round>(runs: &[Vec<R>; 2], rate: &str, rate_ratio: &str) -> String {
     let m = [medians(&runs[0]), medians(&runs[1])];
     let side = |m: &Med| {
         format!(
-            "{{\"throughput\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"errors\":{}}}",
+            "{{{}:{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"errors\":{}}}",
+            json_str(rate),
             json_f64(m.throughput, 1),
             json_f64(m.p50, 0),
             json_f64(m.p99, 0),
@@ -652,11 +754,10 @@ pub(super) fn workload_json(w: Workload, runs: &[Vec<RunResult>; 2]) -> String {
         )
     };
     format!(
-        "{}:{{\"unit\":{},\"apache\":{},\"ours\":{},\"throughput_ratio\":{},\"p99_ratio\":{}}}",
-        json_str(w.name()),
-        json_str(w.unit()),
+        "\"apache\":{},\"ours\":{},{}:{},\"p99_ratio\":{}",
         side(&m[0]),
         side(&m[1]),
+        json_str(rate_ratio),
         json_f64(ratio(m[1].throughput, m[0].throughput), 3),
         json_f64(ratio(m[1].p99, m[0].p99), 3)
     )

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use super::compare::median;
 use super::servers::{four_letter_word, free_port, guard_child, rss_kib, Kind, ServerPrograms, WorkDir, APACHE_JVM_FLAGS};
-use super::{json_f64, json_str};
+use super::{json_f64, json_str, print_title};
 
 pub(super) const QUORUM_PEER_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
 /// Apache's logging: info (the decision lines are QuorumPeer's, Leader's and Learner's
@@ -441,7 +441,7 @@ fn fmt_ms(v: f64) -> String {
 
 /// Apache first in rounds 1, 3, ...; ours first in rounds 2, 4, ...
 pub(super) fn order(round: usize) -> [Kind; 2] {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         [Kind::Apache, Kind::Ours]
     } else {
         [Kind::Ours, Kind::Apache]
@@ -502,10 +502,7 @@ pub fn election(cfg: &ElectionConfig) -> Result<(), String> {
 }
 
 fn run_in(cfg: &ElectionConfig, work: &Path) -> Result<(), String> {
-    println!(
-        "zk-bench election: Apache ZooKeeper 3.8 (QuorumPeerMain) vs zookeeper-rs zk-server ensembles{}",
-        if cfg.smoke { " -- SMOKE RUN, numbers mean nothing" } else { "" }
-    );
+    print_title("zk-bench election: Apache ZooKeeper 3.8 (QuorumPeerMain) vs zookeeper-rs zk-server ensembles", cfg.smoke);
     println!("  sizes {:?}; {} rounds per measurement, size and implementation; tickTime={} initLimit=10 syncLimit=5", cfg.sizes, cfg.rounds, cfg.tick_time);
     println!("  apache: {} {} {} -cp <jars> {QUORUM_PEER_MAIN} zoo.cfg", cfg.programs.java.display(), APACHE_JVM_FLAGS.join(" "), APACHE_LOG_FLAGS.join(" "));
     println!("  ours:   RUST_LOG={OURS_RUST_LOG} {} zoo.cfg", cfg.programs.ours.display());

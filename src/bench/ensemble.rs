@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use super::compare::{fmt_ratio, list_logs, median, medians, mib, print_workload_rounds, ratio, workload_json};
 use super::election::{idx, max, ms, order, threads_of, Cluster, APACHE_LOG_FLAGS, OURS_RUST_LOG, QUORUM_PEER_MAIN};
 use super::servers::{rss_kib, Kind, ServerPrograms, WorkDir, APACHE_JVM_FLAGS};
-use super::{json_f64, json_str, FailoverProbe, RunConfig, RunResult, Workload};
+use super::{json_f64, json_str, print_title, FailoverProbe, RunConfig, RunResult, Workload};
 
 const KINDS: [Kind; 2] = [Kind::Apache, Kind::Ours];
 const ROOT: &str = "/zkbench";
@@ -496,11 +496,7 @@ fn describe(cfg: &EnsembleConfig, w: Workload) -> String {
 }
 
 fn print_header(cfg: &EnsembleConfig, work: &Path) {
-    println!(
-        "zk-bench ensemble: Apache ZooKeeper 3.8 (QuorumPeerMain) vs zookeeper-rs zk-server, {} nodes each{}",
-        cfg.size,
-        if cfg.smoke { " -- SMOKE RUN, numbers mean nothing" } else { "" }
-    );
+    print_title(&format!("zk-bench ensemble: Apache ZooKeeper 3.8 (QuorumPeerMain) vs zookeeper-rs zk-server, {} nodes each", cfg.size), cfg.smoke);
     println!(
         "  {} rounds per workload (A B / B A alternating); warm-up {:.1} s + {:.1} s measured; {} clients x {} outstanding, client i on node i mod {}; payload {} B; key space {} nodes; mixed read ratio {}",
         cfg.rounds,
@@ -578,9 +574,7 @@ fn print_failover(cfg: &EnsembleConfig, fo: &[Vec<FailoverSample>; 2]) {
         "{:<7} {:<7} {:>9} {:>9} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>9} {:>9} {:>7}",
         "round", "first", "a write", "a all", "a decided", "a serving", "a lead", "o write", "o all", "o decided", "o serving", "o lead"
     );
-    let n = fo[0].len().min(fo[1].len());
-    for r in 0..n {
-        let (a, o) = (&fo[0][r], &fo[1][r]);
+    for (r, (a, o)) in fo[0].iter().zip(fo[1].iter()).enumerate() {
         println!(
             "{:<7} {:<7} {:>9} {:>9} {:>9.0} {:>9.0} {:>7} | {:>9} {:>9} {:>9.0} {:>9.0} {:>7}",
             r + 1,
@@ -637,12 +631,12 @@ fn print_failover(cfg: &EnsembleConfig, fo: &[Vec<FailoverSample>; 2]) {
 }
 
 /// Target of issue #11 for a metric: (label, ours/apache must be >= or <= this).
-enum Target {
+pub(super) enum Target {
     AtLeast(f64),
     AtMost(f64),
 }
 
-fn target_text(t: &Target, r: f64) -> String {
+pub(super) fn target_text(t: &Target, r: f64) -> String {
     let (ok, what) = match t {
         Target::AtLeast(x) => (r >= *x, format!(">= {x}x")),
         Target::AtMost(x) => (r <= *x, format!("<= {x}x")),
@@ -653,6 +647,37 @@ fn target_text(t: &Target, r: f64) -> String {
         format!("{what}: met")
     } else {
         format!("{what}: NOT met")
+    }
+}
+
+/// A final ratio table with a target column: the ratio ours/Apache, the metric (`width`
+/// wide), Apache's and our figure and whether the target is met. Also `compare --tls`'s.
+pub(super) struct TargetTable {
+    pub(super) width: usize,
+}
+
+impl TargetTable {
+    /// The heads, `target` that of the target column.
+    pub(super) fn head(&self, target: &str) {
+        println!("{:>8}  {:<width$} {:>12} {:>12}  {target}", "ratio", "metric", "apache", "ours", width = self.width);
+    }
+
+    /// A row with `decimals` digits; the target column blank without a target.
+    pub(super) fn row(&self, label: &str, a: f64, o: f64, decimals: usize, t: Option<Target>) {
+        let r = ratio(o, a);
+        let tt = t.map(|t| target_text(&t, r)).unwrap_or_default();
+        println!("{:>8}  {:<width$} {:>12.*} {:>12.*}  {tt}", fmt_ratio(r), label, decimals, a, decimals, o, width = self.width);
+    }
+
+    /// Per workload the medians' throughput (against `throughput_target`), p50 and p99
+    /// latency (at most Apache's), the labels starting with `prefix`.
+    pub(super) fn workload_rows(&self, prefix: &str, results: &[(Workload, [Vec<RunResult>; 2])], throughput_target: fn(Workload) -> Option<Target>) {
+        for (w, runs) in results {
+            let (a, o) = (medians(&runs[0]), medians(&runs[1]));
+            self.row(&format!("{prefix}{w} throughput ({}/s)", w.unit()), a.throughput, o.throughput, 0, throughput_target(*w));
+            self.row(&format!("{prefix}{w} p50 latency (us)"), a.p50, o.p50, 0, None);
+            self.row(&format!("{prefix}{w} p99 latency (us)"), a.p99, o.p99, 0, Some(Target::AtMost(1.0)));
+        }
     }
 }
 
@@ -672,38 +697,29 @@ fn print_final(cfg: &EnsembleConfig, results: &[(Workload, [Vec<RunResult>; 2])]
         cfg.failover_rounds,
         if cfg.smoke { " -- SMOKE RUN" } else { "" }
     );
-    println!("{:>8}  {:<52} {:>12} {:>12}  {}", "ratio", "metric", "apache", "ours", "target (issue #11)");
-    let row = |label: &str, a: f64, o: f64, decimals: usize, t: Option<Target>| {
-        let r = ratio(o, a);
-        let tt = t.map(|t| target_text(&t, r)).unwrap_or_default();
-        println!("{:>8}  {:<52} {:>12.*} {:>12.*}  {tt}", fmt_ratio(r), label, decimals, a, decimals, o);
-    };
-    for (w, runs) in results {
-        let (a, o) = (medians(&runs[0]), medians(&runs[1]));
-        row(&format!("{w} throughput ({}/s)", w.unit()), a.throughput, o.throughput, 0, throughput_target(*w));
-        row(&format!("{w} p50 latency (us)"), a.p50, o.p50, 0, None);
-        row(&format!("{w} p99 latency (us)"), a.p99, o.p99, 0, Some(Target::AtMost(1.0)));
-    }
+    let table = TargetTable { width: 52 };
+    table.head("target (issue #11)");
+    table.workload_rows("", results, throughput_target);
     let (a, o) = (fo_medians(&fo[0]), fo_medians(&fo[1]));
     let fw = cfg.failover_workload;
-    row(&format!("failover ({fw} load): kill -> first write, median (ms)"), a[0], o[0], 0, Some(Target::AtMost(1.0)));
-    row(
+    table.row(&format!("failover ({fw} load): kill -> first write, median (ms)"), a[0], o[0], 0, Some(Target::AtMost(1.0)));
+    table.row(
         &format!("failover ({fw} load): kill -> first write, max (ms)"),
         fo_max(&fo[0], |x| x.first_write),
         fo_max(&fo[1], |x| x.first_write),
         0,
         None,
     );
-    row(&format!("failover: kill -> all {} sessions writing, median (ms)", cfg.clients), a[1], o[1], 0, None);
-    row("leader kill -> every survivor decided, median (ms)", a[2], o[2], 0, None);
-    row("leader kill -> new leader serving, median (ms)", a[3], o[3], 0, None);
+    table.row(&format!("failover: kill -> all {} sessions writing, median (ms)", cfg.clients), a[1], o[1], 0, None);
+    table.row("leader kill -> every survivor decided, median (ms)", a[2], o[2], 0, None);
+    table.row("leader kill -> new leader serving, median (ms)", a[3], o[3], 0, None);
     for i in 0..cfg.size {
         let (Some(x), Some(y)) = (mem[0].get(i), mem[1].get(i)) else { continue };
-        row(&format!("RSS after the load, {} (MiB)", role_label(i, x)), mib(x.rss_kib), mib(y.rss_kib), 1, Some(Target::AtMost(0.25)));
+        table.row(&format!("RSS after the load, {} (MiB)", role_label(i, x)), mib(x.rss_kib), mib(y.rss_kib), 1, Some(Target::AtMost(0.25)));
     }
     let (omax, amin) = worst_rss(mem);
-    row("RSS: largest of ours / smallest Apache node (MiB)", mib(amin), mib(omax), 1, Some(Target::AtMost(0.25)));
-    row("start: spawn -> every node serving, 1 start (ms)", start_ms[0], start_ms[1], 0, None);
+    table.row("RSS: largest of ours / smallest Apache node (MiB)", mib(amin), mib(omax), 1, Some(Target::AtMost(0.25)));
+    table.row("start: spawn -> every node serving, 1 start (ms)", start_ms[0], start_ms[1], 0, None);
 }
 
 fn summary_json(cfg: &EnsembleConfig, results: &[(Workload, [Vec<RunResult>; 2])], fo: &[Vec<FailoverSample>; 2], mem: &[Vec<NodeMem>; 2], start_ms: [f64; 2]) -> String {

@@ -12,6 +12,10 @@
 //!   by side: workloads with the clients spread over the nodes, RSS of every node, and
 //!   failover (leader kill -> first write) under load (`zk-bench ensemble`,
 //!   `bin/zkBench.sh ensemble`).
+//! * [`tls`]: `compare --tls`, both servers on a secure client port: workloads over TLS
+//!   through our client library, and session opening (full handshakes) per second.
+//! * [`scrape::scrape`]: Prometheus `/metrics` scrape times of our server with a big
+//!   tree, idle and under load (`zk-bench scrape`, `bin/zkBench.sh scrape`; ours only).
 //!
 //! Everything is OS threads and blocking calls; the client's async calls keep requests
 //! in flight, a bounded channel per client thread carries their completions back.
@@ -20,7 +24,9 @@ pub mod compare;
 pub mod election;
 pub mod ensemble;
 pub mod histogram;
+pub mod scrape;
 pub mod servers;
+pub mod tls;
 mod workload;
 
 use std::fmt::Write as _;
@@ -184,11 +190,7 @@ pub struct RunResult {
 
 impl RunResult {
     pub fn throughput(&self) -> f64 {
-        if self.duration_s > 0.0 {
-            self.ops as f64 / self.duration_s
-        } else {
-            0.0
-        }
+        per_second(self.ops, self.duration_s)
     }
 
     /// The one-line JSON summary of `zk-bench run`.
@@ -262,6 +264,20 @@ impl RunResult {
 pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     cfg.validate()?;
     workload::run(cfg)
+}
+
+/// `count` per second of `secs`; 0 for an empty window.
+fn per_second(count: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        count as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Prints a benchmark's title line, marked when it is a smoke run.
+fn print_title(title: &str, smoke: bool) {
+    println!("{title}{}", if smoke { " -- SMOKE RUN, numbers mean nothing" } else { "" });
 }
 
 /// A JSON string literal.

@@ -121,7 +121,31 @@ impl ServerPrograms {
         APACHE_JARS.iter().map(|j| self.apache_jars_dir.join(j).display().to_string()).collect::<Vec<_>>().join(":")
     }
 
-    fn command(&self, kind: Kind, cfg: &Path, dir: &Path) -> Command {
+    /// The class path with `extra_jars` (file names in the jars directory) after the
+    /// usual ones.
+    pub fn apache_classpath_with(&self, extra_jars: &[&str]) -> String {
+        let mut cp = self.apache_classpath();
+        for j in extra_jars {
+            cp.push(':');
+            cp.push_str(&self.apache_jars_dir.join(j).display().to_string());
+        }
+        cp
+    }
+
+    /// Err naming those of `jars` (file names in the jars directory) that are missing.
+    pub fn check_jars(&self, jars: &[&str]) -> Result<(), String> {
+        let missing: Vec<String> = jars.iter().map(|j| self.apache_jars_dir.join(j)).filter(|p| !p.is_file()).map(|p| p.display().to_string()).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "missing {}: install their Debian package (libnetty-java for the Netty jars; bin/test.sh installs it), or point --apache-jars at them",
+                missing.join(", ")
+            ))
+        }
+    }
+
+    fn command(&self, kind: Kind, cfg: &Path, dir: &Path, extra_jars: &[&str]) -> Command {
         match kind {
             Kind::Apache => {
                 let mut c = Command::new(&self.java);
@@ -129,7 +153,7 @@ impl ServerPrograms {
                     .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
                     .args(APACHE_LOG_FLAGS)
                     .arg("-cp")
-                    .arg(self.apache_classpath())
+                    .arg(self.apache_classpath_with(extra_jars))
                     .arg(APACHE_MAIN)
                     .arg(cfg);
                 c
@@ -144,13 +168,18 @@ impl ServerPrograms {
 
     /// The command lines, for the report.
     pub fn describe(&self, kind: Kind) -> String {
+        self.describe_with(kind, &[])
+    }
+
+    /// As [`describe`](Self::describe), with `extra_jars` on Apache's class path.
+    pub fn describe_with(&self, kind: Kind, extra_jars: &[&str]) -> String {
         match kind {
             Kind::Apache => format!(
                 "{} {} {} -cp {} {APACHE_MAIN} zoo.cfg",
                 self.java.display(),
                 APACHE_JVM_FLAGS.join(" "),
                 APACHE_LOG_FLAGS.join(" "),
-                self.apache_classpath()
+                self.apache_classpath_with(extra_jars)
             ),
             Kind::Ours => format!("RUST_LOG={OURS_RUST_LOG} {} zoo.cfg", self.ours.display()),
         }
@@ -192,6 +221,25 @@ impl Drop for WorkDir {
 pub fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind((LOOPBACK, 0)).map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| format!("local_addr: {e}"))
+}
+
+/// `n` free ports, distinct from each other and from `taken` (the OS may hand out a
+/// port again once its probe listener is closed).
+fn distinct_free_ports(n: usize, taken: u16) -> Result<Vec<u16>, String> {
+    let mut out = Vec::with_capacity(n);
+    let mut tries = 0;
+    while out.len() < n {
+        let p = free_port()?;
+        if p != taken && !out.contains(&p) {
+            out.push(p);
+        } else {
+            tries += 1;
+            if tries > 100 {
+                return Err("cannot find distinct free ports on 127.0.0.1".into());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The zoo.cfg both servers get (only dataDir and port differ).
@@ -286,6 +334,28 @@ pub struct StartTimes {
     pub mode: Duration,
 }
 
+/// zoo.cfg lines given the ports picked for them.
+pub type CfgLines = Box<dyn Fn(&[u16]) -> String>;
+
+/// What a benchmark adds to the common zoo.cfg ([`zoo_cfg`]) and to Apache's class
+/// path: `compare --tls` a secure client port, `scrape` the Prometheus endpoint.
+pub struct ServerExtra {
+    /// Free ports picked for each start attempt besides the client port (a retry after
+    /// "address in use" picks new ones), handed to `cfg`.
+    pub ports: usize,
+    /// zoo.cfg lines appended to the common ones, given those ports.
+    pub cfg: CfgLines,
+    /// Jars (file names in the Apache jars directory) added to Apache's class path.
+    pub apache_jars: Vec<&'static str>,
+}
+
+impl ServerExtra {
+    /// Nothing added: the plain `compare` server.
+    pub fn none() -> ServerExtra {
+        ServerExtra { ports: 0, cfg: Box::new(|_| String::new()), apache_jars: Vec::new() }
+    }
+}
+
 /// One server: `<dir>/zoo.cfg`, `<dir>/data`, `<dir>/server-<n>.log` per spawn.
 pub struct ManagedServer {
     pub kind: Kind,
@@ -293,6 +363,9 @@ pub struct ManagedServer {
     dir: PathBuf,
     cfg: PathBuf,
     port: u16,
+    /// The [`ServerExtra`] ports of the attempt that started, in its order.
+    extra_ports: Vec<u16>,
+    apache_jars: Vec<&'static str>,
     child: Option<Child>,
     log: PathBuf,
     spawns: u32,
@@ -303,14 +376,21 @@ impl ManagedServer {
     /// from spawn to serving (`ruok` = imok, `srvr` shows a Mode, and getData of "/"
     /// through our client succeeds). Retries on another port if the first was taken.
     pub fn start(kind: Kind, programs: &ServerPrograms, dir: PathBuf) -> Result<(ManagedServer, StartTimes), String> {
+        Self::start_with(kind, programs, dir, &ServerExtra::none())
+    }
+
+    /// As [`start`](Self::start), with `extra`'s zoo.cfg lines, ports and jars.
+    pub fn start_with(kind: Kind, programs: &ServerPrograms, dir: PathBuf, extra: &ServerExtra) -> Result<(ManagedServer, StartTimes), String> {
         let mut last = String::new();
         for attempt in 0..3 {
             let d = if attempt == 0 { dir.clone() } else { dir.with_extension(format!("retry{attempt}")) };
             let data = d.join("data");
             fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
             let port = free_port()?;
+            let extra_ports = distinct_free_ports(extra.ports, port)?;
             let cfg = d.join("zoo.cfg");
-            fs::write(&cfg, zoo_cfg(&data, port)).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
+            let text = format!("{}{}", zoo_cfg(&data, port), (extra.cfg)(&extra_ports));
+            fs::write(&cfg, text).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
             let mut srv = ManagedServer {
                 kind,
                 programs: programs.clone(),
@@ -318,6 +398,8 @@ impl ManagedServer {
                 dir: d,
                 cfg,
                 port,
+                extra_ports,
+                apache_jars: extra.apache_jars.clone(),
                 child: None,
                 spawns: 0,
             };
@@ -344,6 +426,11 @@ impl ManagedServer {
 
     pub fn connect_string(&self) -> String {
         format!("{LOOPBACK}:{}", self.port)
+    }
+
+    /// The ports [`ServerExtra::ports`] asked for, in the order `cfg` got them.
+    pub fn extra_ports(&self) -> &[u16] {
+        &self.extra_ports
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -389,7 +476,7 @@ impl ManagedServer {
         self.log = self.dir.join(format!("server-{}.log", self.spawns));
         let logf = fs::File::create(&self.log).map_err(|e| format!("cannot create {}: {e}", self.log.display()))?;
         let logf2 = logf.try_clone().map_err(|e| format!("cannot dup the log file: {e}"))?;
-        let mut cmd = self.programs.command(self.kind, &self.cfg, &self.dir);
+        let mut cmd = self.programs.command(self.kind, &self.cfg, &self.dir, &self.apache_jars);
         cmd.current_dir(&self.dir).stdin(Stdio::null()).stdout(logf).stderr(logf2);
         guard_child(&mut cmd);
         let t0 = Instant::now();

@@ -171,7 +171,7 @@ fn bulk(sessions: &[ZooKeeper], paths: &mut dyn Iterator<Item = String>, op: Bul
     let mut next_session = 0usize;
     let mut exhausted = false;
     loop {
-        while !exhausted && inflight < cap && deadline.map_or(true, |d| Instant::now() < d) {
+        while !exhausted && inflight < cap && deadline.is_none_or(|d| Instant::now() < d) {
             let zk = &sessions[next_session % sessions.len()];
             let tx = tx.clone();
             let n = match op {
@@ -1162,6 +1162,23 @@ fn run_churn(cfg: &RunConfig) -> Result<(Tally, f64), String> {
     Ok((tally, cfg.duration.as_secs_f64()))
 }
 
+/// Creates `<root>` and `<root>/n-0 .. n-<count-1>` with `payload_len` bytes each,
+/// pipelined over `sessions` sessions x `window` requests (for `compare`'s restart
+/// measurement). Returns the path of the last node and the creates per second.
+pub fn populate(server: &str, root: &str, count: usize, payload_len: usize, sessions: usize, window: usize) -> Result<(String, f64), String> {
+    let zks = connect_many(server, sessions.max(1), CONNECT_TIMEOUT)?;
+    prepare_root(&zks[0], root)?;
+    let data = payload(payload_len);
+    let t = Instant::now();
+    let o = bulk(&zks, &mut (0..count).map(|i| key_path(root, i)), BulkOp::Create(&data), window, None);
+    let rate = count as f64 / t.elapsed().as_secs_f64().max(1e-9);
+    close_all(zks);
+    if o.errors > 0 {
+        return Err(setup_failed(&format!("populating {count} nodes under {root}"), &o));
+    }
+    Ok((key_path(root, count.saturating_sub(1)), rate))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1216,21 +1233,4 @@ mod tests {
         assert!(w.contains(from));
         assert!(!w.contains(from + Duration::from_secs(1)));
     }
-}
-
-/// Creates `<root>` and `<root>/n-0 .. n-<count-1>` with `payload_len` bytes each,
-/// pipelined over `sessions` sessions x `window` requests (for `compare`'s restart
-/// measurement). Returns the path of the last node and the creates per second.
-pub fn populate(server: &str, root: &str, count: usize, payload_len: usize, sessions: usize, window: usize) -> Result<(String, f64), String> {
-    let zks = connect_many(server, sessions.max(1), CONNECT_TIMEOUT)?;
-    prepare_root(&zks[0], root)?;
-    let data = payload(payload_len);
-    let t = Instant::now();
-    let o = bulk(&zks, &mut (0..count).map(|i| key_path(root, i)), BulkOp::Create(&data), window, None);
-    let rate = count as f64 / t.elapsed().as_secs_f64().max(1e-9);
-    close_all(zks);
-    if o.errors > 0 {
-        return Err(setup_failed(&format!("populating {count} nodes under {root}"), &o));
-    }
-    Ok((key_path(root, count.saturating_sub(1)), rate))
 }

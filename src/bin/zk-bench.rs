@@ -4,7 +4,9 @@
 //! a running server; `zk-bench compare [--smoke] ...` starts Apache ZooKeeper 3.8 and our
 //! zk-server and compares them; `zk-bench election [--smoke] ...` compares leader election of
 //! Apache and our ensembles; `zk-bench ensemble [--smoke] ...` compares 3-node ensembles
-//! under load (throughput, latency, failover, RSS per node) (see docs/benchmarks.md).
+//! under load (throughput, latency, failover, RSS per node); `zk-bench compare --tls` compares
+//! them on a secure client port; `zk-bench scrape` times Prometheus scrapes of our server with
+//! a big tree (see docs/benchmarks.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +15,9 @@ use clap::{Args, Parser, Subcommand};
 use zookeeper::bench::compare::{compare, CompareConfig};
 use zookeeper::bench::election::{election, ElectionConfig};
 use zookeeper::bench::ensemble::{ensemble, EnsembleConfig, DEFAULT_WORKLOADS};
+use zookeeper::bench::scrape::{scrape, ScrapeConfig};
 use zookeeper::bench::servers::{ServerPrograms, DEFAULT_APACHE_JARS_DIR, DEFAULT_JAVA};
+use zookeeper::bench::tls::{KeyType, TlsClient, TlsOptions};
 use zookeeper::bench::{run, RunConfig, Workload};
 use zookeeper::system_properties;
 
@@ -37,6 +41,44 @@ enum Cmd {
     /// get/set/create/mixed with the clients spread over the nodes, RSS of every node,
     /// leader kill -9 under load -> first successful write.
     Ensemble(EnsembleArgs),
+    /// Prometheus /metrics scrape times of our zk-server with a big tree, idle and under
+    /// load (ours only: Debian's Apache 3.8 has no Prometheus provider).
+    Scrape(ScrapeArgs),
+}
+
+#[derive(Args)]
+struct ScrapeArgs {
+    /// Small counts (well under a minute); checks that everything works, measures
+    /// nothing worth reporting.
+    #[arg(long)]
+    smoke: bool,
+    /// Znodes in the tree [default: 1000000; smoke 20000]
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Scrapes per phase [default: 200; smoke 10]
+    #[arg(long)]
+    scrapes: Option<usize>,
+    /// Bytes per znode.
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Sessions of the populate and the load.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    #[arg(long, default_value_t = 32)]
+    outstanding: usize,
+    /// The load of the last phase: get, set or mixed.
+    #[arg(long, value_enum, default_value = "set")]
+    load: Workload,
+    /// Skip the phase under load.
+    #[arg(long)]
+    no_load: bool,
+    /// Our server binary [default: zk-server next to this zk-bench]
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Keep the server's directory (zoo.cfg, dataDir, log) afterwards (it is always kept
+    /// when the benchmark fails).
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Args)]
@@ -186,6 +228,10 @@ struct RunArgs {
     /// server i mod n only, instead of a random one of the list.
     #[arg(long)]
     spread: bool,
+    /// Speak TLS to --server (its secure client port) with this PEM file of CA
+    /// certificates as the trust store (zookeeper.client.secure).
+    #[arg(long)]
+    tls_trust_store: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -222,9 +268,23 @@ struct CompareArgs {
     /// Nodes (100 B) in the tree for the restart measurement [default: 100000; smoke 2000]
     #[arg(long)]
     restart_nodes: Option<usize>,
-    /// Only these workloads (comma-separated) [default: all]
+    /// Only these workloads (comma-separated) [default: all; with --tls get,set]
     #[arg(long, value_enum, value_delimiter = ',')]
     workloads: Vec<Workload>,
+    /// Compare on a secure client port instead: certificates made with openssl, both
+    /// servers with secureClientPort and PEM stores, the workloads over TLS, and
+    /// sessions opened per second (full TLS handshakes) with 1 and --openers openers.
+    #[arg(long)]
+    tls: bool,
+    /// --tls: the server certificate's key.
+    #[arg(long, value_enum, default_value = "rsa")]
+    tls_key: KeyType,
+    /// --tls: concurrent openers of the session-opening measurement (it also runs with 1).
+    #[arg(long, default_value_t = 8)]
+    openers: usize,
+    /// --tls: seconds measured per session-opening run, round and server [default: 5; smoke 0.5]
+    #[arg(long)]
+    open_duration: Option<f64>,
     /// Our server binary [default: zk-server next to this zk-bench]
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -235,7 +295,8 @@ struct CompareArgs {
     /// Java for the Apache server.
     #[arg(long, default_value = DEFAULT_JAVA)]
     java: PathBuf,
-    /// Directory with zookeeper.jar, zookeeper-jute.jar, slf4j-api.jar, slf4j-simple.jar.
+    /// Directory with zookeeper.jar, zookeeper-jute.jar, slf4j-api.jar, slf4j-simple.jar
+    /// (and, for --tls, netty-codec.jar and netty-resolver.jar).
     #[arg(long, default_value = DEFAULT_APACHE_JARS_DIR)]
     apache_jars: PathBuf,
 }
@@ -261,6 +322,8 @@ fn run_cmd(a: RunArgs) -> Result<(), String> {
         spread: a.spread,
         probe: None,
     };
+    // Kept until the run is over: it turns TLS off again when dropped.
+    let _tls = a.tls_trust_store.map(|p| TlsClient::enable(&p)).transpose()?;
     let r = run(&cfg)?;
     print!("{}", r.summary());
     println!("{}", r.json());
@@ -346,10 +409,45 @@ fn compare_cmd(a: CompareArgs) -> Result<(), String> {
         watchers: a.watchers.unwrap_or(if smoke { 20 } else { 100 }),
         multi_ops: a.multi_ops,
         restart_nodes: a.restart_nodes.unwrap_or(if smoke { 2000 } else { 100_000 }),
-        workloads: if a.workloads.is_empty() { Workload::ALL.to_vec() } else { a.workloads },
+        workloads: if !a.workloads.is_empty() {
+            a.workloads
+        } else if a.tls {
+            vec![Workload::Get, Workload::Set]
+        } else {
+            Workload::ALL.to_vec()
+        },
         keep_dir: a.keep,
+        tls: if a.tls {
+            Some(TlsOptions {
+                key: a.tls_key,
+                openers: a.openers,
+                open_duration: secs("open-duration", pick(a.open_duration, 5.0, 0.5))?,
+            })
+        } else {
+            None
+        },
     };
     compare(&cfg)
+}
+
+fn scrape_cmd(a: ScrapeArgs) -> Result<(), String> {
+    let smoke = a.smoke;
+    let cfg = ScrapeConfig {
+        programs: ServerPrograms {
+            java: DEFAULT_JAVA.into(),
+            apache_jars_dir: DEFAULT_APACHE_JARS_DIR.into(),
+            ours: our_server(a.server_bin)?,
+        },
+        smoke,
+        nodes: a.nodes.unwrap_or(if smoke { 20_000 } else { 1_000_000 }),
+        scrapes: a.scrapes.unwrap_or(if smoke { 10 } else { 200 }),
+        payload: a.payload,
+        clients: a.clients,
+        outstanding: a.outstanding,
+        load: if a.no_load { None } else { Some(a.load) },
+        keep_dir: a.keep,
+    };
+    scrape(&cfg)
 }
 
 fn main() {
@@ -367,6 +465,7 @@ fn main() {
         Cmd::Compare(a) => compare_cmd(a),
         Cmd::Election(a) => election_cmd(a),
         Cmd::Ensemble(a) => ensemble_cmd(a),
+        Cmd::Scrape(a) => scrape_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("zk-bench: {e}");
