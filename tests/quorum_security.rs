@@ -137,7 +137,9 @@ fn our_leader_and_followers_over_quorum_tls() {
 #[test]
 fn peers_with_bad_certificates_are_refused_both_ways() {
     let c = certs();
-    for (bad, imp) in [("rogue", Impl::Ours), ("elsewhere", Impl::Ours), ("rogue", Impl::Apache), ("elsewhere", Impl::Apache)] {
+    // Ours naming another host: refused by Apache's and our server-side host check;
+    // an Apache peer from another CA: refused by our chain check (and Apache's).
+    for (bad, imp) in [("elsewhere", Impl::Ours), ("rogue", Impl::Apache)] {
         let spec = EnsembleSpec::of(&[Impl::Apache, Impl::Ours, imp])
             
             .cfg(&ssl_quorum_cfg(&c, "peer"))
