@@ -12,7 +12,9 @@
 //!
 //! What it does (see docs/benchmarks.md for the write-up):
 //!
-//! 1. starts three servers on free loopback ports with the same zoo.cfg:
+//! 1. starts three servers on free loopback ports with the same zoo.cfg (the library's
+//!    `zookeeper::bench::servers`, as `zk-bench compare`: command lines, zoo.cfg,
+//!    readiness, RSS readings, stop / restart):
 //!    * `apache`        — Apache 3.8.0 `ZooKeeperServerMain`, default durability
 //!      (fsync of the txn log on every commit batch),
 //!    * `apache-nosync` — the same with `forceSync=no` (no fsync),
@@ -26,16 +28,17 @@
 //!    run (setData, 100 bytes) alternating apache / apache-nosync / ours; every run
 //!    uses fresh sessions: `--conns` connections × `--depth` outstanding requests;
 //! 4. reads VmRSS again, prints the table, medians, ratios ours/Apache and a one-line
-//!    JSON summary; kills all servers (also on panic, and via PR_SET_PDEATHSIG if
-//!    this process is killed).
+//!    JSON summary; kills all servers (also on an error or panic, and via
+//!    PR_SET_PDEATHSIG if this process is killed). On an error the servers' directories
+//!    (zoo.cfg, dataDir, logs) are kept and named.
 //!
 //! `--persist` runs the restart benchmark instead (`persist_main`): `apache` and `ours`
 //! only; populate `--restart-nodes` (default 1 000 000) nodes of 100 bytes, wait for the
 //! snapshots this triggers (snapCount default 100 000) to finish and read their times
 //! from the logs (`Snapshotting: 0x<zxid> to <file>` + `Snapshot taken ... in <n> ms`);
 //! then `--rounds` (3; `--quick` 2) rounds, alternating the servers, of SIGTERM, wait
-//! for exit, respawn on the same dataDir and time spawn -> `ruok`=`imok` + `srvr` `Mode:
-//! standalone` + getData of the last node; then one SIGKILL round. Rounds after the
+//! for exit, respawn on the same dataDir and time spawn -> `ruok`=`imok`, `srvr` shows a
+//! `Mode:` and a new session reads the last node; then one SIGKILL round. Rounds after the
 //! first write `--restart-sets` (40 000) setData txns first, so every restart replays
 //! a known log tail. The phases (snapshot read, log replay, start-up snapshot) come from
 //! the restarted process's log. The smoke run ends with one small SIGTERM restart each.
@@ -44,53 +47,34 @@
 //! extra get run and one extra set run (not counted in the table) and prints the top
 //! symbols (`ZKRS_BENCH_PERF_ARGS` overrides the default `-F 999`).
 //!
-//! The client is a raw-protocol load generator (one OS thread per connection that keeps
+//! The load client is a raw-protocol generator (one OS thread per connection that keeps
 //! `depth` requests in flight: it reads whatever replies have arrived, then writes as
-//! many new requests in one write), built on the crate's jute records.
+//! many new requests in one write), built on the crate's jute records and the frames
+//! and session handshake of `zookeeper::bench::raw`; its latencies go into the library's
+//! HDR histograms (`zookeeper::bench::LatencyHistogram`).
 
 use std::collections::VecDeque;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use zookeeper::bench::compare::{in_work_dir, median, mib};
+use zookeeper::bench::raw::{frame, open_session, read_frame, write_frame};
+use zookeeper::bench::servers::{four_letter_word, Kind, ManagedServer, ServerExtra, ServerPrograms, DEFAULT_APACHE_JARS_DIR, DEFAULT_JAVA};
+use zookeeper::bench::{LatencyHistogram, Percentiles};
 use zookeeper::jute::{InputArchive, OutputArchive, Record};
-use zookeeper::proto::proto::{
-    ConnectRequest, ConnectResponse, CreateRequest, GetDataRequest, GetDataResponse, ReplyHeader,
-    RequestHeader, SetDataRequest,
-};
+use zookeeper::proto::proto::{CreateRequest, GetDataRequest, GetDataResponse, ReplyHeader, RequestHeader, SetDataRequest};
 use zookeeper::proto::{ids, op_code};
 
 // ------------------------------------------------------------ settings --
 
-const JAVA: &str = "/usr/bin/java";
-const APACHE_CP: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:\
-/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-simple.jar";
-const APACHE_MAIN: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";
-/// JVM flags of the Apache servers (a typical production-ish setting for a 2 GB heap).
-const APACHE_JVM_FLAGS: &[&str] = &["-server", "-Xmx2g", "-XX:+UseParallelGC", "-Djava.net.preferIPv4Stack=true"];
-/// Logging of the Apache servers: warnings, plus the info lines of the snapshot and
-/// restore code (`Snapshotting: 0x.. to <file>` / `Snapshot taken in N ms`,
-/// `Reading snapshot`, `N txns loaded in M ms`, `Snapshot loaded in T ms`), timestamped.
-const APACHE_LOG_FLAGS: &[&str] = &[
-    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-    "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.ZooKeeperServer=info",
-    "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.ZKDatabase=info",
-    "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.persistence=info",
-    "-Dorg.slf4j.simpleLogger.showDateTime=true",
-    "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS",
-    "-Dorg.slf4j.simpleLogger.logFile=System.out",
-];
-/// `RUST_LOG` of our server: warnings, plus the same kind of info lines as Apache's.
-const OURS_RUST_LOG: &str = "warn,zookeeper::server::zookeeper_server=info,zookeeper::server::persistence=info";
 const DATA_LEN: usize = 100;
-const LOOPBACK: &str = "127.0.0.1";
 
 #[derive(Clone, Debug)]
 struct Opts {
@@ -178,236 +162,28 @@ fn parse_opts() -> Opts {
     o
 }
 
+
 // ------------------------------------------------------------- servers --
 
-extern "C" {
-    fn prctl(option: i32, ...) -> i32;
-    fn kill(pid: i32, sig: i32) -> i32;
-}
-const PR_SET_PDEATHSIG: i32 = 1;
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
-const SIGKILL: i32 = 9;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Apache,
-    Ours,
-}
-
-/// A server process; killed (SIGKILL) and reaped on drop, so also on panic.
-struct Server {
-    name: &'static str,
-    kind: Kind,
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    cfg: PathBuf,
-    /// The log of the current process (each restart writes a new one).
-    log: PathBuf,
-    spawns: usize,
-}
-
-impl Server {
-    fn addr(&self) -> SocketAddr {
-        format!("{LOOPBACK}:{}", self.port).parse().unwrap()
-    }
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-    fn log_tail(&self) -> String {
-        let s = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-    /// Panics (with the log) if the process has exited.
-    fn check_alive(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if let Ok(Some(st)) = c.try_wait() {
-                panic!("{} server exited with {st}; log tail:\n{}", self.name, self.log_tail());
-            }
-        }
-    }
-    /// Sends `sig` and waits for the process to exit; returns how long that took.
-    fn stop(&mut self, sig: i32) -> Duration {
-        let mut c = self.child.take().expect("running");
-        let t0 = Instant::now();
-        unsafe {
-            kill(c.id() as i32, sig);
-        }
-        let deadline = t0 + Duration::from_secs(120);
-        loop {
-            match c.try_wait() {
-                Ok(Some(_)) => return t0.elapsed(),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(1)),
-                _ => {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    panic!("{} did not exit within 120 s of signal {sig}", self.name);
-                }
-            }
-        }
-    }
-    /// Starts the server again on the same zoo.cfg and dataDir, logging to a new file.
-    /// Returns the instant just before the spawn.
-    fn respawn(&mut self) -> Instant {
-        assert!(self.child.is_none(), "{} is still running", self.name);
-        self.spawns += 1;
-        self.log = self.dir.path().join(format!("server-{}.log", self.spawns));
-        let t0 = Instant::now();
-        self.child = Some(spawn_server(self.name, self.kind, &self.cfg, self.dir.path(), &self.log));
-        t0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind((LOOPBACK, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
-}
-
-fn zoo_cfg(data_dir: &Path, port: u16, extra: &str) -> String {
-    format!(
-        "tickTime=2000\n\
-         dataDir={}\n\
-         clientPort={port}\n\
-         clientPortAddress={LOOPBACK}\n\
-         maxClientCnxns=0\n\
-         4lw.commands.whitelist=*\n\
-         admin.enableServer=false\n\
-         {extra}",
-        data_dir.display()
-    )
-}
-
-/// The command line a server of `kind` is started with (printed in the report).
-fn server_command(kind: Kind, cfg: &Path, dir: &Path) -> Command {
-    match kind {
-        Kind::Apache => {
-            let mut c = Command::new(JAVA);
-            c.args(APACHE_JVM_FLAGS)
-                .arg(format!("-Dzookeeper.log.dir={}", dir.display()))
-                .args(APACHE_LOG_FLAGS)
-                .arg("-cp")
-                .arg(APACHE_CP)
-                .arg(APACHE_MAIN)
-                .arg(cfg);
-            c
-        }
-        Kind::Ours => {
-            let mut c = Command::new(env!("CARGO_BIN_EXE_zk-server"));
-            c.env("RUST_LOG", OURS_RUST_LOG).arg(cfg);
-            c
-        }
-    }
-}
-
-fn spawn_server(name: &str, kind: Kind, cfg: &Path, dir: &Path, log: &Path) -> Child {
-    let logf = fs::File::create(log).unwrap();
-    let mut cmd = server_command(kind, cfg, dir);
-    cmd.current_dir(dir).stdin(Stdio::null()).stdout(logf.try_clone().unwrap()).stderr(logf);
-    unsafe {
-        // Servers die with this process even if it is SIGKILLed. PDEATHSIG is tied to
-        // the forking thread: all servers are started from the main thread.
-        cmd.pre_exec(|| {
-            if prctl(PR_SET_PDEATHSIG, SIGKILL as std::ffi::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"))
-}
-
-fn start_server(name: &'static str, kind: Kind, extra_cfg: &str) -> Server {
-    let mut last = String::new();
-    for _attempt in 0..3 {
-        let dir = tempfile::Builder::new().prefix(&format!("zkbench-{name}-")).tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        fs::create_dir_all(&data).unwrap();
-        let port = free_port();
-        let cfg = dir.path().join("zoo.cfg");
-        fs::write(&cfg, zoo_cfg(&data, port, extra_cfg)).unwrap();
-        let log = dir.path().join("server.log");
-        let child = spawn_server(name, kind, &cfg, dir.path(), &log);
-        let mut srv = Server { name, kind, child: Some(child), port, dir, cfg, log, spawns: 0 };
-        match wait_ready(&mut srv, Duration::from_secs(90)) {
-            Ok(()) => return srv,
-            Err(why) => {
-                last = format!("{why}\n{}", srv.log_tail());
-                if last.contains("Address already in use") || last.contains("AddrInUse") {
-                    continue;
-                }
-                panic!("{name} did not start: {last}");
-            }
-        }
-    }
-    panic!("{name} did not start after 3 attempts: {last}");
-}
-
-fn four_letter_word(addr: SocketAddr, word: &str, timeout: Duration) -> io::Result<String> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.write_all(word.as_bytes())?;
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
-fn wait_ready(srv: &mut Server, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(c) = srv.child.as_mut() {
-            if let Ok(Some(st)) = c.try_wait() {
-                return Err(format!("exited early with {st}"));
-            }
-        }
-        let r = four_letter_word(srv.addr(), "ruok", Duration::from_secs(2));
-        if matches!(&r, Ok(s) if s == "imok") {
-            let m = four_letter_word(srv.addr(), "srvr", Duration::from_secs(2));
-            if matches!(&m, Ok(s) if s.contains("\nMode: ")) {
-                return Ok(());
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("not ready within {timeout:?} (last ruok answer {r:?})"));
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// (VmRSS, VmHWM) in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
-    let field = |name: &str| -> u64 {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+/// Apache's jars from Debian's packages and the `zk-server` cargo built for this bench.
+fn programs() -> Result<ServerPrograms, String> {
+    let programs = ServerPrograms {
+        java: DEFAULT_JAVA.into(),
+        apache_jars_dir: DEFAULT_APACHE_JARS_DIR.into(),
+        ours: env!("CARGO_BIN_EXE_zk-server").into(),
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    programs.check()?;
+    Ok(programs)
+}
+
+/// Starts `name` in `<work>/<name>`: the common zoo.cfg plus the lines `extra_cfg`.
+fn start(programs: &ServerPrograms, work: &Path, name: &str, kind: Kind, extra_cfg: &'static str) -> Result<ManagedServer, String> {
+    let extra = ServerExtra { cfg: Box::new(move |_| extra_cfg.to_string()), ..ServerExtra::none() };
+    let (srv, _) = ManagedServer::start_with(kind, programs, work.join(name), &extra).map_err(|e| format!("{name}: {e}"))?;
+    Ok(srv)
 }
 
 // -------------------------------------------------------------- client --
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(body.len() + 4);
-    v.extend_from_slice(&(body.len() as i32).to_be_bytes());
-    v.extend_from_slice(body);
-    v
-}
 
 /// A framed request whose xid (bytes 4..8) is patched per send.
 fn request_template<R: Record>(op: i32, rec: &R) -> Vec<u8> {
@@ -425,34 +201,13 @@ fn payload() -> Vec<u8> {
     (0..DATA_LEN).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
-fn read_frame(s: &mut TcpStream) -> Result<Vec<u8>, String> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).map_err(|e| format!("read: {e}"))?;
-    let n = i32::from_be_bytes(len);
-    if !(0..=16 << 20).contains(&n) {
-        return Err(format!("bad frame length {n}"));
-    }
-    let mut body = vec![0u8; n as usize];
-    s.read_exact(&mut body).map_err(|e| format!("read: {e}"))?;
-    Ok(body)
-}
-
-/// Connects and does the handshake (ConnectRequest + readOnly=false).
+/// Connects and opens a session (30 s timeout).
 fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| format!("connect {addr}: {e}"))?;
     s.set_nodelay(true).ok();
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
     s.set_write_timeout(Some(Duration::from_secs(30))).ok();
-    let mut out = OutputArchive::new();
-    ConnectRequest { protocol_version: 0, last_zxid_seen: 0, time_out: 30000, session_id: 0, passwd: Some(vec![0; 16]) }
-        .serialize(&mut out);
-    out.write_bool(false);
-    s.write_all(&frame(out.as_slice())).map_err(|e| format!("write: {e}"))?;
-    let body = read_frame(&mut s)?;
-    let resp = ConnectResponse::from_bytes(&body).map_err(|e| format!("bad ConnectResponse: {e}"))?;
-    if resp.time_out <= 0 {
-        return Err(format!("session refused: {resp:?}"));
-    }
+    open_session(&mut s, 30_000)?;
     Ok(s)
 }
 
@@ -461,9 +216,9 @@ fn call(s: &mut TcpStream, xid: i32, op: i32, body: &[u8]) -> Result<(ReplyHeade
     let mut out = OutputArchive::new();
     RequestHeader { xid, r#type: op }.serialize(&mut out);
     out.write_raw(body);
-    s.write_all(&frame(out.as_slice())).map_err(|e| format!("write: {e}"))?;
+    write_frame(&mut *s, out.as_slice())?;
     loop {
-        let b = read_frame(s)?;
+        let b = read_frame(&mut *s)?;
         let mut inp = InputArchive::new(&b);
         let h = ReplyHeader::deserialize(&mut inp).map_err(|e| e.to_string())?;
         if h.xid == xid {
@@ -492,8 +247,8 @@ struct ConnResult {
     ops: u64,
     errors: u64,
     first_error: Option<i32>,
-    /// Per-reply latency in µs (measured window only).
-    lat_us: Vec<u32>,
+    /// Per-reply latency (measured window only).
+    latency: LatencyHistogram,
 }
 
 /// One connection keeping `depth` requests in flight. Replies come back in xid order.
@@ -589,7 +344,7 @@ fn conn_worker(
             }
             if measuring {
                 res.ops += 1;
-                res.lat_us.push((now - sent).as_micros().min(u32::MAX as u128) as u32);
+                res.latency.record(now - sent);
             }
         }
         if rs == re {
@@ -650,8 +405,7 @@ struct RunResult {
     secs: f64,
     errors: u64,
     first_error: Option<i32>,
-    p50_us: u32,
-    p99_us: u32,
+    latency: Percentiles,
 }
 
 impl RunResult {
@@ -660,18 +414,10 @@ impl RunResult {
     }
 }
 
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// Runs `conns` connections against `addr`. `secs = Some(d)`: each connection cycles
 /// through `templates` (starting at a different offset) for `d` seconds; `None`: the
 /// templates are split round-robin over the connections and each is sent once.
-fn run_load(addr: SocketAddr, templates: &Arc<Vec<Vec<u8>>>, conns: usize, depth: usize, secs: Option<f64>) -> RunResult {
+fn run_load(addr: SocketAddr, templates: &Arc<Vec<Vec<u8>>>, conns: usize, depth: usize, secs: Option<f64>) -> Result<RunResult, String> {
     let n = templates.len();
     let barrier = Arc::new(Barrier::new(conns + 1));
     let stop = Arc::new(AtomicBool::new(false));
@@ -679,7 +425,7 @@ fn run_load(addr: SocketAddr, templates: &Arc<Vec<Vec<u8>>>, conns: usize, depth
     for c in 0..conns {
         let plan = match secs {
             // 7919 is prime, so the walk visits every node (n = 100 000) in a scattered order.
-            Some(_) => Plan::Cycle { start: c * n / conns, stride: if n % 7919 == 0 { 1 } else { 7919 } },
+            Some(_) => Plan::Cycle { start: c * n / conns, stride: if n.is_multiple_of(7919) { 1 } else { 7919 } },
             None => Plan::Once((c..n).step_by(conns).collect()),
         };
         let (t, b, st) = (templates.clone(), barrier.clone(), stop.clone());
@@ -687,7 +433,7 @@ fn run_load(addr: SocketAddr, templates: &Arc<Vec<Vec<u8>>>, conns: usize, depth
             thread::Builder::new()
                 .name(format!("load-{c}"))
                 .spawn(move || conn_worker(addr, t, plan, depth, b, st))
-                .expect("spawn load thread"),
+                .map_err(|e| format!("cannot start a load thread: {e}"))?,
         );
     }
     barrier.wait();
@@ -704,24 +450,25 @@ fn run_load(addr: SocketAddr, templates: &Arc<Vec<Vec<u8>>>, conns: usize, depth
     let mut ops = 0;
     let mut errors = 0;
     let mut first_error = None;
-    let mut lat = Vec::new();
+    let mut latency = LatencyHistogram::new();
+    let mut failed = None;
     for h in handles {
-        let r = h.join().expect("load thread panicked").unwrap_or_else(|e| panic!("load generator failed: {e}"));
-        ops += r.ops;
-        errors += r.errors;
-        first_error = first_error.or(r.first_error);
-        lat.extend_from_slice(&r.lat_us);
+        match h.join() {
+            Ok(Ok(r)) => {
+                ops += r.ops;
+                errors += r.errors;
+                first_error = first_error.or(r.first_error);
+                latency.merge(&r.latency);
+            }
+            Ok(Err(e)) => failed = failed.or(Some(format!("load generator failed: {e}"))),
+            Err(_) => failed = failed.or(Some("a load thread panicked".to_string())),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     let elapsed = if secs.is_some() { elapsed } else { t0.elapsed() };
-    lat.sort_unstable();
-    RunResult {
-        ops,
-        secs: elapsed.as_secs_f64(),
-        errors,
-        first_error,
-        p50_us: percentile(&lat, 0.50),
-        p99_us: percentile(&lat, 0.99),
-    }
+    Ok(RunResult { ops, secs: elapsed.as_secs_f64(), errors, first_error, latency: latency.percentiles() })
 }
 
 struct Workload {
@@ -748,51 +495,54 @@ fn workload(nodes: usize) -> Workload {
     Workload { create: Arc::new(create), get: Arc::new(get), set: Arc::new(set) }
 }
 
-/// Creates /bench and the nodes; checks one node; returns creates per second.
-fn populate(srv: &mut Server, w: &Workload, opts: &Opts) -> f64 {
-    let mut s = connect(srv.addr()).unwrap_or_else(|e| panic!("{}: {e}", srv.name));
+/// Creates /bench and the nodes on `name`; checks one node; returns creates per second.
+fn populate(name: &str, srv: &mut ManagedServer, w: &Workload, opts: &Opts) -> Result<f64, String> {
+    let addr = srv.addr();
+    let mut s = connect(addr).map_err(|e| format!("{name}: {e}"))?;
     let body = CreateRequest { path: "/bench".into(), data: None, acl: ids::open_acl_unsafe(), flags: 0 }.to_bytes();
-    let (h, _) = call(&mut s, 1, op_code::CREATE, &body).unwrap();
-    assert_eq!(h.err, 0, "{}: create /bench failed", srv.name);
+    let (h, _) = call(&mut s, 1, op_code::CREATE, &body).map_err(|e| format!("{name}: create /bench: {e}"))?;
+    if h.err != 0 {
+        return Err(format!("{name}: create /bench failed with error {}", h.err));
+    }
     close_session(&mut s, 2);
-    let r = run_load(srv.addr(), &w.create, opts.conns, opts.depth, None);
-    assert_eq!(r.errors, 0, "{}: {} creates failed (first error {:?})", srv.name, r.errors, r.first_error);
+    let r = run_load(addr, &w.create, opts.conns, opts.depth, None).map_err(|e| format!("{name}: {e}"))?;
+    if r.errors > 0 {
+        return Err(format!("{name}: {} creates failed (first error {:?})", r.errors, r.first_error));
+    }
     // A fresh session: an idle one would expire (30 s) while a big tree is populated.
-    let mut s = connect(srv.addr()).unwrap_or_else(|e| panic!("{}: {e}", srv.name));
+    let mut s = connect(addr).map_err(|e| format!("{name}: {e}"))?;
     // Sanity: the last node is there with its 100 bytes.
     let last = GetDataRequest { path: node_path(opts.nodes - 1), watch: false }.to_bytes();
-    let (h, b) = call(&mut s, 2, op_code::GET_DATA, &last).unwrap();
-    assert_eq!(h.err, 0, "{}: getData failed", srv.name);
-    let resp = GetDataResponse::from_bytes(&b).unwrap();
-    assert_eq!(resp.data.as_deref(), Some(&payload()[..]), "{}: wrong data", srv.name);
-    close_session(&mut s, 3);
-    srv.check_alive();
-    opts.nodes as f64 / r.secs
-}
-
-fn timed(srv: &mut Server, templates: &Arc<Vec<Vec<u8>>>, opts: &Opts, secs: f64) -> RunResult {
-    let r = run_load(srv.addr(), templates, opts.conns, opts.depth, Some(secs));
-    srv.check_alive();
-    assert_eq!(r.errors, 0, "{}: {} requests failed (first error {:?})", srv.name, r.errors, r.first_error);
-    r
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    let (h, b) = call(&mut s, 2, op_code::GET_DATA, &last).map_err(|e| format!("{name}: getData: {e}"))?;
+    if h.err != 0 {
+        return Err(format!("{name}: getData of the last node failed with error {}", h.err));
     }
+    let resp = GetDataResponse::from_bytes(&b).map_err(|e| format!("{name}: bad GetDataResponse: {e}"))?;
+    if resp.data.as_deref() != Some(&payload()[..]) {
+        return Err(format!("{name}: wrong data in the last node"));
+    }
+    close_session(&mut s, 3);
+    srv.check_alive()?;
+    Ok(opts.nodes as f64 / r.secs)
+}
+
+fn timed(name: &str, srv: &mut ManagedServer, templates: &Arc<Vec<Vec<u8>>>, opts: &Opts, secs: f64) -> Result<RunResult, String> {
+    let r = run_load(srv.addr(), templates, opts.conns, opts.depth, Some(secs)).map_err(|e| format!("{name}: {e}"))?;
+    srv.check_alive()?;
+    if r.errors > 0 {
+        return Err(format!("{name}: {} requests failed (first error {:?})", r.errors, r.first_error));
+    }
+    Ok(r)
 }
 
 // --------------------------------------------------------------- perf --
 
 /// Records a profile of `pid` while `f` runs; prints the top symbols.
 fn with_perf<T>(dir: &Path, label: &str, pid: u32, f: impl FnOnce() -> T) -> T {
-    fs::create_dir_all(dir).expect("create perf dir");
+    if let Err(e) = fs::create_dir_all(dir) {
+        eprintln!("cannot create {} ({e}); running without a profile", dir.display());
+        return f();
+    }
     let data = dir.join(format!("perf-{label}.data"));
     let extra = std::env::var("ZKRS_BENCH_PERF_ARGS").unwrap_or_else(|_| "-F 999".into());
     let mut cmd = Command::new("perf");
@@ -807,8 +557,9 @@ fn with_perf<T>(dir: &Path, label: &str, pid: u32, f: impl FnOnce() -> T) -> T {
     };
     thread::sleep(Duration::from_millis(500));
     let r = f();
+    // SAFETY: plain kill(2) on our own child's pid, which it still is (not reaped).
     unsafe {
-        kill(child.id() as i32, SIGINT);
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
     }
     let _ = child.wait();
     let rep = Command::new("perf")
@@ -829,6 +580,7 @@ fn with_perf<T>(dir: &Path, label: &str, pid: u32, f: impl FnOnce() -> T) -> T {
     }
     r
 }
+
 
 // ------------------------------------------------------------ persist --
 
@@ -897,30 +649,32 @@ fn parse_snapshots(text: &str) -> Vec<SnapRecord> {
 }
 
 /// Waits until every snapshot started in the log (from `offset`) has finished; returns them.
-fn wait_snapshots_settled(srv: &mut Server, offset: usize, timeout: Duration) -> Vec<SnapRecord> {
+fn wait_snapshots_settled(srv: &mut ManagedServer, offset: usize, timeout: Duration) -> Result<Vec<SnapRecord>, String> {
     let t0 = Instant::now();
     // A snapshot thread started by the last creates may not have logged yet.
     thread::sleep(Duration::from_millis(1000));
     loop {
-        srv.check_alive();
-        let text = log_text(&srv.log, offset);
+        srv.check_alive()?;
+        let text = log_text(srv.log_path(), offset);
         let started = text.matches("Snapshotting: 0x").count();
         let done = text.matches("Snapshot taken").count();
         if started == done {
-            return parse_snapshots(&text);
+            return Ok(parse_snapshots(&text));
         }
-        assert!(t0.elapsed() < timeout, "{}: a snapshot did not finish within {timeout:?}", srv.name);
+        if t0.elapsed() >= timeout {
+            return Err(format!("{}: a snapshot did not finish within {timeout:?}", srv.kind.name()));
+        }
         thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// The `srvr` fields we check: (Zxid, Node count).
-fn srvr_info(addr: SocketAddr) -> (i64, u64) {
-    let s = four_letter_word(addr, "srvr", Duration::from_secs(10)).unwrap_or_else(|e| panic!("srvr {addr}: {e}"));
+fn srvr_info(addr: SocketAddr) -> Result<(i64, u64), String> {
+    let s = four_letter_word(addr, "srvr", Duration::from_secs(10)).map_err(|e| format!("srvr {addr}: {e}"))?;
     let field = |name: &str| s.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string());
     let zxid = field("Zxid: 0x").and_then(|v| i64::from_str_radix(&v, 16).ok()).unwrap_or(-1);
     let nodes = field("Node count: ").and_then(|v| v.parse().ok()).unwrap_or(0);
-    (zxid, nodes)
+    Ok((zxid, nodes))
 }
 
 /// Where the restart time went, from the timestamped log lines of the new process.
@@ -982,58 +736,6 @@ fn parse_restart_phases(kind: Kind, text: &str) -> Phases {
     p
 }
 
-/// Polls a freshly spawned server until `ruok` answers `imok`, `srvr` shows `Mode:
-/// standalone` and a session can read the last-created node; returns the time since
-/// `t0` (the spawn).
-fn wait_restarted(srv: &mut Server, t0: Instant, last_node: &str, timeout: Duration) -> Result<Duration, String> {
-    let addr = srv.addr();
-    let get = GetDataRequest { path: last_node.to_string(), watch: false }.to_bytes();
-    let mut stage = 0;
-    let mut last_err = String::new();
-    loop {
-        if let Some(c) = srv.child.as_mut() {
-            if let Ok(Some(st)) = c.try_wait() {
-                return Err(format!("exited early with {st}"));
-            }
-        }
-        match stage {
-            0 => match four_letter_word(addr, "ruok", Duration::from_secs(2)) {
-                Ok(s) if s == "imok" => stage = 1,
-                r => last_err = format!("ruok: {r:?}"),
-            },
-            1 => match four_letter_word(addr, "srvr", Duration::from_secs(2)) {
-                Ok(s) if s.contains("\nMode: standalone") => stage = 2,
-                r => last_err = format!("srvr: {r:?}"),
-            },
-            _ => match connect(addr).and_then(|mut s| {
-                let r = call(&mut s, 1, op_code::GET_DATA, &get);
-                if matches!(&r, Ok((h, _)) if h.err == 0) {
-                    close_session(&mut s, 2);
-                }
-                r
-            }) {
-                Ok((h, b)) if h.err == 0 => {
-                    let el = t0.elapsed();
-                    let resp = GetDataResponse::from_bytes(&b).map_err(|e| e.to_string())?;
-                    if resp.data.as_deref() != Some(&payload()[..]) {
-                        return Err(format!("{last_node}: wrong data after restart"));
-                    }
-                    return Ok(el);
-                }
-                Ok((h, _)) => last_err = format!("getData {last_node}: error {}", h.err),
-                Err(e) => last_err = e,
-            },
-        }
-        if stage < 2 || !last_err.is_empty() {
-            if t0.elapsed() >= timeout {
-                return Err(format!("not ready within {timeout:?} (stage {stage}, last: {last_err})"));
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-        last_err.clear();
-    }
-}
-
 #[derive(Clone, Debug)]
 struct Restart {
     server: &'static str,
@@ -1046,31 +748,35 @@ struct Restart {
     phases: Phases,
 }
 
-/// Stops `srv` with `sig`, restarts it on the same dataDir, times it until it serves
-/// `last_node`, checks the node count survived, reads the idle RSS.
-fn restart_once(srv: &mut Server, sig: i32, last_node: &str, round: usize, opts: &Opts) -> Restart {
-    let (zxid_before, nodes_before) = srvr_info(srv.addr());
-    let stop = srv.stop(sig);
-    let t0 = srv.respawn();
-    let ready = wait_restarted(srv, t0, last_node, Duration::from_secs(900))
-        .unwrap_or_else(|e| panic!("{} did not come back after a restart: {e}\n{}", srv.name, srv.log_tail()));
+/// Stops `srv` (SIGKILL if `crash`, else SIGTERM), restarts it on the same dataDir,
+/// times it until a new session reads `last_node`, checks the node count survived,
+/// reads the idle RSS.
+fn restart_once(srv: &mut ManagedServer, crash: bool, last_node: &str, round: usize, opts: &Opts) -> Result<Restart, String> {
+    let name = srv.kind.name();
+    let (zxid_before, nodes_before) = srvr_info(srv.addr())?;
+    let stop = if crash { srv.stop_kill()? } else { srv.stop_term()? };
+    let ready = srv.respawn_and_wait(last_node)?.serving;
     thread::sleep(Duration::from_secs_f64(opts.idle));
-    srv.check_alive();
-    let (rss, hwm) = rss_kib(srv.pid());
-    let (zxid_after, nodes_after) = srvr_info(srv.addr());
-    assert_eq!(nodes_after, nodes_before, "{}: node count changed across the restart", srv.name);
-    assert!(zxid_after >= zxid_before, "{}: zxid went back from 0x{zxid_before:x} to 0x{zxid_after:x}", srv.name);
-    let phases = parse_restart_phases(srv.kind, &log_text(&srv.log, 0));
-    Restart {
-        server: srv.name,
+    srv.check_alive()?;
+    let (rss, hwm) = srv.rss_kib()?;
+    let (zxid_after, nodes_after) = srvr_info(srv.addr())?;
+    if nodes_after != nodes_before {
+        return Err(format!("{name}: node count changed across the restart ({nodes_before} -> {nodes_after})"));
+    }
+    if zxid_after < zxid_before {
+        return Err(format!("{name}: zxid went back from 0x{zxid_before:x} to 0x{zxid_after:x}"));
+    }
+    let phases = parse_restart_phases(srv.kind, &log_text(srv.log_path(), 0));
+    Ok(Restart {
+        server: name,
         round,
-        signal: if sig == SIGKILL { "KILL" } else { "TERM" },
+        signal: if crash { "KILL" } else { "TERM" },
         stop_ms: stop.as_secs_f64() * 1000.0,
         ready_ms: ready.as_secs_f64() * 1000.0,
         rss_kib: rss,
         hwm_kib: hwm,
         phases,
-    }
+    })
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
@@ -1131,8 +837,10 @@ fn persist_workload(nodes: usize, sets: usize) -> Workload {
     Workload { create: Arc::new(create), get: Arc::new(Vec::new()), set: Arc::new(set) }
 }
 
-/// `--persist`: populate, snapshot times, restart times and RSS after restart.
-fn persist_main(opts: &Opts) {
+/// `--persist`: populate, snapshot times, restart times and RSS after restart; the
+/// servers live in `work`.
+fn persist_main(opts: &Opts, work: &Path) -> Result<(), String> {
+    let programs = programs()?;
     let n = opts.restart_nodes;
     let k = opts.restart_sets.min(n);
     println!("standalone_compare --persist: Apache ZooKeeper 3.8.0 vs zookeeper-rs zk-server, restart from disk");
@@ -1144,14 +852,10 @@ fn persist_main(opts: &Opts) {
         opts.depth,
         if opts.quick { " (--quick)" } else { "" }
     );
-    println!("  ours:   {} (RUST_LOG={OURS_RUST_LOG}; forceSync default = yes)", env!("CARGO_BIN_EXE_zk-server"));
-    println!(
-        "  apache: {JAVA} {} {} -cp <zookeeper, zookeeper-jute, slf4j-api, slf4j-simple> {APACHE_MAIN} (forceSync default = yes)",
-        APACHE_JVM_FLAGS.join(" "),
-        APACHE_LOG_FLAGS.join(" ")
-    );
+    println!("  ours:   {} (forceSync default = yes)", programs.describe(Kind::Ours));
+    println!("  apache: {} (forceSync default = yes)", programs.describe(Kind::Apache));
     println!("  zoo.cfg (both): tickTime=2000 dataDir=<tmp> clientPort=<free> clientPortAddress=127.0.0.1 maxClientCnxns=0 4lw.commands.whitelist=* admin.enableServer=false (snapCount default 100000)");
-    println!("  ready = spawn -> `ruok` answers imok AND `srvr` shows Mode: standalone AND getData of the last-created node succeeds");
+    println!("  ready = spawn -> `ruok` answers imok AND `srvr` shows a Mode AND a new session's getData of the last-created node succeeds");
 
     let t_build = Instant::now();
     let w = persist_workload(n, k);
@@ -1159,9 +863,9 @@ fn persist_main(opts: &Opts) {
     let popts = Opts { nodes: n, ..opts.clone() };
     let last_node = node_path(n - 1);
 
-    let mut apache = start_server("apache", Kind::Apache, "");
-    let mut ours = start_server("ours", Kind::Ours, "");
-    println!("  servers: apache pid {} port {}, ours pid {} port {}", apache.pid(), apache.port, ours.pid(), ours.port);
+    let mut apache = start(&programs, work, "apache", Kind::Apache, "")?;
+    let mut ours = start(&programs, work, "ours", Kind::Ours, "")?;
+    println!("  servers: apache {}, ours {}", describe_process(&apache), describe_process(&ours));
 
     // ---- populate, one server at a time; wait for its snapshots to finish
     struct Pop {
@@ -1174,24 +878,23 @@ fn persist_main(opts: &Opts) {
     }
     let mut pops = Vec::new();
     for srv in [&mut apache, &mut ours] {
-        let off = log_len(&srv.log);
+        let name = srv.kind.name();
+        let off = log_len(srv.log_path());
         let t0 = Instant::now();
-        let rate = populate(srv, &w, &popts);
-        let snaps = wait_snapshots_settled(srv, off, Duration::from_secs(600));
+        let rate = populate(name, srv, &w, &popts)?;
+        let snaps = wait_snapshots_settled(srv, off, Duration::from_secs(600))?;
         let secs = t0.elapsed().as_secs_f64();
-        let (zxid, nodes) = srvr_info(srv.addr());
-        assert!(nodes as usize > n, "{}: node count {nodes} after populating {n}", srv.name);
-        thread::sleep(Duration::from_secs_f64(opts.idle));
-        let rss = rss_kib(srv.pid());
-        let disk = dir_usage(&srv.data_dir());
-        if log_text(&srv.log, 0).contains("OutOfMemoryError") {
-            println!("  WARNING: {} logged an OutOfMemoryError while populating: raise -Xmx", srv.name);
+        let (zxid, nodes) = srvr_info(srv.addr())?;
+        if nodes as usize <= n {
+            return Err(format!("{name}: node count {nodes} after populating {n}"));
         }
-        eprintln!(
-            "  populated {:<6} {n} nodes, {rate:.0} creates/s, {} snapshots, settled after {secs:.1} s",
-            srv.name,
-            snaps.len()
-        );
+        thread::sleep(Duration::from_secs_f64(opts.idle));
+        let rss = srv.rss_kib()?;
+        let disk = dir_usage(&srv.data_dir());
+        if log_text(srv.log_path(), 0).contains("OutOfMemoryError") {
+            println!("  WARNING: {name} logged an OutOfMemoryError while populating: raise -Xmx");
+        }
+        eprintln!("  populated {name:<6} {n} nodes, {rate:.0} creates/s, {} snapshots, settled after {secs:.1} s", snaps.len());
         pops.push(Pop { rate, secs, snaps, zxid, rss, disk });
     }
 
@@ -1200,13 +903,16 @@ fn persist_main(opts: &Opts) {
     let mut restarts: Vec<Restart> = Vec::new();
     let total_rounds = opts.rounds + 1; // the last one is the SIGKILL round
     for round in 1..=total_rounds {
-        let sig = if round == total_rounds { SIGKILL } else { SIGTERM };
+        let crash = round == total_rounds;
         for srv in [&mut apache, &mut ours] {
+            let name = srv.kind.name();
             if round > 1 {
-                let r = run_load(srv.addr(), &w.set, opts.conns, opts.depth, None);
-                assert_eq!(r.errors, 0, "{}: {} sets failed (first error {:?})", srv.name, r.errors, r.first_error);
+                let r = run_load(srv.addr(), &w.set, opts.conns, opts.depth, None).map_err(|e| format!("{name}: {e}"))?;
+                if r.errors > 0 {
+                    return Err(format!("{name}: {} sets failed (first error {:?})", r.errors, r.first_error));
+                }
             }
-            let r = restart_once(srv, sig, &last_node, round, opts);
+            let r = restart_once(srv, crash, &last_node, round, opts)?;
             eprintln!(
                 "  restart round {round} ({}) {:<6}: ready in {:.0} ms, RSS {}",
                 r.signal,
@@ -1229,7 +935,7 @@ fn persist_main(opts: &Opts) {
         let last = p.snaps.last();
         println!(
             "{:<7} {:>10.0} {:>9.1} {:>6} {:>10.0} {:>9.0} {:>22} {:>12} {:>16} {:>11}",
-            srv.name,
+            srv.kind.name(),
             p.rate,
             p.secs,
             c,
@@ -1245,13 +951,13 @@ fn persist_main(opts: &Opts) {
         let list: Vec<String> = p.snaps.iter().map(|s| format!("{:.0}", s.ms)).collect();
         println!(
             "  {} snapshot times (ms, in order): {} (sum {:.0} ms of {:.1} s)",
-            srv.name,
+            srv.kind.name(),
             list.join(" "),
             p.snaps.iter().map(|r| r.ms).sum::<f64>(),
             p.secs
         );
         if let Some(l) = p.snaps.last() {
-            println!("  {} last snapshot: {} ({} bytes)", srv.name, l.file.display(), l.bytes);
+            println!("  {} last snapshot: {} ({} bytes)", srv.kind.name(), l.file.display(), l.bytes);
         }
     }
 
@@ -1353,8 +1059,7 @@ fn persist_main(opts: &Opts) {
         j_r(&ka),
         j_r(&ko)
     );
-    drop(ours);
-    drop(apache);
+    Ok(())
 }
 
 // --------------------------------------------------------------- main --
@@ -1383,16 +1088,34 @@ fn dir_usage(dir: &Path) -> (u64, u64) {
 }
 
 fn fmt_kib(k: u64) -> String {
-    format!("{:.1} MiB", k as f64 / 1024.0)
+    format!("{:.1} MiB", mib(k))
+}
+
+/// `pid <pid> port <port>` of a running server, for the report.
+fn describe_process(srv: &ManagedServer) -> String {
+    format!("pid {} port {}", srv.pid().unwrap_or(0), srv.addr().port())
 }
 
 fn main() {
     let opts = parse_opts();
-    if opts.persist && !opts.smoke {
-        persist_main(&opts);
-        return;
+    // The servers' directories live in one work directory, removed at the end and kept
+    // (its logs named) when the run fails.
+    let r = in_work_dir("zkbench-standalone", false, |work| {
+        if opts.persist && !opts.smoke {
+            persist_main(&opts, work)
+        } else {
+            throughput_main(&opts, work)
+        }
+    });
+    if let Err(e) = r {
+        eprintln!("standalone_compare failed: {e}");
+        std::process::exit(1);
     }
-    let bin = env!("CARGO_BIN_EXE_zk-server");
+}
+
+/// The get / set comparison of `apache`, `apache-nosync` and `ours` in `work`.
+fn throughput_main(opts: &Opts, work: &Path) -> Result<(), String> {
+    let programs = programs()?;
     println!("standalone_compare: Apache ZooKeeper 3.8.0 vs zookeeper-rs zk-server");
     println!(
         "  {} rounds x {} s per run, warm-up {} s per op and server, {} nodes x {} B, {} conns x {} outstanding{}",
@@ -1405,21 +1128,17 @@ fn main() {
         opts.depth,
         if opts.quick { " (--quick)" } else { "" }
     );
-    println!("  ours:   {bin} (RUST_LOG={OURS_RUST_LOG})");
-    println!(
-        "  apache: {JAVA} {} {} -cp <zookeeper, zookeeper-jute, slf4j-api, slf4j-simple> {APACHE_MAIN}",
-        APACHE_JVM_FLAGS.join(" "),
-        APACHE_LOG_FLAGS.join(" ")
-    );
+    println!("  ours:   {}", programs.describe(Kind::Ours));
+    println!("  apache: {}", programs.describe(Kind::Apache));
     println!("  zoo.cfg (all): tickTime=2000 dataDir=<tmp> clientPort=<free> clientPortAddress=127.0.0.1 maxClientCnxns=0 4lw.commands.whitelist=* admin.enableServer=false");
     println!("  apache-nosync: the same plus forceSync=no");
 
     let w = workload(opts.nodes);
 
     // Start one at a time: JVM start-up is CPU-heavy on a small machine.
-    let mut apache = start_server("apache", Kind::Apache, "");
-    let mut nosync = start_server("apache-nosync", Kind::Apache, "forceSync=no\n");
-    let mut ours = start_server("ours", Kind::Ours, "");
+    let mut apache = start(&programs, work, "apache", Kind::Apache, "")?;
+    let mut nosync = start(&programs, work, "apache-nosync", Kind::Apache, "forceSync=no\n")?;
+    let mut ours = start(&programs, work, "ours", Kind::Ours, "")?;
     // Our server persists if it wrote its start-up snapshot (older builds kept nothing).
     let ours_persists = dir_usage(&ours.data_dir()).1 > 0;
     if ours_persists {
@@ -1433,40 +1152,37 @@ fn main() {
              \x20         compares a durable server with a non-durable one; `apache-nosync` is the fairer row"
         );
     }
-    let log_off = [log_len(&apache.log), log_len(&nosync.log), log_len(&ours.log)];
+    let log_off = [log_len(apache.log_path()), log_len(nosync.log_path()), log_len(ours.log_path())];
     println!(
-        "  servers: apache pid {} port {}, apache-nosync pid {} port {}, ours pid {} port {}",
-        apache.pid(),
-        apache.port,
-        nosync.pid(),
-        nosync.port,
-        ours.pid(),
-        ours.port
+        "  servers: apache {}, apache-nosync {}, ours {}",
+        describe_process(&apache),
+        describe_process(&nosync),
+        describe_process(&ours)
     );
 
-    let rss_start = [rss_kib(apache.pid()), rss_kib(nosync.pid()), rss_kib(ours.pid())];
+    let rss_start = [apache.rss_kib()?, nosync.rss_kib()?, ours.rss_kib()?];
 
     // ---- populate
     let mut create_rate = [0.0f64; 3];
-    for (i, srv) in [&mut apache, &mut nosync, &mut ours].into_iter().enumerate() {
-        create_rate[i] = populate(srv, &w, &opts);
-        println!("  populated {:<13} {} nodes, {:>9.0} creates/s", srv.name, opts.nodes, create_rate[i]);
+    for (i, (name, srv)) in [("apache", &mut apache), ("apache-nosync", &mut nosync), ("ours", &mut ours)].into_iter().enumerate() {
+        create_rate[i] = populate(name, srv, &w, opts)?;
+        println!("  populated {:<13} {} nodes, {:>9.0} creates/s", name, opts.nodes, create_rate[i]);
     }
     thread::sleep(Duration::from_secs(2));
-    let rss_idle = [rss_kib(apache.pid()), rss_kib(nosync.pid()), rss_kib(ours.pid())];
+    let rss_idle = [apache.rss_kib()?, nosync.rss_kib()?, ours.rss_kib()?];
 
     // ---- warm-up (not measured)
-    for srv in [&mut apache, &mut nosync, &mut ours] {
-        timed(srv, &w.get, &opts, opts.warmup);
-        timed(srv, &w.set, &opts, opts.warmup);
+    for (name, srv) in [("apache", &mut apache), ("apache-nosync", &mut nosync), ("ours", &mut ours)] {
+        timed(name, srv, &w.get, opts, opts.warmup)?;
+        timed(name, srv, &w.set, opts, opts.warmup)?;
     }
 
     // ---- get rounds: apache, ours, apache, ours, ...
     let mut get_a = Vec::new();
     let mut get_o = Vec::new();
     for round in 1..=opts.rounds {
-        let a = timed(&mut apache, &w.get, &opts, opts.secs);
-        let o = timed(&mut ours, &w.get, &opts, opts.secs);
+        let a = timed("apache", &mut apache, &w.get, opts, opts.secs)?;
+        let o = timed("ours", &mut ours, &w.get, opts, opts.secs)?;
         eprintln!("  get round {round}: apache {:.0}/s, ours {:.0}/s", a.ops_per_sec(), o.ops_per_sec());
         get_a.push(a);
         get_o.push(o);
@@ -1476,9 +1192,9 @@ fn main() {
     let mut set_n = Vec::new();
     let mut set_o = Vec::new();
     for round in 1..=opts.rounds {
-        let a = timed(&mut apache, &w.set, &opts, opts.secs);
-        let n = timed(&mut nosync, &w.set, &opts, opts.secs);
-        let o = timed(&mut ours, &w.set, &opts, opts.secs);
+        let a = timed("apache", &mut apache, &w.set, opts, opts.secs)?;
+        let n = timed("apache-nosync", &mut nosync, &w.set, opts, opts.secs)?;
+        let o = timed("ours", &mut ours, &w.set, opts, opts.secs)?;
         eprintln!(
             "  set round {round}: apache {:.0}/s, apache-nosync {:.0}/s, ours {:.0}/s",
             a.ops_per_sec(),
@@ -1490,12 +1206,12 @@ fn main() {
         set_o.push(o);
     }
     thread::sleep(Duration::from_secs(2));
-    let rss_after = [rss_kib(apache.pid()), rss_kib(nosync.pid()), rss_kib(ours.pid())];
+    let rss_after = [apache.rss_kib()?, nosync.rss_kib()?, ours.rss_kib()?];
 
     // ---- report
     let rates = |v: &[RunResult]| v.iter().map(|r| r.ops_per_sec()).collect::<Vec<_>>();
     let med = |v: &[RunResult]| median(&rates(v));
-    let med_p = |v: &[RunResult], p99: bool| median(&v.iter().map(|r| if p99 { r.p99_us } else { r.p50_us } as f64).collect::<Vec<_>>());
+    let med_p = |v: &[RunResult], p99: bool| median(&v.iter().map(|r| if p99 { r.latency.p99_us } else { r.latency.p50_us } as f64).collect::<Vec<_>>());
 
     println!("\n== throughput (ops/s; {} conns x {} outstanding; {} s per run) ==", opts.conns, opts.depth, opts.secs);
     println!("{:<8} {:>14} {:>16} {:>14} {:>10}", "round", "get apache", "", "get ours", "ours/apa");
@@ -1551,7 +1267,7 @@ fn main() {
     row(&format!("RSS idle after {} creates", opts.nodes), 0, &rss_idle);
     row("RSS after get/set rounds", 0, &rss_after);
     row("peak RSS (VmHWM) at the end", 1, &rss_after);
-    let disk: Vec<(u64, u64)> = [&apache, &nosync, &ours].iter().map(|s| dir_usage(&s.dir.path().join("data"))).collect();
+    let disk: Vec<(u64, u64)> = [&apache, &nosync, &ours].iter().map(|s| dir_usage(&s.data_dir())).collect();
     println!(
         "{:<34} {:>12} {:>12} {:>8} {:>14}",
         "dataDir at the end (files / size)",
@@ -1562,7 +1278,7 @@ fn main() {
     );
     // Snapshots the servers took during the run (after their start-up snapshot).
     let snaps: Vec<Vec<SnapRecord>> =
-        [&apache, &nosync, &ours].iter().zip(log_off).map(|(s, off)| parse_snapshots(&log_text(&s.log, off))).collect();
+        [&apache, &nosync, &ours].iter().zip(log_off).map(|(s, off)| parse_snapshots(&log_text(s.log_path(), off))).collect();
     let sstat: Vec<(usize, f64, f64)> = snaps.iter().map(|v| snap_stats(v)).collect();
     println!(
         "{:<34} {:>12} {:>12} {:>8} {:>14}",
@@ -1645,9 +1361,9 @@ fn main() {
 
     // ---- optional profiles of our server (extra runs, not in the table)
     if let Some(dir) = opts.perf.clone() {
-        let pid = ours.pid();
-        with_perf(&dir, "get", pid, || timed(&mut ours, &w.get, &opts, opts.secs));
-        with_perf(&dir, "set", pid, || timed(&mut ours, &w.set, &opts, opts.secs));
+        let pid = ours.pid().ok_or("ours server is not running")?;
+        with_perf(&dir, "get", pid, || timed("ours", &mut ours, &w.get, opts, opts.secs))?;
+        with_perf(&dir, "set", pid, || timed("ours", &mut ours, &w.set, opts, opts.secs))?;
     }
 
     // ---- smoke only: one SIGTERM restart of each server on its dataDir (the --persist
@@ -1659,14 +1375,9 @@ fn main() {
         println!("\n== smoke: restart on the same dataDir (SIGTERM; --persist does this with 1M nodes) ==");
         print_restart_header();
         for srv in [&mut apache, &mut ours] {
-            print_restart(&restart_once(srv, SIGTERM, &last, 1, &opts));
+            print_restart(&restart_once(srv, false, &last, 1, opts)?);
         }
         println!("(smoke restart part took {:.1} s)", t0.elapsed().as_secs_f64());
-        drop(ours);
-        drop(apache);
-        return;
     }
-    drop(ours);
-    drop(nosync);
-    drop(apache);
+    Ok(())
 }

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use super::servers::{rss_kib, Kind, ManagedServer, ServerPrograms, WorkDir};
+use super::servers::{Kind, ManagedServer, ServerPrograms, WorkDir};
 use super::tls::TlsOptions;
 use super::workload;
 use super::{json_f64, json_str, print_title, Percentiles, RunConfig, RunResult, Workload};
@@ -145,7 +145,8 @@ pub(super) fn fmt_ratio(r: f64) -> String {
     }
 }
 
-pub(super) fn mib(kib: u64) -> f64 {
+/// KiB as MiB.
+pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
@@ -210,7 +211,7 @@ pub fn compare(cfg: &CompareConfig) -> Result<(), String> {
 
 /// Runs `f` in a new temp directory `<prefix>-...`, removed afterwards unless `keep`;
 /// kept, and its logs named in the error, when `f` fails.
-pub(super) fn in_work_dir(prefix: &str, keep: bool, f: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+pub fn in_work_dir(prefix: &str, keep: bool, f: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
     let mut work = WorkDir::new(prefix)?;
     let r = f(work.path());
     if r.is_ok() && keep {
@@ -267,9 +268,7 @@ impl Servers {
     pub(super) fn rss(&self) -> Result<[u64; 2], String> {
         let mut out = [0; 2];
         for k in KINDS {
-            let s = &self.s[idx(k)];
-            let pid = s.pid().ok_or_else(|| format!("{} server is not running", k.name()))?;
-            out[idx(k)] = rss_kib(pid)?.0;
+            out[idx(k)] = self.s[idx(k)].rss_kib()?.0;
         }
         Ok(out)
     }

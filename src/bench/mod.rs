@@ -14,6 +14,8 @@
 //!   `bin/zkBench.sh ensemble`).
 //! * [`tls`]: `compare --tls`, both servers on a secure client port: workloads over TLS
 //!   through our client library, and session opening (full handshakes) per second.
+//! * [`raw`]: the wire protocol without the client library (frames, the session
+//!   handshake), for `compare --tls`'s session opening and `benches/standalone_compare.rs`.
 //! * [`scrape::scrape`]: Prometheus `/metrics` scrape times of our server with a big
 //!   tree, idle and under load (`zk-bench scrape`, `bin/zkBench.sh scrape`; ours only).
 //!
@@ -24,6 +26,7 @@ pub mod compare;
 pub mod election;
 pub mod ensemble;
 pub mod histogram;
+pub mod raw;
 pub mod scrape;
 pub mod servers;
 pub mod tls;

@@ -1,6 +1,6 @@
-//! Server processes for `zk-bench compare`: Apache ZooKeeper 3.8 standalone
-//! (`ZooKeeperServerMain`) and our `zk-server`, each with its own directory, zoo.cfg,
-//! dataDir and log, on a free loopback port.
+//! Server processes for `zk-bench compare` and `benches/standalone_compare.rs`: Apache
+//! ZooKeeper 3.8 standalone (`ZooKeeperServerMain`) and our `zk-server`, each with its
+//! own directory, zoo.cfg, dataDir and log, on a free loopback port.
 //!
 //! Servers are killed when their `ManagedServer` is dropped (every exit path that
 //! unwinds), and `PR_SET_PDEATHSIG` kills them when the bench process dies without
@@ -24,7 +24,7 @@ pub const DEFAULT_JAVA: &str = "/usr/bin/java";
 /// logging binding (Debian puts none on the class path).
 pub const APACHE_JARS: [&str; 4] = ["zookeeper.jar", "zookeeper-jute.jar", "slf4j-api.jar", "slf4j-simple.jar"];
 const APACHE_MAIN: &str = "org.apache.zookeeper.server.ZooKeeperServerMain";
-/// A production-like JVM for a server with a 2 GB heap (as benches/standalone_compare).
+/// A production-like JVM for a server with a 2 GB heap.
 pub const APACHE_JVM_FLAGS: &[&str] = &["-server", "-Xmx2g", "-XX:+UseParallelGC", "-Djava.net.preferIPv4Stack=true"];
 /// Warnings only, plus the snapshot / restore lines, so both servers log about as much.
 pub const APACHE_LOG_FLAGS: &[&str] = &[
@@ -42,7 +42,7 @@ const LOOPBACK: &str = "127.0.0.1";
 /// Longest start-up (or restart) we wait for; a JVM on a busy 2-core machine with a
 /// big snapshot to load can take tens of seconds.
 pub const START_TIMEOUT: Duration = Duration::from_secs(180);
-/// Longest a SIGTERMed server may take to exit.
+/// Longest a signalled server may take to exit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 
 extern "C" {
@@ -445,6 +445,17 @@ impl ManagedServer {
         &self.dir
     }
 
+    /// The server's dataDir (`<dir>/data`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// (VmRSS, VmHWM) of the running process in KiB ([`rss_kib`]).
+    pub fn rss_kib(&self) -> Result<(u64, u64), String> {
+        let pid = self.pid().ok_or_else(|| format!("{} server is not running", self.kind.name()))?;
+        rss_kib(pid)
+    }
+
     /// The log's path and its last lines, for error messages.
     pub fn log_report(&self) -> String {
         let s = fs::read_to_string(&self.log).unwrap_or_default();
@@ -535,15 +546,26 @@ impl ManagedServer {
 
     /// SIGTERM, then waits for the exit; returns how long the exit took.
     pub fn stop_term(&mut self) -> Result<Duration, String> {
+        self.stop_with(SIGTERM, "SIGTERM")
+    }
+
+    /// SIGKILL (a crash: nothing is flushed or closed), then waits for the exit;
+    /// returns how long the exit took. The server can be respawned on its dataDir.
+    pub fn stop_kill(&mut self) -> Result<Duration, String> {
+        self.stop_with(SIGKILL, "SIGKILL")
+    }
+
+    /// Sends `sig` (named `sig_name` in errors) and waits for the exit.
+    fn stop_with(&mut self, sig: i32, sig_name: &str) -> Result<Duration, String> {
         let name = self.kind.name();
         let mut c = self.child.take().ok_or_else(|| format!("{name} server is not running"))?;
         let t0 = Instant::now();
         // SAFETY: plain kill(2) on our own child's pid, which it still is (not reaped).
-        if unsafe { kill(c.id() as i32, SIGTERM) } != 0 {
+        if unsafe { kill(c.id() as i32, sig) } != 0 {
             let e = io::Error::last_os_error();
             let _ = c.kill();
             let _ = c.wait();
-            return Err(format!("cannot SIGTERM the {name} server: {e}"));
+            return Err(format!("cannot {sig_name} the {name} server: {e}"));
         }
         loop {
             match c.try_wait() {
@@ -552,7 +574,7 @@ impl ManagedServer {
                 Ok(None) => {
                     let _ = c.kill();
                     let _ = c.wait();
-                    return Err(format!("{name} server did not exit within {} s of SIGTERM", STOP_TIMEOUT.as_secs()));
+                    return Err(format!("{name} server did not exit within {} s of {sig_name}", STOP_TIMEOUT.as_secs()));
                 }
                 Err(e) => {
                     let _ = c.kill();

@@ -23,7 +23,6 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,14 +36,15 @@ use super::compare::{
 };
 use super::ensemble::{Target, TargetTable};
 use super::histogram::LatencyHistogram;
+use super::raw::{open_session, read_frame, write_frame};
 use super::servers::{Kind, ManagedServer, ServerExtra};
 use super::workload::SESSION_TIMEOUT_MS;
 use super::{json_f64, json_str, per_second, print_title, Percentiles, RunResult, Workload};
 use crate::common::tls_stream::TlsStream;
 use crate::common::x509_util::{self, SslSettings, CLIENT_PREFIX};
-use crate::jute::{OutputArchive, Record};
+use crate::jute::Record;
 use crate::proto::op_code;
-use crate::proto::proto::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader};
+use crate::proto::proto::{ReplyHeader, RequestHeader};
 use crate::system_properties;
 
 /// Jars Apache's Netty server factory needs besides zookeeper.jar's manifest (package
@@ -297,40 +297,10 @@ impl Opening {
     }
 }
 
-/// Writes one length-prefixed frame.
-fn write_frame(stream: &TlsStream, body: &[u8]) -> Result<(), String> {
-    let mut f = Vec::with_capacity(body.len() + 4);
-    f.extend_from_slice(&(body.len() as i32).to_be_bytes());
-    f.extend_from_slice(body);
-    let mut w = stream;
-    w.write_all(&f).and_then(|_| w.flush()).map_err(|e| format!("write: {e}"))
-}
-
-/// Reads one length-prefixed frame, refusing lengths a server never sends.
-fn read_frame(stream: &TlsStream) -> Result<Vec<u8>, String> {
-    let mut r = stream;
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len).map_err(|e| format!("read: {e}"))?;
-    let n = i32::from_be_bytes(len);
-    if n < 0 || n as usize > crate::jute::max_buffer() {
-        return Err(format!("the server sent a frame of {n} bytes"));
-    }
-    let mut buf = vec![0u8; n as usize];
-    r.read_exact(&mut buf).map_err(|e| format!("read: {e}"))?;
-    Ok(buf)
-}
-
 /// A new session and its close, as our client does them (a 16-byte zero password, the
 /// read-only flag off).
-fn session_round_trip(stream: &TlsStream) -> Result<(), String> {
-    let mut out = OutputArchive::new();
-    ConnectRequest { protocol_version: 0, last_zxid_seen: 0, time_out: SESSION_TIMEOUT_MS, session_id: 0, passwd: Some(vec![0; 16]) }.serialize(&mut out);
-    out.write_bool(false);
-    write_frame(stream, out.as_slice())?;
-    let rsp = ConnectResponse::from_bytes(&read_frame(stream)?).map_err(|e| format!("bad ConnectResponse: {e}"))?;
-    if rsp.time_out <= 0 || rsp.session_id == 0 {
-        return Err(format!("the server refused the session (timeout {}, session 0x{:x})", rsp.time_out, rsp.session_id));
-    }
+fn session_round_trip(mut stream: &TlsStream) -> Result<(), String> {
+    open_session(&mut stream, SESSION_TIMEOUT_MS)?;
     write_frame(stream, &RequestHeader { xid: 1, r#type: op_code::CLOSE_SESSION }.to_bytes())?;
     // A session without watches gets nothing but the reply; a few stray frames are
     // skipped rather than trusted to end.
