@@ -141,18 +141,21 @@ fn peers_with_bad_certificates_are_refused_both_ways() {
     // an Apache peer from another CA: refused by our chain check (and Apache's).
     for (bad, imp) in [("elsewhere", Impl::Ours), ("rogue", Impl::Apache)] {
         let spec = EnsembleSpec::of(&[Impl::Apache, Impl::Ours, imp])
-            
             .cfg(&ssl_quorum_cfg(&c, "peer"))
             .node_cfg(3, &format!("ssl.quorum.keyStore.location={}", c.path(&format!("{bad}.pem")).display()));
         let ens = Ensemble::start(spec);
-        // 1 and 2 form the quorum; 2 (ours, the higher sid of the two) leads.
-        let leader = ens.wait_for_leader(T);
-        assert_eq!(leader, 2, "{bad} on {imp:?}");
-        ens.wait_for_modes(&[1, 2], T);
-        std::thread::sleep(Duration::from_secs(3));
-        assert!(ens.node(3).mode().is_none(), "node 3 with the {bad} certificate ({imp:?}) serves: {}", ens.node(3).log_tail(30));
-        writes_reach_every_node_of(&ens, &[1, 2], &format!("bad-{bad}"));
+        node_3_is_kept_out(&ens, &format!("node 3 with the {bad} certificate ({imp:?})"), &format!("bad-{bad}"));
     }
+}
+
+/// Nodes 1 and 2 form the quorum without node 3 (2, ours and the higher sid of the two,
+/// leads) and serve writes; node 3 still serves nothing a few seconds later.
+fn node_3_is_kept_out(ens: &Ensemble, what: &str, tag: &str) {
+    assert_eq!(ens.wait_for_leader(T), 2, "{what}");
+    ens.wait_for_modes(&[1, 2], T);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(ens.node(3).mode().is_none(), "{what} serves: {}", ens.node(3).log_tail(30));
+    writes_reach_every_node_of(ens, &[1, 2], tag);
 }
 
 /// Writes through each of `sids`, then reads every write back through each.
@@ -237,18 +240,12 @@ fn quorum_sasl_refuses_wrong_and_missing_credentials() {
         (Impl::Ours, "quorum.auth.enableSasl=false\nquorum.auth.learnerRequireSasl=false\nquorum.auth.serverRequireSasl=false"),
     ] {
         let spec = EnsembleSpec::of(&[Impl::Apache, Impl::Ours, imp])
-            
             .cfg(SASL_CFG)
             .node_cfg(3, bad_cfg)
             .apache_jvm_arg(&prop)
             .ours_arg(&prop);
         let ens = Ensemble::start(spec);
-        let leader = ens.wait_for_leader(T);
-        assert_eq!(leader, 2, "{imp:?} {bad_cfg}");
-        ens.wait_for_modes(&[1, 2], T);
-        std::thread::sleep(Duration::from_secs(3));
-        assert!(ens.node(3).mode().is_none(), "node 3 ({imp:?}, {bad_cfg}) serves: {}", ens.node(3).log_tail(30));
-        writes_reach_every_node_of(&ens, &[1, 2], "sasl-bad");
+        node_3_is_kept_out(&ens, &format!("node 3 ({imp:?}, {bad_cfg})"), "sasl-bad");
         let refused = ens.node(1).log_contents() + &ens.node(2).log_contents();
         assert!(refused.contains("Failed to authenticate using SASL") || refused.contains("Authentication failed"), "{imp:?} {bad_cfg}");
     }
@@ -290,7 +287,6 @@ fn a_reloaded_key_store_lets_a_refused_peer_join() {
     let swapped = c.path("node3.pem");
     std::fs::copy(c.path("elsewhere.pem"), &swapped).expect("copy");
     let spec = EnsembleSpec::of(&[Impl::Apache, Impl::Ours, Impl::Ours])
-        
         .cfg(&ssl_quorum_cfg(&c, "peer"))
         .node_cfg(3, &format!("sslQuorumReloadCertFiles=true\nssl.quorum.keyStore.location={}", swapped.display()));
     let ens = Ensemble::start(spec);

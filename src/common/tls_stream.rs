@@ -18,8 +18,6 @@ use parking_lot::Mutex;
 pub struct TlsStream {
     sock: std::sync::Arc<TcpStream>,
     tls: Option<std::sync::Arc<TlsSession>>,
-    /// Bytes handed back with `unread`, read again before anything else.
-    unread: std::sync::Arc<Mutex<Vec<u8>>>,
 }
 
 pub struct TlsSession {
@@ -28,7 +26,7 @@ pub struct TlsSession {
 
 impl TlsStream {
     pub fn new(s: TcpStream) -> TlsStream {
-        TlsStream { sock: std::sync::Arc::new(s), tls: None, unread: Default::default() }
+        TlsStream { sock: std::sync::Arc::new(s), tls: None }
     }
 
     /// The server side of a TLS connection; the handshake runs with the first read.
@@ -52,16 +50,6 @@ impl TlsStream {
         TlsStream {
             sock: std::sync::Arc::new(s),
             tls: Some(std::sync::Arc::new(TlsSession { conn: Mutex::new((conn, Vec::new())) })),
-            unread: Default::default(),
-        }
-    }
-
-    /// Hands bytes already read back to the stream, in front of what is still unread
-    /// (a peek through a reader's buffer: `QuorumAuth.nextPacketIsAuth`).
-    pub fn unread(&self, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            let mut u = self.unread.lock();
-            u.splice(0..0, bytes.iter().copied());
         }
     }
 
@@ -76,11 +64,9 @@ impl TlsStream {
         let Some(t) = &self.tls else { return Ok(()) };
         let mut g = t.conn.lock();
         let conn = &mut g.0;
-        while conn.is_handshaking() {
-            let (read, _) = conn.complete_io(&mut &*self.sock)?;
-            if read == 0 && conn.is_handshaking() && conn.wants_read() {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the peer closed the connection during the TLS handshake"));
-            }
+        // complete_io runs until the handshake is done (an early close is UnexpectedEof).
+        if conn.is_handshaking() {
+            conn.complete_io(&mut &*self.sock)?;
         }
         while conn.wants_write() {
             conn.write_tls(&mut &*self.sock)?;
@@ -189,15 +175,6 @@ impl std::ops::Deref for TlsStream {
 
 impl std::io::Read for &TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        {
-            let mut u = self.unread.lock();
-            if !u.is_empty() {
-                let n = u.len().min(buf.len());
-                buf[..n].copy_from_slice(&u[..n]);
-                u.drain(..n);
-                return Ok(n);
-            }
-        }
         match &self.tls {
             Some(t) => self.tls_read(t, buf),
             None => (&*self.sock).read(buf),

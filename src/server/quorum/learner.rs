@@ -119,7 +119,7 @@ impl LearnerLink for LeaderConnection {
 }
 
 /// The reading half, owned by the QuorumPeer thread.
-pub type LeaderReader = PacketReader<BufReader<TlsStream>>;
+pub type LeaderReader = crate::server::quorum::quorum_packet::PeerReader;
 
 /// `findLeader`: the server our vote names.
 pub fn find_leader(peer: &QuorumPeer) -> Option<QuorumServer> {

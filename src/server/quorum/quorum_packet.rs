@@ -132,6 +132,10 @@ pub fn read_string<R: Read>(r: &mut R, max: usize) -> io::Result<String> {
     Ok(read_buffer(r, max)?.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
 }
 
+/// What reads a peer connection: buffered, with bytes pushed back in front (a peek at
+/// an auth packet's magic).
+pub type PeerReader = PacketReader<std::io::BufReader<crate::common::tls_stream::TlsStream>>;
+
 /// Reads what a peer sends and remembers bytes pushed back in front of the socket (the
 /// part of a stream a snapshot reader took but did not use).
 pub struct PacketReader<R: Read> {

@@ -139,17 +139,12 @@ impl QuorumX509Util {
             Err(io::Error::new(io::ErrorKind::PermissionDenied, "Blocked insecure connection attempt"))
         }
     }
-
-    /// Whether a connecting peer uses TLS (`sslQuorum`).
-    pub fn connects_secure(&self) -> bool {
-        self.ssl_quorum
-    }
 }
 
 /// Connects to `addr` within `timeout`, with TLS when `x509` says so.
 pub fn connect(x509: Option<&QuorumX509Util>, sock: TcpStream) -> io::Result<TlsStream> {
     match x509 {
-        Some(x) if x.connects_secure() => x.connect(sock),
+        Some(x) if x.ssl_quorum => x.connect(sock),
         _ => Ok(TlsStream::new(sock)),
     }
 }

@@ -8,9 +8,9 @@
 pub mod sasl_quorum_auth_learner;
 pub mod sasl_quorum_auth_server;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 
-use crate::common::tls_stream::TlsStream;
+use crate::server::quorum::quorum_packet::PacketReader;
 use crate::server::quorum::quorum_peer_config::QuorumSaslConfig;
 
 pub use sasl_quorum_auth_learner::SaslQuorumAuthLearner;
@@ -104,24 +104,11 @@ impl QuorumAuthPacket {
 
 /// `QuorumAuth.nextPacketIsAuth`: whether the next eight bytes are the magic, without
 /// taking them.
-pub fn next_packet_is_auth(din: &mut BufReader<TlsStream>) -> io::Result<bool> {
-    if din.buffer().is_empty() {
-        din.fill_buf()?;
-    }
-    if din.buffer().len() < 8 {
-        // Too few bytes buffered to look at: take them and the rest, then hand all of it
-        // back to the stream under the (now empty) buffer.
-        let mut head = [0u8; 8];
-        din.read_exact(&mut head)?;
-        let rest = din.buffer().to_vec();
-        din.consume(rest.len());
-        let mut back = head.to_vec();
-        back.extend_from_slice(&rest);
-        din.get_ref().unread(&back);
-        return Ok(i64::from_be_bytes(head) == QUORUM_AUTH_MAGIC_NUMBER);
-    }
-    let b = din.buffer();
-    Ok(i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) == QUORUM_AUTH_MAGIC_NUMBER)
+pub fn next_packet_is_auth<R: Read>(din: &mut PacketReader<R>) -> io::Result<bool> {
+    let mut head = [0u8; 8];
+    din.read_exact(&mut head)?;
+    din.unread(head.to_vec());
+    Ok(i64::from_be_bytes(head) == QUORUM_AUTH_MAGIC_NUMBER)
 }
 
 /// `QuorumPeer.authServer` / `authLearner`: both None with SASL off.

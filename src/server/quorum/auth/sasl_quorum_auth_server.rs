@@ -2,12 +2,13 @@
 //! `user_<name>` entries of the JAAS `QuorumServer` section.
 
 use std::collections::HashMap;
-use std::io::{self, BufReader};
+use std::io::{self, Read};
 
 use super::{next_packet_is_auth, section, QuorumAuthPacket, Status, QUORUM_SERVER_PROTOCOL_NAME, QUORUM_SERVER_SASL_DIGEST};
 use crate::common::digest_md5::DigestMd5Server;
 use crate::common::jaas_configuration::JaasConfiguration;
 use crate::common::tls_stream::TlsStream;
+use crate::server::quorum::quorum_packet::PacketReader;
 
 /// `SaslQuorumAuthServer.MAX_RETRIES`.
 const MAX_RETRIES: u32 = 5;
@@ -33,7 +34,7 @@ impl SaslQuorumAuthServer {
     /// `authenticate`: a peer that sends no auth packet passes unless SASL is required;
     /// one that fails is answered ERROR and, when required, refused (Err closes the
     /// connection), else let through with a warning as upstream does.
-    pub fn authenticate(&self, sock: &TlsStream, din: &mut BufReader<TlsStream>) -> io::Result<()> {
+    pub fn authenticate<R: Read>(&self, sock: &TlsStream, din: &mut PacketReader<R>) -> io::Result<()> {
         let remote = sock.peer_addr().map(|a| format!("/{a}")).unwrap_or_default();
         if !next_packet_is_auth(din)? {
             if self.require {
@@ -69,7 +70,7 @@ impl SaslQuorumAuthServer {
     }
 
     /// The DIGEST-MD5 rounds; Ok(false) when the retries ran out (ERROR already sent).
-    fn exchange(&self, out: &mut &TlsStream, din: &mut BufReader<TlsStream>) -> io::Result<bool> {
+    fn exchange<R: Read>(&self, out: &mut &TlsStream, din: &mut PacketReader<R>) -> io::Result<bool> {
         let mut token = QuorumAuthPacket::read_from(din)?.token;
         let mut ss = DigestMd5Server::new(QUORUM_SERVER_PROTOCOL_NAME, QUORUM_SERVER_SASL_DIGEST);
         let mut tries = 0;

@@ -24,7 +24,7 @@ use crate::proto::quorum::QuorumPacket;
 use crate::server::persistence::file_snap::serialize_snapshot_body;
 use crate::server::quorum::quorum_x509_util;
 use crate::server::quorum::leader::{Leader, StateSummary};
-use crate::server::quorum::quorum_packet::{self as qp, encode_parts, packet_to_string, read_packet};
+use crate::server::quorum::quorum_packet::{self as qp, encode_parts, packet_to_string, read_packet, PacketReader};
 use crate::server::quorum::quorum_server::LearnerType;
 use crate::server::request::Request;
 use crate::server::util::zxid_utils::{epoch_from_zxid, make_zxid};
@@ -234,7 +234,7 @@ impl LearnerHandler {
         // The quorum port's UnifiedServerSocket: TLS detection and handshake here, in
         // the handler's thread, not the acceptor's.
         let sock = quorum_x509_util::accept(leader.peer.x509.as_deref(), sock)?;
-        let mut ia = BufReader::new(sock.clone());
+        let mut ia = PacketReader::new(BufReader::new(sock.clone()));
         if let Some(server) = &leader.peer.quorum_auth.server {
             if let Err(e) = server.authenticate(&sock, &mut ia) {
                 log::error!("Server failed to authenticate quorum learner, addr: {}, closing connection: {e}", fmt_remote(&self.remote));

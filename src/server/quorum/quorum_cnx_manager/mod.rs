@@ -38,6 +38,7 @@ use crate::common::tls_stream::TlsStream;
 use crate::common::circular_blocking_queue::CircularBlockingQueue;
 use crate::server::quorum::quorum_peer::{QuorumPeer, OBSERVER_ID};
 use crate::server::quorum::quorum_server::{MultipleAddresses, QuorumAddr};
+use crate::server::quorum::quorum_packet::{PacketReader, PeerReader};
 use crate::server::quorum::quorum_x509_util;
 use crate::system_properties;
 
@@ -318,7 +319,7 @@ impl QuorumCnxManager {
         match keeps_connection(self.my_sid, sid, true) {
             ConnectionDecision::Keep => {
                 log::debug!("Have larger server identifier, so keeping the connection: (myId:{} --> sid:{sid})", self.my_sid);
-                let din = BufReader::new(sock.clone());
+                let din = PacketReader::new(BufReader::new(sock.clone()));
                 self.start_workers(sock, din, sid, seq)?;
                 Ok(true)
             }
@@ -366,7 +367,7 @@ impl QuorumCnxManager {
                 return;
             }
         };
-        let mut din = BufReader::new(sock.clone());
+        let mut din = PacketReader::new(BufReader::new(sock.clone()));
         let (sid, election_addr) = match read_initial(&mut din) {
             Ok(v) => v,
             Err(InitialMessageError::Bad(m)) => {
@@ -428,7 +429,7 @@ impl QuorumCnxManager {
     /// one accepted connection at a time, so the newest always replaces the older; our
     /// handshakes run in parallel on the pool, so an older connection whose handshake
     /// finishes last is the one dropped.
-    fn start_workers(self: &Arc<Self>, sock: TlsStream, din: BufReader<TlsStream>, sid: i64, seq: u64) -> io::Result<()> {
+    fn start_workers(self: &Arc<Self>, sock: TlsStream, din: PeerReader, sid: i64, seq: u64) -> io::Result<()> {
         if self.is_shutdown() {
             let _ = sock.shutdown(Shutdown::Both);
             return Ok(());

@@ -3,7 +3,7 @@
 //! 1..=PACKETMAXSIZE, a short read or a closed socket ends the connection (both
 //! workers); the next message to that peer dials again.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
@@ -12,13 +12,13 @@ use byteorder::{BigEndian, ReadBytesExt};
 
 use super::send_worker::SendWorker;
 use super::{Message, QuorumCnxManager, PACKETMAXSIZE};
-use crate::common::tls_stream::TlsStream;
+use crate::server::quorum::quorum_packet::PeerReader;
 
-pub(crate) fn spawn(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, din: BufReader<TlsStream>) -> io::Result<()> {
+pub(crate) fn spawn(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, din: PeerReader) -> io::Result<()> {
     qcm.thread_cnt.fetch_add(1, Ordering::AcqRel);
     let sid = sw.sid;
     // OK to wait as long as the connection lives: the handshake timeout no longer applies.
-    if let Err(e) = din.get_ref().set_read_timeout(None) {
+    if let Err(e) = din.get_ref().get_ref().set_read_timeout(None) {
         log::error!("Error while accessing socket for {sid}: {e}");
         sw.finish(&qcm);
         return Ok(());
@@ -40,7 +40,7 @@ pub(crate) fn read_frame<R: Read>(din: &mut R) -> io::Result<Vec<u8>> {
     crate::jute::read_exact_vec(din, length as usize)
 }
 
-fn run(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, mut din: BufReader<TlsStream>) {
+fn run(qcm: Arc<QuorumCnxManager>, sw: Arc<SendWorker>, mut din: PeerReader) {
     let sid = sw.sid;
     log::debug!("RecvWorker thread towards {sid} started. myId: {}", qcm.my_sid);
     while sw.recv_running() && !qcm.is_shutdown() {
