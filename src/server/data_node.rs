@@ -1,21 +1,7 @@
 //! `DataNode`: one znode.
 
-use std::collections::HashSet;
-
-/// The hasher of the node map and child sets: ahash keyed once per process (paths come
-/// from clients, so the key must not be guessable), and zero-sized, so a million child
-/// sets do not each carry hasher state.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FastState;
-
-impl std::hash::BuildHasher for FastState {
-    type Hasher = ahash::AHasher;
-
-    fn build_hasher(&self) -> ahash::AHasher {
-        static KEYS: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
-        KEYS.get_or_init(ahash::RandomState::new).build_hasher()
-    }
-}
+pub use crate::server::util::sharded_map::FastState;
+use crate::server::util::sharded_map::ShardedSet;
 
 use crate::proto::data::{Stat, StatPersisted};
 use crate::common::ephemeral_type;
@@ -27,12 +13,13 @@ pub struct DataNode {
     /// Index into the ReferenceCountedAclCache.
     pub acl: i64,
     pub stat: StatPersisted,
-    pub children: HashSet<String, FastState>,
+    /// A `ShardedSet`, so a parent with a million children never regrows in one go.
+    pub children: ShardedSet<String>,
 }
 
 impl DataNode {
     pub fn new(data: Option<Vec<u8>>, acl: i64, stat: StatPersisted) -> Self {
-        DataNode { data, acl, stat, children: HashSet::default() }
+        DataNode { data, acl, stat, children: ShardedSet::new() }
     }
 
     pub fn data_len(&self) -> i32 {

@@ -10,7 +10,8 @@ use crate::common::java_hash;
 use crate::proto::data::{Stat, StatPersisted, ACL};
 use crate::proto::txn::{ErrorTxn, TxnHeader};
 use crate::proto::{event_type, ids, op_code, Code};
-use crate::server::data_node::{DataNode, FastState};
+use crate::server::data_node::DataNode;
+use crate::server::util::sharded_map::ShardedMap;
 use crate::common::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::common::quotas::{self, StatsTrack};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
@@ -88,7 +89,9 @@ const DIGEST_LOG_INTERVAL: i64 = 128;
 const DIGEST_LOG_LIMIT: usize = 1024;
 
 pub struct DataTree {
-    nodes: HashMap<String, DataNode, FastState>,
+    /// Upstream's `NodeHashMap`; sharded so growth at a million nodes is never one long
+    /// pause under the write lock.
+    nodes: ShardedMap<String, DataNode>,
     ephemerals: HashMap<i64, EphemeralSet>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
@@ -123,16 +126,6 @@ fn key(path: &str) -> &str {
     }
 }
 
-/// Hash tables never shrink on removal, and the node map holds each node inline (~150
-/// bytes a slot): after a mass delete it would keep its high-water size, and the RSS
-/// with it, for good (upstream's tables hold 8-byte references). A table is halved
-/// once it is three-quarters empty, so the rehash cost stays proportional to the
-/// deletes that caused it. Returns the capacity to shrink to, if any.
-fn shrink_target(len: usize, capacity: usize) -> Option<usize> {
-    const MIN_CAPACITY: usize = 1 << 12;
-    (capacity > MIN_CAPACITY && len * 4 < capacity).then_some(len * 2)
-}
-
 fn split_parent(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),
@@ -163,7 +156,7 @@ impl Default for DataTree {
 impl DataTree {
     pub fn new() -> Self {
         let mut t = DataTree {
-            nodes: HashMap::default(),
+            nodes: ShardedMap::new(),
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
@@ -418,16 +411,10 @@ impl DataTree {
         self.digest_out(path);
         self.digest_out(parent_name);
         let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
-        if let Some(to) = shrink_target(self.nodes.len(), self.nodes.capacity()) {
-            self.nodes.shrink_to(to);
-        }
         // The node's ACL entry must outlive the watch triggers below.
         self.node_data_size -= Self::node_size(path, &node.data);
         if let Some(parent) = self.nodes.get_mut(key(parent_name)) {
             parent.children.remove(child_name);
-            if let Some(to) = shrink_target(parent.children.len(), parent.children.capacity()) {
-                parent.children.shrink_to(to);
-            }
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
@@ -909,7 +896,7 @@ impl DataTree {
 /// Raw access for the snapshot reader/writer (`server::persistence::file_snap`), which
 /// rebuilds a tree from (path, node) pairs as upstream's `DataTree.deserialize` does.
 impl DataTree {
-    pub(crate) fn nodes_mut(&mut self) -> &mut HashMap<String, DataNode, FastState> {
+    pub(crate) fn nodes_mut(&mut self) -> &mut ShardedMap<String, DataNode> {
         &mut self.nodes
     }
 
@@ -955,7 +942,7 @@ mod digest_tests {
         for i in 0..19_900 {
             t.delete_node(&format!("/p/n{i}"), 30_000 + i).unwrap();
         }
-        // Down to the 4096-slot floor of `shrink_target`: a quarter or less.
+        // Down to a quarter or less (`ShardedMap` halves a table three-quarters empty).
         assert!(t.nodes.capacity() * 4 <= big_nodes, "{} vs {big_nodes}", t.nodes.capacity());
         assert!(t.nodes["/p"].children.capacity() <= 4096, "{}", t.nodes["/p"].children.capacity());
         assert!(t.nodes["/p"].children.capacity() * 4 <= big_children);

@@ -1,4 +1,5 @@
 //! `org.apache.zookeeper.server.util`.
 
 pub mod http_server;
+pub mod sharded_map;
 pub mod zxid_utils;
