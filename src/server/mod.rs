@@ -14,6 +14,7 @@ pub mod expiry_queue;
 pub mod fault_points;
 pub mod final_request_processor;
 pub mod metrics;
+pub mod nio_server_cnxn_factory;
 pub mod persistence;
 pub mod prep_request_processor;
 pub mod purge_txn_log;

@@ -1,11 +1,12 @@
 //! `ServerCnxn`: the server's view of one client connection.
 //!
-//! Deliberate difference from upstream's NIO selector design: each connection has a
-//! reader thread (see `server_cnxn_factory`) and a writer thread draining an unbounded
-//! outgoing queue, like `NIOServerCnxn.outgoingBuffers`. Anything in the server may
-//! queue a reply or a watch event without blocking on a slow client; what bounds the
-//! queue is the reader side: [`RecvThrottle`] stops reading new requests while the
-//! connection holds too much (upstream's `disableRecv`/`enableRecv`).
+//! Its replies and watch events go onto an unbounded outgoing queue, like
+//! `NIOServerCnxn.outgoingBuffers`, drained by whoever owns the socket: a selector thread
+//! (`nio_server_cnxn_factory`, plain connections) or the connection's writer thread
+//! (`server_cnxn_factory`, TLS). Anything in the server may queue a reply or a watch
+//! event without blocking on a slow client; what bounds the queue is the reader side:
+//! [`RecvThrottle`] stops reading new requests while the connection holds too much
+//! (upstream's `disableRecv`/`enableRecv`).
 
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -236,6 +237,18 @@ impl RecvThrottle {
         self.waiting.load(Ordering::SeqCst)
     }
 
+    /// A selector thread stopped reading the connection (`disableRecv`); it re-checks
+    /// on its own, and wakers tell it through the connection's selector.
+    pub fn park(&self) {
+        self.throttled.store(true, Ordering::Relaxed);
+        self.waiting.store(true, Ordering::SeqCst);
+    }
+
+    pub fn unpark(&self) {
+        self.waiting.store(false, Ordering::SeqCst);
+        self.throttled.store(false, Ordering::Relaxed);
+    }
+
     /// Lets a parked reader re-check its condition (`enableRecv`).
     pub fn wake(&self) {
         if self.is_waiting() {
@@ -305,6 +318,11 @@ pub struct ServerCnxn {
     writer_done: AtomicBool,
     /// Freed memory was handed back after this connection (at most once).
     memory_released: AtomicBool,
+    /// The selector thread that owns the socket; None on the threaded path.
+    selector: Option<crate::server::nio_server_cnxn_factory::SelectorWaker>,
+    /// An update request is on its way to the selector (one at a time is enough: the
+    /// selector looks at everything the connection has when it takes it).
+    update_pending: AtomicBool,
     /// The RequestThrottler dropped a request of this connection (`ServerCnxn.invalid`):
     /// every later one is dropped too, so that no reply follows a gap.
     invalid: AtomicBool,
@@ -334,10 +352,32 @@ impl ServerCnxn {
             recv_limits: RecvLimits::default(),
             writer_done: AtomicBool::new(false),
             memory_released: AtomicBool::new(false),
+            selector: None,
+            update_pending: AtomicBool::new(false),
             invalid: AtomicBool::new(false),
         };
         c.stats.reset();
         c
+    }
+
+    /// Hands the socket to a selector thread; before the connection is shared.
+    pub fn set_selector(&mut self, w: crate::server::nio_server_cnxn_factory::SelectorWaker) {
+        self.selector = Some(w);
+    }
+
+    /// `requestInterestOpUpdate`: the owning selector thread should look at this
+    /// connection (output queued, session decided, reader may resume, close).
+    fn request_update(&self) {
+        if let Some(w) = &self.selector {
+            if !self.update_pending.swap(true, Ordering::SeqCst) {
+                w.request(self.id);
+            }
+        }
+    }
+
+    /// The selector took the update request; later changes need a new one.
+    pub fn update_taken(&self) {
+        self.update_pending.store(false, Ordering::SeqCst);
     }
 
     pub fn session_id(&self) -> i64 {
@@ -401,6 +441,7 @@ impl ServerCnxn {
         if let Some(tx) = self.init_tx.lock().take() {
             let _ = tx.send(valid);
         }
+        self.request_update();
     }
 
     /// Queues a raw frame (length prefix included). Never blocks, whatever the
@@ -411,6 +452,7 @@ impl ServerCnxn {
         if self.out.send(Outgoing::Frame(frame)).is_ok() {
             self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
             self.server_sent.fetch_add(1, Ordering::Relaxed);
+            self.request_update();
         } else {
             self.throttle.unqueued(len);
         }
@@ -440,6 +482,7 @@ impl ServerCnxn {
         self.outstanding.fetch_sub(1, Ordering::SeqCst);
         if self.throttle.is_waiting() && self.recv_throttle_reason(in_process, true).is_none() {
             self.throttle.wake();
+            self.request_update();
         }
         if self.is_closed() {
             self.maybe_release_memory();
@@ -547,6 +590,7 @@ impl ServerCnxn {
     /// `sendCloseSession`: flush what is queued, then close.
     pub fn send_close(&self) {
         let _ = self.out.send(Outgoing::Close);
+        self.request_update();
     }
 
     /// Closes at once: the reader thread sees EOF/error (or, parked by the throttle,
@@ -557,6 +601,7 @@ impl ServerCnxn {
             let _ = self.out.send(Outgoing::Close);
         }
         self.throttle.wake();
+        self.request_update();
     }
 
     pub fn mark_closed(&self) -> bool {

@@ -1,10 +1,13 @@
-//! `ServerCnxnFactory` with blocking IO: an accept thread and, per connection, a reader
-//! thread (frames in, handshake, 4lw) and a writer thread (frames out).
+//! `ServerCnxnFactory`: the accept thread (upstream's `NIOServerCnxnFactory.AcceptThread`)
+//! and where each accepted connection goes.
 //!
-//! Upstream's NIOServerCnxnFactory multiplexes with selector threads; the design card
-//! asks for OS threads and blocking sockets, so each connection owns two threads. The
-//! observable behaviour (framing, limits, what closes a connection) follows
-//! NIOServerCnxn.
+//! Plain connections go to the selector threads of `nio_server_cnxn_factory`, as with
+//! upstream's default NIO factory. TLS connections (the secure port, and
+//! `client.portUnification`), which upstream serves through Netty, and every connection
+//! when `zookeeper.serverCnxnFactory` names the Netty factory, get a reader thread
+//! (frames in, handshake, 4lw) and a writer thread (frames out) each, with blocking IO.
+//! The observable behaviour (framing, limits, what closes a connection) follows
+//! NIOServerCnxn either way.
 
 use std::io::{self, BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +21,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver};
 use crate::common::tls_stream;
 use crate::jute;
 use crate::server::command;
+use crate::server::nio_server_cnxn_factory::{self, Accepted, Selectors};
 use crate::server::server_cnxn::{fmt_addr, Outgoing, ServerCnxn, SharedStream};
 use crate::server::zookeeper_server::ZooKeeperServer;
 
@@ -69,8 +73,9 @@ fn read_proc_number(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// `initMaxCnxns`, with upstream's log lines, then the process's own bound.
-fn init_max_cnxns() -> u64 {
+/// `initMaxCnxns`, with upstream's log lines, then the process's own bound when each
+/// connection costs threads (`threaded`).
+fn init_max_cnxns(threaded: bool) -> u64 {
     let mut configured = crate::system_properties::get_i64(MAX_CNXNS).filter(|v| i32::try_from(*v).is_ok()).unwrap_or(0);
     if configured < 0 {
         configured = 0;
@@ -82,7 +87,7 @@ fn init_max_cnxns() -> u64 {
     }
     let maps = read_proc_number("/proc/sys/vm/max_map_count");
     let pids = read_proc_number("/proc/sys/kernel/pid_max");
-    let capacity = process_cnxn_capacity(maps, pids);
+    let capacity = if threaded { process_cnxn_capacity(maps, pids) } else { None };
     let limit = total_cnxn_limit(configured, capacity);
     if let Some(c) = capacity {
         if configured <= 0 || c < configured as u64 {
@@ -132,6 +137,7 @@ pub struct ServerCnxnFactory {
     max_client_cnxns: i32,
     stopped: Arc<AtomicBool>,
     accept_thread: Option<thread::JoinHandle<()>>,
+    selectors: Option<Arc<Selectors>>,
 }
 
 impl ServerCnxnFactory {
@@ -172,14 +178,19 @@ impl ServerCnxnFactory {
         };
         log::info!("binding to port {}{mode}", fmt_addr(&local));
         log::info!("maxClientCnxns set to {max}");
-        let total = init_max_cnxns();
+        let selectors = match tls {
+            ClientTls::Plain if nio_server_cnxn_factory::selectors_enabled() => Some(Arc::new(Selectors::start(local)?)),
+            _ => None,
+        };
+        let total = init_max_cnxns(selectors.is_none());
         let stopped = Arc::new(AtomicBool::new(false));
         let h = holder.clone();
         let st = stopped.clone();
+        let sel = selectors.clone();
         let accept_thread = thread::Builder::new()
             .name(format!("NIOServerCxnFactory.AcceptThread:{}", fmt_addr(&local)))
-            .spawn(move || accept_loop(listener, h, max, total, st, tls))?;
-        Ok(ServerCnxnFactory { holder, local, max_client_cnxns: max, stopped, accept_thread: Some(accept_thread) })
+            .spawn(move || accept_loop(listener, h, max, total, st, tls, sel))?;
+        Ok(ServerCnxnFactory { holder, local, max_client_cnxns: max, stopped, accept_thread: Some(accept_thread), selectors })
     }
 
     pub fn local_address(&self) -> SocketAddr {
@@ -197,6 +208,9 @@ impl ServerCnxnFactory {
         if let Some(t) = self.accept_thread.take() {
             let _ = t.join();
         }
+        if let Some(s) = self.selectors.take() {
+            s.shutdown();
+        }
         if let Some(zks) = self.holder.get() {
             zks.shutdown();
         }
@@ -210,6 +224,7 @@ fn accept_loop(
     total: u64,
     stopped: Arc<AtomicBool>,
     tls: ClientTls,
+    selectors: Option<Arc<Selectors>>,
 ) {
     // `acceptErrorLogger`: a flood of refusals logs once a second, not once each.
     let mut last_refusal_log: Option<std::time::Instant> = None;
@@ -257,7 +272,11 @@ fn accept_loop(
                 continue;
             }
         }
-        if let Err(e) = start_connection(stream, remote, &zks, &tls) {
+        let started = match &selectors {
+            Some(s) => start_selected_connection(stream, remote, &zks, s),
+            None => start_connection(stream, remote, &zks, &tls),
+        };
+        if let Err(e) = started {
             log::warn!("Error accepting new connection: {e}");
         }
     }
@@ -335,6 +354,29 @@ fn start_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperSe
     Ok(())
 }
 
+/// A plain connection for a selector thread: registered with the server, then handed
+/// over with its outgoing queue.
+fn start_selected_connection(stream: TcpStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>, selectors: &Selectors) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let stream = SharedStream::new(stream);
+    let (tx, rx) = unbounded::<Outgoing>();
+    let id = NEXT_CNXN_ID.fetch_add(1, Ordering::Relaxed);
+    let mut cnxn = ServerCnxn::new(id, remote, tx, stream.clone(), zks.stats.packets_sent.clone());
+    cnxn.recv_limits = zks.recv_limits;
+    let (i, waker) = selectors.next_waker();
+    cnxn.set_selector(waker);
+    let cnxn = Arc::new(cnxn);
+    cnxn.add_auth_info(crate::proto::data::Id::new("ip", &remote.ip().to_string()));
+    zks.add_cnxn(cnxn.clone());
+    let handed = selectors.hand_over(i, Accepted { stream, cnxn: cnxn.clone(), out: rx, zks: zks.clone() });
+    if let Err(e) = handed {
+        cnxn.mark_closed();
+        zks.remove_cnxn(&cnxn);
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Registers the connection and starts its writer thread; the caller runs the reader.
 fn open_connection(stream: SharedStream, remote: SocketAddr, zks: &Arc<ZooKeeperServer>) -> io::Result<Arc<ServerCnxn>> {
     let (tx, rx) = unbounded::<Outgoing>();
@@ -356,7 +398,7 @@ fn open_connection(stream: SharedStream, remote: SocketAddr, zks: &Arc<ZooKeeper
     Ok(cnxn)
 }
 
-fn close_cnxn(cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
+pub(crate) fn close_cnxn(cnxn: &Arc<ServerCnxn>, zks: &Arc<ZooKeeperServer>) {
     // Closed first, so that a request still in the pipeline cannot register a watch
     // for this connection after its watches were dropped.
     cnxn.mark_closed();
@@ -472,7 +514,7 @@ fn tls_handshake_timeout() -> u64 {
 
 /// `zookeeper.nio.sessionlessCnxnTimeout` (ms): how long a connection without a session may
 /// stay silent; also the bucket width of upstream's connection expiry queue.
-fn sessionless_cnxn_timeout() -> u64 {
+pub fn sessionless_cnxn_timeout() -> u64 {
     crate::system_properties::get_i64("zookeeper.nio.sessionlessCnxnTimeout").filter(|v| *v > 0).unwrap_or(10_000) as u64
 }
 
@@ -551,6 +593,7 @@ fn reader_loop_on<R: Read + Write>(io: R, stream: &SharedStream, cnxn: &Arc<Serv
         let res = if initialized { reader.read_exact(&mut len_buf) } else { read_full(reader.get_mut(), &mut len_buf) };
         if let Err(e) = res {
             if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+                crate::server::metrics::server_metrics::SESSIONLESS_CONNECTIONS_EXPIRED.fetch_add(1, Ordering::Relaxed);
                 log::info!(
                     "Closing idle connection from {} (session 0x{:x}): connection expired",
                     fmt_addr(&cnxn.remote),

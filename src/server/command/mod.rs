@@ -677,6 +677,9 @@ fn mntr_with(out: &mut String, zks: &ZooKeeperServer, prometheus: bool) {
 fn counter_value(name: &str) -> i64 {
     match name {
         "digest_mismatches_count" => crate::server::data_tree::DIGEST_MISMATCHES.load(Ordering::Relaxed),
+        "sessionless_connections_expired" => {
+            crate::server::metrics::server_metrics::SESSIONLESS_CONNECTIONS_EXPIRED.load(Ordering::Relaxed)
+        }
         c => crate::server::quorum::commit_processor::METRICS
             .counter(c)
             .or_else(|| crate::server::request_throttler::METRICS.counter(c))

@@ -53,6 +53,9 @@ impl NamespaceSet {
     }
 }
 
+/// `SESSIONLESS_CONNECTIONS_EXPIRED`: connections closed for idling past their bound.
+pub static SESSIONLESS_CONNECTIONS_EXPIRED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 pub static READ_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
 pub static WRITE_PER_NAMESPACE: NamespaceSet = NamespaceSet::new();
 /// `LEARNER_HANDLER_QP_SIZE` / `LEARNER_HANDLER_QP_TIME`: per learner sid, the leader's
@@ -83,6 +86,7 @@ pub fn record_write(path: &str, bytes: i64) {
 
 /// `srst` (ServerMetrics.resetAll) of these sets: values zeroed, names kept.
 pub fn reset() {
+    SESSIONLESS_CONNECTIONS_EXPIRED.store(0, std::sync::atomic::Ordering::Relaxed);
     READ_PER_NAMESPACE.reset();
     WRITE_PER_NAMESPACE.reset();
 }
