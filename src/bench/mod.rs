@@ -29,6 +29,7 @@ pub mod histogram;
 pub mod raw;
 pub mod scrape;
 pub mod servers;
+pub mod sessions;
 pub mod tls;
 mod workload;
 

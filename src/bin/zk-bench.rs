@@ -6,7 +6,8 @@
 //! Apache and our ensembles; `zk-bench ensemble [--smoke] ...` compares 3-node ensembles
 //! under load (throughput, latency, failover, RSS per node); `zk-bench compare --tls` compares
 //! them on a secure client port; `zk-bench scrape` times Prometheus scrapes of our server with
-//! a big tree (see docs/benchmarks.md).
+//! a big tree; `zk-bench sessions` holds thousands of idle sessions on both (see
+//! docs/benchmarks.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use zookeeper::bench::compare::{compare, CompareConfig};
 use zookeeper::bench::election::{election, ElectionConfig};
 use zookeeper::bench::ensemble::{ensemble, EnsembleConfig, DEFAULT_WORKLOADS};
 use zookeeper::bench::scrape::{scrape, ScrapeConfig};
+use zookeeper::bench::sessions::{sessions, SessionsConfig};
 use zookeeper::bench::servers::{ServerPrograms, DEFAULT_APACHE_JARS_DIR, DEFAULT_JAVA};
 use zookeeper::bench::tls::{KeyType, TlsClient, TlsOptions};
 use zookeeper::bench::{run, RunConfig, Workload};
@@ -44,6 +46,44 @@ enum Cmd {
     /// Prometheus /metrics scrape times of our zk-server with a big tree, idle and under
     /// load (ours only: Debian's Apache 3.8 has no Prometheus provider).
     Scrape(ScrapeArgs),
+    /// Many idle sessions held on Apache ZooKeeper 3.8 and on our zk-server side by
+    /// side: time to open them, RSS and threads holding them, get throughput on top.
+    Sessions(SessionsArgs),
+}
+
+#[derive(Args)]
+struct SessionsArgs {
+    /// Small counts (seconds); checks that everything works, measures nothing worth
+    /// reporting.
+    #[arg(long)]
+    smoke: bool,
+    /// Sessions held at once [default: 19000, bounded by the open-file limit; smoke 300]
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// Threads opening them at once.
+    #[arg(long, default_value_t = 10)]
+    openers: usize,
+    /// Rounds (A B / B A alternating) [default: 3; smoke 1]
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Sessions of the get load run on top of the held ones.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    #[arg(long, default_value_t = 32)]
+    outstanding: usize,
+    /// Seconds of the get load [default: 5; smoke 0.5]
+    #[arg(long)]
+    duration: Option<f64>,
+    #[arg(long)]
+    java: Option<PathBuf>,
+    #[arg(long)]
+    apache_jars: Option<PathBuf>,
+    /// Our server binary [default: zk-server next to this zk-bench]
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Keep the servers' directories afterwards (always kept when the benchmark fails).
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Args)]
@@ -450,6 +490,31 @@ fn scrape_cmd(a: ScrapeArgs) -> Result<(), String> {
     scrape(&cfg)
 }
 
+fn sessions_cmd(a: SessionsArgs) -> Result<(), String> {
+    let smoke = a.smoke;
+    // The held sockets are this process's open files, and as many are the server's.
+    let by_limit = zookeeper::bench::sessions::open_file_limit().map_or(19_000, |l| (l.saturating_sub(1_000)) as usize).min(19_000);
+    let secs = |v: Option<f64>, full: f64, small: f64| Duration::from_secs_f64(v.unwrap_or(if smoke { small } else { full }));
+    let cfg = SessionsConfig {
+        programs: ServerPrograms {
+            java: a.java.unwrap_or_else(|| DEFAULT_JAVA.into()),
+            apache_jars_dir: a.apache_jars.unwrap_or_else(|| DEFAULT_APACHE_JARS_DIR.into()),
+            ours: our_server(a.server_bin)?,
+        },
+        smoke,
+        sessions: a.sessions.unwrap_or(if smoke { 300 } else { by_limit }),
+        openers: a.openers,
+        rounds: a.rounds.unwrap_or(if smoke { 1 } else { 3 }),
+        clients: a.clients,
+        outstanding: a.outstanding,
+        duration: secs(a.duration, 5.0, 0.5),
+        warmup: secs(None, 1.0, 0.2),
+        idle: secs(None, 2.0, 0.3),
+        keep_dir: a.keep,
+    };
+    sessions(&cfg)
+}
+
 fn main() {
     // The client's reconnect warnings would flood the output when a server goes away;
     // failed requests are counted and reported anyway.
@@ -466,6 +531,7 @@ fn main() {
         Cmd::Election(a) => election_cmd(a),
         Cmd::Ensemble(a) => ensemble_cmd(a),
         Cmd::Scrape(a) => scrape_cmd(a),
+        Cmd::Sessions(a) => sessions_cmd(a),
     };
     if let Err(e) = r {
         eprintln!("zk-bench: {e}");
