@@ -507,10 +507,10 @@ fn read_full(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<()> {
     stream.read_exact(buf)
 }
 
-/// `zookeeper.ssl.handshakeDetectionTimeoutMillis` (5000).
-fn tls_handshake_timeout() -> u64 {
-    crate::system_properties::get_i64("zookeeper.ssl.handshakeDetectionTimeoutMillis").filter(|v| *v > 0).unwrap_or(5_000) as u64
-}
+/// How long a client may take over its TLS handshake: Netty's `SslHandler` default
+/// (10 s), which upstream's secure client port keeps (`zookeeper.ssl.handshakeDetectionTimeoutMillis`
+/// is the quorum's UnifiedServerSocket's, not the client port's).
+const CLIENT_TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 /// `zookeeper.nio.sessionlessCnxnTimeout` (ms): how long a connection without a session may
 /// stay silent; also the bucket width of upstream's connection expiry queue.
@@ -581,10 +581,9 @@ fn reader_loop_on<R: Read + Write>(io: R, stream: &SharedStream, cnxn: &Arc<Serv
             _ => sessionless_cnxn_timeout(),
         };
         cnxn.touch(idle_ms, sessionless_cnxn_timeout());
-        // A TLS handshake has its own, shorter bound (Netty's SslHandler timeout,
-        // `zookeeper.ssl.handshakeDetectionTimeoutMillis`).
+        // A TLS handshake has its own bound (Netty's SslHandler timeout).
         if stream.is_tls() && !authenticated {
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(tls_handshake_timeout().min(idle_ms))));
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(CLIENT_TLS_HANDSHAKE_TIMEOUT_MS.min(idle_ms))));
         } else if idle_set != Some(idle_ms) {
             let _ = stream.set_read_timeout(Some(idle_read_timeout(idle_ms)));
             idle_set = Some(idle_ms);

@@ -897,12 +897,14 @@ impl ZooKeeperServer {
         }
     }
 
-    /// Closes every connection of a session (`ServerCnxnFactory.closeSession`).
+    /// Closes every connection of a session (`ServerCnxnFactory.closeSession`): at once,
+    /// as upstream's `cnxn.close`, not after what is queued, which a client that stopped
+    /// reading would never let go out.
     pub fn close_session_cnxns(&self, session_id: i64) -> bool {
         let cs: Vec<Arc<ServerCnxn>> =
             self.cnxns.lock().values().filter(|c| c.session_id() == session_id).cloned().collect();
         for c in &cs {
-            c.send_close();
+            c.close();
         }
         !cs.is_empty()
     }
