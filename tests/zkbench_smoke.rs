@@ -446,3 +446,24 @@ fn json_checker_accepts_and_rejects() {
     assert!(check_json(r#"{"a":NaN}"#).is_err());
     assert!(check_json(r#"{"a":1} x"#).is_err());
 }
+
+/// `zk-bench sessions --smoke`: 300 sessions held on Apache and on ours, a get load on
+/// top. Checks the JSON summary's figures exist and that no session was refused or
+/// lost, never a time; ours holds them on its idle thread count (no thread per
+/// connection), Apache on its selector threads.
+#[test]
+fn sessions_smoke() {
+    let (stdout, report) = zk_bench_with_our_server(&["sessions", "--smoke"], Duration::from_secs(180));
+    let j = one_json(&stdout, &report);
+    assert_eq!(j["bench"], "zk-bench-sessions", "{j}");
+    assert_eq!(j["smoke"], true, "{j}");
+    assert_eq!(num_at(&j, &["sessions"]), 300.0, "{j}");
+    assert_eq!(num_at(&j, &["refused_or_lost"]), 0.0, "{j}\n{report}");
+    for side in ["apache", "ours"] {
+        let f = |k: &str| num_at(&j, &[side, k]);
+        assert!(f("open_s") > 0.0 && f("get_ops_s") > 0.0 && f("get_p99_ms") > 0.0, "{side}: {j}\n{report}");
+        assert!(f("rss_kib") > 0.0 && f("threads") > 0.0, "{side}: {j}");
+    }
+    let (idle, holding) = (num_at(&j, &["ours", "idle_threads"]), num_at(&j, &["ours", "threads"]));
+    assert!(holding <= idle + 4.0, "ours: {holding} threads holding 300 sessions, {idle} idle\n{report}");
+}

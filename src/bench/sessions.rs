@@ -23,7 +23,7 @@ use super::compare::{in_work_dir, median, mib};
 use super::election::threads_of;
 use super::raw::{frame, open_session, read_frame};
 use super::servers::{Kind, ManagedServer, ServerExtra, ServerPrograms};
-use super::{print_title, RunConfig, Workload};
+use super::{json_f64, json_str, print_title, RunConfig, Workload};
 use crate::jute::{OutputArchive, Record};
 use crate::proto::proto::RequestHeader;
 
@@ -249,6 +249,28 @@ fn sessions_in(cfg: &SessionsConfig, work: &Path) -> Result<(), String> {
     }
     let refused: usize = runs.iter().flatten().map(|r| r.refused + r.lost).sum();
     println!("refused, expired or dropped sessions, all runs: {refused}");
+    let side = |i: usize| {
+        format!(
+            "{{\"open_s\":{},\"rss_kib\":{},\"threads\":{},\"idle_rss_kib\":{},\"idle_threads\":{},\"get_ops_s\":{},\"get_p99_ms\":{}}}",
+            json_f64(med(i, &|r| r.open.as_secs_f64()), 3),
+            json_f64(med(i, &|r| r.rss_kib as f64), 0),
+            json_f64(med(i, &|r| r.threads as f64), 0),
+            json_f64(med(i, &|r| r.idle_rss_kib as f64), 0),
+            json_f64(med(i, &|r| r.idle_threads as f64), 0),
+            json_f64(med(i, &|r| r.get_ops_s), 1),
+            json_f64(med(i, &|r| r.get_p99_us as f64 / 1000.0), 3)
+        )
+    };
+    println!(
+        "{{\"bench\":{},\"smoke\":{},\"sessions\":{},\"openers\":{},\"rounds\":{},\"apache\":{},\"ours\":{},\"refused_or_lost\":{refused}}}",
+        json_str("zk-bench-sessions"),
+        cfg.smoke,
+        cfg.sessions,
+        cfg.openers,
+        cfg.rounds,
+        side(0),
+        side(1)
+    );
     if refused > 0 {
         return Err(format!("{refused} sessions were refused or lost"));
     }
