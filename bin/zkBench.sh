@@ -2,7 +2,7 @@
 #
 # zkBench.sh — build and run zk-bench, the zookeeper-rs benchmark tool.
 #
-# Usage: zkBench.sh {compare|election|ensemble|scrape|run} [zk-bench options...]
+# Usage: zkBench.sh {compare|election|ensemble|scrape|sessions|run} [zk-bench options...]
 #
 #   compare   start Apache ZooKeeper 3.8 (the Debian packages' jars) and our
 #             zk-server with the same zoo.cfg and compare them side by side:
@@ -30,11 +30,15 @@
 #             znodes, idle and under a set load: min/median/p99 against the 50 ms
 #             target. Ours only: Debian's Apache 3.8 has no Prometheus provider.
 #             `--smoke`: 20,000 znodes, 10 scrapes per phase.
+#   sessions  19,000 idle sessions (bounded by the open-file limit) opened by 10
+#             openers on Apache ZooKeeper 3.8 and on ours, side by side: time to
+#             open them, RSS and threads holding them, get throughput on top.
+#             `--smoke`: 300 sessions, one round.
 #   run       one workload against a running server, e.g.
 #             zkBench.sh run --server 127.0.0.1:2181 --workload get
 #
 #   zkBench.sh compare --help / election --help / ensemble --help / scrape --help /
-#   run --help
+#   sessions --help / run --help
 #   list the options;
 #   docs/benchmarks.md describes the method.
 #
@@ -56,7 +60,7 @@ ZOOBINDIR="$(cd "$(dirname "$ZOOBIN")" && pwd)"
 . "$ZOOBINDIR/zkEnv.sh"
 
 usage() {
-    echo "Usage: $0 {compare|election|ensemble|scrape|run} [zk-bench options...]" >&2
+    echo "Usage: $0 {compare|election|ensemble|scrape|sessions|run} [zk-bench options...]" >&2
     echo "       $0 compare --help | $0 election --help | $0 ensemble --help | $0 scrape --help | $0 run --help    (options)" >&2
     exit 1
 }
@@ -70,7 +74,7 @@ die() {
 ZK_SUBCMD=$1
 shift
 case $ZK_SUBCMD in
-    compare|election|ensemble|scrape|run) ;;
+    compare|election|ensemble|scrape|sessions|run) ;;
     *) usage ;;
 esac
 
