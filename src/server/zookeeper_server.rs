@@ -728,6 +728,9 @@ impl ZooKeeperServer {
         let len = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&len.to_be_bytes());
         cnxn.send_frame(frame);
+        // The ConnectResponse may be on the wire before the connection learns the
+        // outcome below; a test widens that window here.
+        crate::server::fault_points::hit("session.response.queued");
         if valid {
             log::info!(
                 "Established session 0x{:x} with negotiated timeout {} for client {}",

@@ -81,10 +81,6 @@ impl NioServerCnxn {
         }
     }
 
-    pub fn initialized(&self) -> bool {
-        !matches!(self.state, ReadState::Handshake | ReadState::AwaitingSession(_))
-    }
-
     /// What the selector should watch for: reads while the reader runs, writes while
     /// output is stuck behind a full socket buffer.
     pub fn interest(&self) -> u32 {
@@ -98,14 +94,13 @@ impl NioServerCnxn {
         i
     }
 
-    /// The idle bound as upstream's `touchCnxn` uses it: the session timeout once there
-    /// is a session, the sessionless timeout before.
+    /// The idle bound as upstream's `touchCnxn` uses it: the session timeout as soon as
+    /// the ConnectRequest has set one, the sessionless timeout before. (Not "once the
+    /// session is decided": the ConnectResponse may go out before the selector sees the
+    /// decision, and a touch then with the sessionless bound expired idle sessions of
+    /// 600 s after 10 s, 214 of 19 000 under a get load.)
     pub fn touch(&self, sessionless_ms: u64) {
-        let idle_ms = match self.cnxn.session_timeout() {
-            t if self.initialized() && t > 0 => t as u64,
-            _ => sessionless_ms,
-        };
-        self.cnxn.touch(idle_ms, sessionless_ms);
+        self.cnxn.touch(idle_timeout_ms(self.cnxn.session_timeout(), sessionless_ms), sessionless_ms);
     }
 
     /// Reads what the socket has (bounded, so one busy client cannot starve the
@@ -359,6 +354,16 @@ impl NioServerCnxn {
     }
 }
 
+/// How long a connection may stay without IO: its session timeout once the
+/// ConnectRequest set one (whether or not the session is decided yet), else the
+/// sessionless timeout.
+pub fn idle_timeout_ms(session_timeout: i32, sessionless_ms: u64) -> u64 {
+    match session_timeout {
+        t if t > 0 => t as u64,
+        _ => sessionless_ms,
+    }
+}
+
 /// The bytes a four-letter word's command may read after its four: what the selector
 /// had already read, then the socket.
 pub struct Leftover<'a> {
@@ -373,5 +378,30 @@ impl Read for Leftover<'_> {
             return Ok(n);
         }
         self.stream.read(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_bound_is_the_session_timeout_as_soon_as_one_is_set() {
+        assert_eq!(idle_timeout_ms(0, 10_000), 10_000, "no session yet");
+        assert_eq!(idle_timeout_ms(600_000, 10_000), 600_000, "a long session outlives the sessionless bound");
+        assert_eq!(idle_timeout_ms(4_000, 10_000), 4_000);
+        assert_eq!(idle_timeout_ms(-1, 10_000), 10_000);
+    }
+
+    #[test]
+    fn leftover_bytes_come_before_the_socket() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        c.write_all(b"cd").unwrap();
+        let mut r = Leftover { buffered: io::Cursor::new(b"ab".to_vec()), stream: &s };
+        let mut out = [0u8; 4];
+        r.read_exact(&mut out).unwrap();
+        assert_eq!(&out, b"abcd");
     }
 }
