@@ -182,16 +182,12 @@ impl Selectors {
         // closer outlives the join then, and ends with it.)
         let t = self.closer.lock().take();
         if let Some(t) = t {
-            if t.is_finished() || self.handles.is_empty() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if t.is_finished() {
                 let _ = t.join();
-            } else {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-                while !t.is_finished() && std::time::Instant::now() < deadline {
-                    thread::sleep(std::time::Duration::from_millis(10));
-                }
-                if t.is_finished() {
-                    let _ = t.join();
-                }
             }
         }
     }

@@ -152,13 +152,7 @@ impl NioServerCnxn {
     fn ingest(&mut self, data: &[u8]) -> Result<(), Stop> {
         if self.input.is_empty() {
             let res = self.process_frames(data);
-            let used = match &res {
-                Ok(n) => *n,
-                // A four-letter word keeps what follows its four bytes for the command.
-                Err(Stop::Command(_)) => 4,
-                Err(Stop::Close(_)) => data.len(),
-            };
-            self.input.extend_from_slice(&data[used..]);
+            self.input.extend_from_slice(&data[consumed(&res, data.len())..]);
             res?;
         } else {
             self.input.extend_from_slice(data);
@@ -171,12 +165,7 @@ impl NioServerCnxn {
     pub fn process_input(&mut self) -> Result<(), Stop> {
         let buf = std::mem::take(&mut self.input);
         let res = self.process_frames(&buf);
-        let used = match &res {
-            Ok(n) => *n,
-            // A four-letter word keeps what follows its four bytes for the command.
-            Err(Stop::Command(_)) => 4,
-            Err(Stop::Close(_)) => buf.len(),
-        };
+        let used = consumed(&res, buf.len());
         let mut buf = buf;
         buf.drain(..used);
         if buf.is_empty() && buf.capacity() > KEEP_INPUT_CAPACITY {
@@ -351,6 +340,16 @@ impl NioServerCnxn {
                 }
             }
         }
+    }
+}
+
+/// Bytes of a parsed buffer of `len` that are done with: what the frames used; for a
+/// four-letter word its four (what follows is the command's); all of it on a close.
+fn consumed(res: &Result<usize, Stop>, len: usize) -> usize {
+    match res {
+        Ok(n) => *n,
+        Err(Stop::Command(_)) => 4,
+        Err(Stop::Close(_)) => len,
     }
 }
 
