@@ -553,12 +553,14 @@ impl ZooKeeper {
     }
 
     /// `ZooKeeperAdmin.reconfigure` (opcode 16): the new config data and its Stat.
-    /// Absent lists go out as empty strings.
+    /// Absent lists go out as null strings, as ZooKeeperAdmin sends them: upstream's
+    /// leader treats a present `newMembers`, even an empty one, as a non-incremental
+    /// reconfig.
     pub fn reconfig(&self, joining: Option<&str>, leaving: Option<&str>, members: Option<&str>, from_config: i64) -> Result<(Option<Vec<u8>>, Stat)> {
         let req = ReconfigRequest {
-            joining_servers: joining.unwrap_or_default().to_owned(),
-            leaving_servers: leaving.unwrap_or_default().to_owned(),
-            new_members: members.unwrap_or_default().to_owned(),
+            joining_servers: joining.map(str::to_owned),
+            leaving_servers: leaving.map(str::to_owned),
+            new_members: members.map(str::to_owned),
             cur_config_id: from_config,
         };
         let r = self.call(op_code::RECONFIG, req.to_bytes(), None);

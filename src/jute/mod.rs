@@ -361,6 +361,23 @@ impl Field for String {
     }
 }
 
+/// A nullable `ustring`: None is the null string (length -1), which upstream tells from
+/// an empty one (ReconfigRequest's absent lists are null, not "").
+impl Field for Option<String> {
+    fn write_field(&self, out: &mut OutputArchive) {
+        match self {
+            None => out.write_int(-1),
+            Some(s) => out.write_string(s),
+        }
+    }
+    fn read_field(inp: &mut InputArchive<'_>) -> Result<Self> {
+        match inp.read_buffer()? {
+            None => Ok(None),
+            Some(b) => Ok(Some(decode_modified_utf8(&b))),
+        }
+    }
+}
+
 /// `buffer`: None is the null buffer (length -1), distinct from an empty one.
 impl Field for Option<Vec<u8>> {
     fn write_field(&self, out: &mut OutputArchive) {

@@ -52,9 +52,9 @@ jute_record! { pub struct GetDataRequest { pub path: String, pub watch: bool } }
 jute_record! { pub struct SetDataRequest { pub path: String, pub data: Option<Vec<u8>>, pub version: i32 } }
 jute_record! {
     pub struct ReconfigRequest {
-        pub joining_servers: String,
-        pub leaving_servers: String,
-        pub new_members: String,
+        pub joining_servers: Option<String>,
+        pub leaving_servers: Option<String>,
+        pub new_members: Option<String>,
         pub cur_config_id: i64,
     }
 }

@@ -331,6 +331,15 @@ impl FinalRequestProcessor {
             op_code::SET_DATA | op_code::SET_ACL => {
                 return Ok(Handled::ReplyErr(code(rc.err), Body::Stat(rc.stat.clone().unwrap_or_default())))
             }
+            op_code::RECONFIG => {
+                // The committed configuration as this server now has it (processReconfig
+                // ran before the commit reached here).
+                let data = zks.quorum_peer.as_ref().map(|p| p.quorum_verifier().to_string().into_bytes());
+                return Ok(Handled::ReplyErr(
+                    code(rc.err),
+                    Body::GetData(GetDataResponse { data, stat: rc.stat.clone().unwrap_or_default() }),
+                ));
+            }
             op_code::CLOSE_SESSION => return Ok(Handled::ReplyErr(code(rc.err), Body::None)),
             op_code::SYNC => {
                 let r: SyncRequest = decode(body_bytes)?;
@@ -453,7 +462,6 @@ impl FinalRequestProcessor {
                 };
                 Body::Ephemerals(GetEphemeralsResponse { ephemerals })
             }
-            op_code::RECONFIG => return Err(Code::Unimplemented),
             _ => Body::None,
         };
         Ok(Handled::Reply(body))

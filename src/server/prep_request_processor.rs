@@ -166,14 +166,8 @@ impl PrepRequestProcessor {
                 op_code::RECONFIG => {
                     let zxid = self.next_zxid();
                     self.set_hdr(request, zxid, request.r#type);
-                    let _ = decode::<ReconfigRequest>(&body)?;
-                    if !crate::system_properties::get_bool("zookeeper.reconfigEnabled") {
-                        log::error!("Reconfig operation requested but reconfig feature is disabled.");
-                        return Err(Code::ReconfigDisabled.into());
-                    }
-                    self.check_session(request)?;
-                    // A standalone server is not a leader: upstream's cast fails here.
-                    return Err(Code::Unimplemented.into());
+                    let r = decode::<ReconfigRequest>(&body)?;
+                    self.p_reconfig(request, &r)?;
                 }
                 op_code::SET_ACL => {
                     let zxid = self.next_zxid();
@@ -573,6 +567,73 @@ impl PrepRequestProcessor {
         }
         n.data = r.data.clone();
         self.add_change_record(n);
+        Ok(())
+    }
+
+    /// The reconfig case of `pRequest2Txn`: the leader turns the request into a setData
+    /// of `/zookeeper/config` carrying the new configuration, numbered by this txn.
+    fn p_reconfig(&self, request: &mut Request, r: &ReconfigRequest) -> Result<(), PrepError> {
+        if !crate::system_properties::get_bool("zookeeper.reconfigEnabled") {
+            log::error!("Reconfig operation requested but reconfig feature is disabled.");
+            return Err(Code::ReconfigDisabled.into());
+        }
+        if self.zks.skips_acl() {
+            log::warn!("skipACL is set, reconfig operation will skip ACL checks!");
+        }
+        self.check_session(request)?;
+        // Only a leader reconfigures: upstream's cast to LeaderZooKeeperServer fails on
+        // a standalone server.
+        let leader = match (&self.zks.kind, self.zks.quorum_peer.as_ref().and_then(|p| p.leader())) {
+            (crate::server::zookeeper_server::ServerKind::Leader, Some(l)) => l,
+            _ => return Err(Code::Unimplemented.into()),
+        };
+        let peer = &leader.peer;
+        let committed = peer.quorum_verifier();
+        let last_seen = peer.last_seen_quorum_verifier().unwrap_or_else(|| committed.clone());
+        if last_seen.version() != committed.version() {
+            return Err(Code::ReconfigInProgress.into());
+        }
+        if r.cur_config_id != -1 && r.cur_config_id != last_seen.version() {
+            log::info!(
+                "Reconfiguration from version {} failed -- last seen version is {}",
+                r.cur_config_id,
+                last_seen.version()
+            );
+            return Err(Code::BadVersion.into());
+        }
+        let zxid = Self::hdr_zxid(request);
+        let qv = crate::server::quorum::reconfig::next_quorum_verifier(
+            &last_seen,
+            r,
+            zxid,
+            peer.config.standalone_enabled,
+            peer.is_multi_address_enabled(),
+        )
+        .map_err(|refusal| {
+            log::info!("Reconfig refused: {}", refusal.msg);
+            if refusal.code == Code::MarshallingError {
+                PrepError::Marshalling(refusal.msg)
+            } else {
+                PrepError::Keeper(refusal.code)
+            }
+        })?;
+        if !leader.is_quorum_synced(&qv) {
+            log::warn!("Reconfig failed - there must be a connected and synced quorum in new configuration");
+            return Err(Code::NewConfigNoQuorum.into());
+        }
+        let node = self.record(crate::common::quotas::CONFIG_ZOOKEEPER)?;
+        self.check_acl(&node.acl, perms::WRITE, &request.auth_info)?;
+        let text = qv.to_string().into_bytes();
+        request.txn = Some(TxnRecord::SetData(SetDataTxn { path: crate::common::quotas::CONFIG_ZOOKEEPER.to_owned(), data: Some(text.clone()), version: -1 }));
+        let mut n = node.duplicate(zxid);
+        if let Some(st) = n.stat.as_mut() {
+            st.version = -1;
+            st.mtime = Self::hdr_time(request);
+            st.mzxid = zxid;
+        }
+        n.data = Some(text);
+        self.add_change_record(n);
+        request.qv = Some(std::sync::Arc::new(qv));
         Ok(())
     }
 

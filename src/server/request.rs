@@ -47,6 +47,8 @@ pub struct Request {
     /// (not prepared, not forwarded to the leader, not committed, not applied) and is
     /// answered THROTTLEDOP in its turn.
     pub throttled: bool,
+    /// `Request.qv`: the configuration a reconfig proposes (leader only).
+    pub qv: Option<std::sync::Arc<crate::server::quorum::flexible::QuorumVerifier>>,
 }
 
 impl Request {
@@ -77,6 +79,7 @@ impl Request {
             commit_proc_queue_start_time: -1,
             commit_recv_time: -1,
             throttled: false,
+            qv: None,
         }
     }
 
@@ -93,6 +96,7 @@ impl Request {
         r.zxid = self.zxid;
         r.txn_bytes = self.txn_bytes.clone();
         r.create_time = self.create_time;
+        r.qv = self.qv.clone();
         if r.txn_bytes.is_none() {
             r.txn = self.txn.clone();
             r.digest = self.digest.clone();

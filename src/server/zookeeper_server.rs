@@ -309,6 +309,11 @@ impl ZooKeeperServer {
         self.running.load(Ordering::Acquire)
     }
 
+    /// `skipACL=yes`.
+    pub fn skips_acl(&self) -> bool {
+        self.skip_acl
+    }
+
     pub fn zxid(&self) -> i64 {
         self.hzxid.load(Ordering::Acquire)
     }

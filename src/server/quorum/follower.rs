@@ -90,18 +90,36 @@ fn process_packet(peer: &QuorumPeer, ls: &LearnerServer, conn: &LeaderConnection
                 log::warn!("Got zxid 0x{zxid:x} expected 0x{:x}", last_queued.wrapping_add(1));
             }
             *last_queued = zxid;
+            if let Some(qv) = learner::reconfig_qv(&r, peer.is_multi_address_enabled()) {
+                peer.set_last_seen_quorum_verifier(qv, true);
+            }
             ls.log_request(r);
             crate::server::fault_points::hit("follower.proposal.queued");
         }
-        qp::COMMIT | qp::COMMITANDACTIVATE => {
+        qp::COMMIT => {
             crate::server::fault_points::hit("follower.commit.received");
             ls.commit(p.zxid)
+        }
+        qp::COMMITANDACTIVATE => {
+            // The new configuration applies before the commit writes it to the tree.
+            let qv = ls.pending_reconfig(peer.is_multi_address_enabled());
+            let leader = learner::suggested_leader(p.data.as_deref().unwrap_or(&[]));
+            let major = match (qv, leader) {
+                (Some(qv), Some(leader)) => peer.process_reconfig(qv, Some((leader, p.zxid)), true),
+                _ => {
+                    log::warn!("COMMITANDACTIVATE 0x{:x} without a pending reconfig", p.zxid);
+                    false
+                }
+            };
+            ls.commit(p.zxid);
+            if major {
+                return Err(learner::reconfig_error());
+            }
         }
         qp::UPTODATE => log::error!("Received an UPTODATE message after Follower started"),
         qp::REVALIDATE => conn.revalidate_answer(&ls.zk, &p),
         qp::SYNC => ls.sync(),
         _ => log::warn!("Unknown packet type: {}", packet_to_string(&p)),
     }
-    let _ = peer;
     Ok(())
 }

@@ -272,6 +272,33 @@ pub fn inform_txn_bytes(packet_type: i32, data: &[u8]) -> &[u8] {
     }
 }
 
+/// The configuration a reconfig txn carries (its setData of `/zookeeper/config`).
+pub fn reconfig_qv(r: &Request, multi_address_enabled: bool) -> Option<crate::server::quorum::flexible::QuorumVerifier> {
+    if r.hdr.as_ref()?.r#type != crate::proto::op_code::RECONFIG {
+        return None;
+    }
+    let Some(crate::server::txn_record::TxnRecord::SetData(t)) = &r.txn else { return None };
+    let text = String::from_utf8_lossy(t.data.as_deref().unwrap_or(&[])).into_owned();
+    match crate::server::quorum::flexible::QuorumVerifier::from_config_string(&text, multi_address_enabled) {
+        Ok(qv) => Some(qv),
+        Err(e) => {
+            log::error!("Bad configuration in reconfig txn 0x{:x}: {}", r.zxid, e.msg);
+            None
+        }
+    }
+}
+
+/// The designated leader a COMMITANDACTIVATE / INFORMANDACTIVATE names first.
+pub fn suggested_leader(data: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(data.get(..8)?.try_into().ok()?))
+}
+
+/// What a learner does when the configuration changes under it so much that its role
+/// or leader changed: it leaves the leader ("changes proposed in reconfig").
+pub fn reconfig_error() -> io::Error {
+    io::Error::other("changes proposed in reconfig")
+}
+
 pub fn request_from_txn_bytes(data: &[u8]) -> io::Result<Request> {
     let (hdr, txn, digest) = deserialize_txn_entry(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let mut r = Request::new(None, hdr.client_id, hdr.cxid, hdr.r#type, Vec::new(), Vec::new());
@@ -394,6 +421,8 @@ pub fn sync_with_leader(
     let mut write_to_txn_log = !snapshot_needed;
     let mut committed: VecDeque<i64> = VecDeque::new();
     let mut not_logged: VecDeque<PacketInFlight> = VecDeque::new();
+    let multi = peer.is_multi_address_enabled();
+    let mut new_leader_qv: Option<crate::server::quorum::flexible::QuorumVerifier> = None;
     while peer.is_running() {
         let p = reader.read_packet()?;
         match p.r#type {
@@ -401,9 +430,23 @@ pub fn sync_with_leader(
                 let r = request_from_txn_bytes(p.data.as_deref().unwrap_or(&[]))?;
                 let pif = PacketInFlight { request: r };
                 last_queued = enforce_continuous_proposal(last_queued, pif.zxid())?;
+                if let Some(qv) = reconfig_qv(&pif.request, multi) {
+                    peer.set_last_seen_quorum_verifier(qv, true);
+                }
                 not_logged.push_back(pif);
             }
             qp::COMMIT | qp::COMMITANDACTIVATE => {
+                if p.r#type == qp::COMMITANDACTIVATE {
+                    if let Some(pif) = not_logged.front().filter(|f| f.zxid() == p.zxid) {
+                        if let (Some(qv), Some(leader)) = (reconfig_qv(&pif.request, multi), suggested_leader(p.data.as_deref().unwrap_or(&[]))) {
+                            let major = peer.process_reconfig(qv, Some((leader, p.zxid)), true);
+                            peer.init_config_in_zk_database();
+                            if major {
+                                return Err(reconfig_error());
+                            }
+                        }
+                    }
+                }
                 if !write_to_txn_log {
                     match not_logged.front() {
                         Some(pif) if pif.zxid() == p.zxid => {
@@ -423,6 +466,12 @@ pub fn sync_with_leader(
                 let pif = PacketInFlight { request: r };
                 if p.r#type == qp::INFORM {
                     last_queued = enforce_continuous_proposal(last_queued, pif.zxid())?;
+                } else if let (Some(qv), Some(leader)) = (reconfig_qv(&pif.request, multi), suggested_leader(p.data.as_deref().unwrap_or(&[]))) {
+                    let major = peer.process_reconfig(qv, Some((leader, p.zxid)), true);
+                    peer.init_config_in_zk_database();
+                    if major {
+                        return Err(reconfig_error());
+                    }
                 }
                 if !write_to_txn_log {
                     apply(pif.request);
@@ -433,6 +482,13 @@ pub fn sync_with_leader(
             }
             qp::UPTODATE => {
                 log::info!("Learner received UPTODATE message");
+                if let Some(qv) = new_leader_qv.take() {
+                    let major = peer.process_reconfig(qv, None, true);
+                    peer.init_config_in_zk_database();
+                    if major {
+                        return Err(reconfig_error());
+                    }
+                }
                 if !is_pre_zab1_0 {
                     log::info!("{} proposals to log and {} commits received after NEWLEADER", not_logged.len(), committed.len());
                 }
@@ -445,6 +501,15 @@ pub fn sync_with_leader(
             }
             qp::NEWLEADER => {
                 log::info!("Learner received NEWLEADER message");
+                if let Some(d) = p.data.as_deref().filter(|d| d.len() > 1) {
+                    match crate::server::quorum::flexible::QuorumVerifier::from_config_string(&String::from_utf8_lossy(d), multi) {
+                        Ok(qv) => {
+                            peer.set_last_seen_quorum_verifier(qv.clone(), true);
+                            new_leader_qv = Some(qv);
+                        }
+                        Err(e) => log::error!("Bad configuration in NEWLEADER: {}", e.msg),
+                    }
+                }
                 crate::server::fault_points::hit("learner.newleader.beforePersist");
                 // What we persist now may belong to the new epoch before currentEpoch
                 // does: leave a note so that a crash in between can be told from damage.

@@ -146,6 +146,12 @@ impl LearnerServer {
         }
     }
 
+    /// The configuration the oldest pending txn proposes, if it is a reconfig
+    /// (`pendingTxns.element()` at COMMITANDACTIVATE).
+    pub fn pending_reconfig(&self, multi_address_enabled: bool) -> Option<crate::server::quorum::flexible::QuorumVerifier> {
+        self.pending_txns.lock().front().and_then(|r| crate::server::quorum::learner::reconfig_qv(r, multi_address_enabled))
+    }
+
     pub fn pending_txn_count(&self) -> usize {
         self.pending_txns.lock().len()
     }

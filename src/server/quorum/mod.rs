@@ -22,5 +22,6 @@ pub mod quorum_peer_main;
 pub mod quorum_server;
 pub mod quorum_x509_util;
 pub mod read_only_zookeeper_server;
+pub mod reconfig;
 pub mod synced_learner_tracker;
 pub mod vote;

@@ -56,8 +56,20 @@ pub fn observe_leader(peer: &Arc<QuorumPeer>, db: &Arc<ZKDatabase>) {
                 qp::UPTODATE => log::error!("Received an UPTODATE message after Observer started"),
                 qp::REVALIDATE => conn.revalidate_answer(&ls.zk, &p),
                 qp::SYNC => ls.sync(),
-                qp::INFORM | qp::INFORMANDACTIVATE => {
+                qp::INFORM => {
                     ls.commit_request(learner::request_from_txn_bytes(learner::inform_txn_bytes(p.r#type, p.data.as_deref().unwrap_or(&[])))?);
+                }
+                qp::INFORMANDACTIVATE => {
+                    let data = p.data.as_deref().unwrap_or(&[]);
+                    let r = learner::request_from_txn_bytes(learner::inform_txn_bytes(p.r#type, data))?;
+                    let major = match (learner::reconfig_qv(&r, peer.is_multi_address_enabled()), learner::suggested_leader(data)) {
+                        (Some(qv), Some(leader)) => peer.process_reconfig(qv, Some((leader, p.zxid)), true),
+                        _ => false,
+                    };
+                    ls.commit_request(r);
+                    if major {
+                        return Err(learner::reconfig_error());
+                    }
                 }
                 _ => log::warn!("Unknown packet type: {}", packet_to_string(&p)),
             }

@@ -310,6 +310,16 @@ impl QuorumPeerConfig {
         })?;
         let mut cfg = QuorumPeerConfig { config_file: Some(path.to_path_buf()), initial_config: text.clone(), ..Default::default() };
         cfg.parse_properties(&text).map_err(|e| wrap(e, path))?;
+        if cfg.dynamic_config_file.is_none() && cfg.is_distributed() && cfg.reconfig_enabled {
+            // `backupOldConfig`: the membership is about to move out of zoo.cfg (the
+            // first activated config rewrites it); keep the file as the operator wrote it.
+            let bak = PathBuf::from(format!("{}.bak", path.display()));
+            let tmp = PathBuf::from(format!("{}.bak.tmp", path.display()));
+            std::fs::write(&tmp, text.as_bytes())
+                .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, &bak))
+                .map_err(|e| ConfigException::new(format!("Error processing {}: {e}", path.display())))?;
+        }
         if let Some(dyn_file) = cfg.dynamic_config_file.clone() {
             let dyn_text = std::fs::read_to_string(&dyn_file)
                 .map_err(|e| ConfigException::new(format!("Error processing {}: {e}", dyn_file.display())))?;

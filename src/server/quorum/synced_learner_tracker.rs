@@ -43,6 +43,16 @@ impl SyncedLearnerTracker {
         self.pairs.iter().all(|(qv, acks)| qv.contains_quorum(&acks.iter().copied().collect::<Vec<_>>()))
     }
 
+    /// The last configuration and its acks (a reconfig's new configuration).
+    pub fn last_pair(&self) -> Option<(&Arc<QuorumVerifier>, &BTreeSet<i64>)> {
+        self.pairs.last().map(|(q, a)| (q, a))
+    }
+
+    /// Every configuration's ack set, in the order they were added.
+    pub fn ack_sets(&self) -> Vec<BTreeSet<i64>> {
+        self.pairs.iter().map(|(_, a)| a.clone()).collect()
+    }
+
     /// `ackSetsToString`: `[1, 2],[1, 3]`.
     pub fn ack_sets_to_string(&self) -> String {
         self.pairs

@@ -309,7 +309,14 @@ impl FastLeaderElection {
         self.send_notifications();
 
         while peer.peer_state() == ServerState::Looking && !self.shared.stop.load(Ordering::Acquire) {
-            let Some(n) = self.poll(not_timeout) else {
+            let polled = self.poll(not_timeout);
+            if peer.is_shutting_down_le() {
+                // A newer configuration arrived (WorkerReceiver's processReconfig): this
+                // round ends and the next one runs under it.
+                log::info!("restarting leader election");
+                return None;
+            }
+            let Some(n) = polled else {
                 // Nothing came: resend if something got through, else redial everyone.
                 if self.shared.manager.have_delivered() {
                     self.send_notifications();

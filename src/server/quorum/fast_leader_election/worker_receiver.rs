@@ -138,9 +138,8 @@ pub(crate) fn handle(shared: &Shared, response: Message) {
     }
 }
 
-/// Parses the sender's config. A newer one than ours is reported; applying it is the
-/// reconfig feature's job (`processReconfig`, a no-op while reconfigEnabled=false — and
-/// so restarting the election, as upstream then does, could not change anything).
+/// Parses the sender's config. A LOOKING peer adopts a newer one (`processReconfig`, a
+/// no-op while reconfigEnabled=false) and restarts its election under it.
 fn process_config(shared: &Shared, raw: &RawNotification, sid: i64) -> Option<i64> {
     let bytes = raw.config.as_ref()?;
     let text = String::from_utf8_lossy(bytes);
@@ -151,9 +150,19 @@ fn process_config(shared: &Shared, raw: &RawNotification, sid: i64) -> Option<i6
                 log::info!("{} Received version: {:x} my version: {:x}", shared.peer.myid, rqv.version(), cur.version());
                 if shared.peer.peer_state() == ServerState::Looking {
                     log::debug!("Invoking processReconfig(), state: {}", shared.peer.peer_state());
-                    if !rqv.same_as(&cur) {
+                    let version = rqv.version();
+                    let changed = !rqv.same_as(&cur);
+                    if shared.peer.is_reconfig_enabled() {
+                        shared.peer.process_reconfig(rqv, None, false);
+                        shared.peer.init_config_in_zk_database();
+                    }
+                    if changed && shared.peer.is_reconfig_enabled() {
+                        log::info!("restarting leader election");
+                        shared.peer.request_election_restart();
+                    } else if changed {
                         log::info!("Reconfig is disabled: keeping config version {:x}, not restarting leader election", cur.version());
                     }
+                    return Some(version);
                 } else {
                     log::debug!("Skip processReconfig(), state: {}", shared.peer.peer_state());
                 }

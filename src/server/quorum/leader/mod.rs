@@ -25,6 +25,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::common::time;
 use crate::server::quorum::commit_processor::CommitSink;
+use crate::server::quorum::flexible::QuorumVerifier;
 use crate::server::quorum::learner_handler::LearnerHandler;
 use crate::server::quorum::quorum_packet::{self as qp, encode_parts};
 use crate::server::quorum::quorum_peer::{QuorumPeer, ZabState};
@@ -61,6 +62,8 @@ pub struct Proposal {
     pub acks: SyncedLearnerTracker,
     /// What the CommitProcessor gets when it commits.
     pub request: Request,
+    /// A reconfig's proposed configuration.
+    pub reconfig_qv: Option<Arc<QuorumVerifier>>,
 }
 
 struct LeaderState {
@@ -74,6 +77,9 @@ struct LeaderState {
     pending_syncs: HashMap<i64, Vec<Arc<LearnerHandler>>>,
     /// (last, min, max) serialized proposal size (`ProposalStats`), -1 until the first.
     proposal_sizes: (i64, i64, i64),
+    /// `allowedToCommit`: false once a committed reconfig named another leader; this
+    /// one then commits nothing more and the ensemble moves to the designated leader.
+    allowed_to_commit: bool,
 }
 
 struct Negotiation {
@@ -171,6 +177,7 @@ impl Leader {
                 observing: Vec::new(),
                 pending_syncs: HashMap::new(),
                 proposal_sizes: (-1, -1, -1),
+                allowed_to_commit: true,
             }),
             negotiation: Mutex::new(Negotiation {
                 waiting_for_new_epoch: true,
@@ -437,6 +444,10 @@ impl Leader {
         }
         let Some(data) = request.txn_bytes.clone() else { return Err("proposal without txn bytes".into()) };
         let packet = encode_parts(qp::PROPOSAL, zxid, Some(&data));
+        let reconfig_qv = if hdr.r#type == crate::proto::op_code::RECONFIG { request.qv.clone() } else { None };
+        if let Some(qv) = &reconfig_qv {
+            self.peer.set_last_seen_quorum_verifier((**qv).clone(), true);
+        }
         let mut acks = SyncedLearnerTracker::new();
         let qv = self.peer.quorum_verifier();
         acks.add_quorum_verifier(qv.clone());
@@ -451,7 +462,7 @@ impl Leader {
         let (_, min, max) = st.proposal_sizes;
         st.proposal_sizes = (size, if min < 0 { size } else { min.min(size) }, max.max(size));
         st.last_proposed = zxid;
-        st.outstanding.insert(zxid, Proposal { zxid, packet: packet.clone(), data, acks, request: request.log_copy() });
+        st.outstanding.insert(zxid, Proposal { zxid, packet: packet.clone(), data, acks, request: request.log_copy(), reconfig_qv });
         for f in &st.forwarding {
             f.queue_packet(qp::PROPOSAL, zxid, packet.clone());
         }
@@ -467,6 +478,10 @@ impl Leader {
             return;
         }
         let mut st = self.state.lock();
+        if !st.allowed_to_commit {
+            // The last commit was a reconfig that named another leader.
+            return;
+        }
         if st.outstanding.is_empty() {
             log::debug!("outstanding is 0");
             return;
@@ -507,14 +522,42 @@ impl Leader {
         let Some(p) = st.outstanding.remove(&zxid) else { return false };
         st.to_be_applied.push_back((zxid, p.data.clone()));
         st.last_committed = zxid;
-        let commit = encode_parts(qp::COMMIT, zxid, None);
-        for f in &st.forwarding {
-            f.queue_packet(qp::COMMIT, zxid, commit.clone());
-        }
-        if !st.observing.is_empty() {
-            let inform = encode_parts(qp::INFORM, zxid, Some(&p.data));
-            for o in &st.observing {
-                o.queue_packet(qp::INFORM, zxid, inform.clone());
+        if let Some(new_qv) = p.reconfig_qv.clone() {
+            log::debug!("Committing a reconfiguration! {}", st.outstanding.len());
+            let designated = self.designated_leader(st, &p, zxid);
+            self.peer.process_reconfig((*new_qv).clone(), Some((designated, self.zk.zxid())), true);
+            if designated != self.peer.myid {
+                log::info!(
+                    "Committing a reconfiguration (reconfigEnabled={}); this leader is not the designated leader anymore, setting allowedToCommit=false",
+                    self.peer.is_reconfig_enabled()
+                );
+                st.allowed_to_commit = false;
+            }
+            // Followers close the connection themselves if the leader changes: that way
+            // a quorum of them surely got the commit.
+            let commit = encode_parts(qp::COMMITANDACTIVATE, zxid, Some(&designated.to_be_bytes()));
+            for f in &st.forwarding {
+                f.queue_packet(qp::COMMITANDACTIVATE, zxid, commit.clone());
+            }
+            if !st.observing.is_empty() {
+                let mut data = Vec::with_capacity(8 + p.data.len());
+                data.extend_from_slice(&designated.to_be_bytes());
+                data.extend_from_slice(&p.data);
+                let inform = encode_parts(qp::INFORMANDACTIVATE, zxid, Some(&data));
+                for o in &st.observing {
+                    o.queue_packet(qp::INFORMANDACTIVATE, zxid, inform.clone());
+                }
+            }
+        } else {
+            let commit = encode_parts(qp::COMMIT, zxid, None);
+            for f in &st.forwarding {
+                f.queue_packet(qp::COMMIT, zxid, commit.clone());
+            }
+            if !st.observing.is_empty() {
+                let inform = encode_parts(qp::INFORM, zxid, Some(&p.data));
+                for o in &st.observing {
+                    o.queue_packet(qp::INFORM, zxid, inform.clone());
+                }
             }
         }
         self.commit.commit(p.request);
@@ -524,6 +567,34 @@ impl Leader {
             }
         }
         true
+    }
+
+    /// `getDesignatedLeader` over a committed reconfig and what is outstanding after it.
+    fn designated_leader(&self, st: &LeaderState, p: &Proposal, zxid: i64) -> i64 {
+        let Some((new_qv, new_acks)) = p.acks.last_pair() else { return self.peer.myid };
+        let mut later = Vec::new();
+        let mut z = zxid + 1;
+        while let Some(next) = st.outstanding.get(&z) {
+            later.push(next.acks.ack_sets());
+            z += 1;
+        }
+        crate::server::quorum::reconfig::designated_leader(self.peer.myid, self.peer.quorum_address().all(), new_qv, new_acks, &later)
+    }
+
+    /// `isQuorumSynced`: the voters of `qv` that are synced with us (and we, if we vote
+    /// in it) form a quorum of it.
+    pub fn is_quorum_synced(&self, qv: &QuorumVerifier) -> bool {
+        let mut ids = Vec::new();
+        if qv.is_voter(self.peer.myid) {
+            ids.push(self.peer.myid);
+        }
+        let tick = self.tick.load(Ordering::Acquire);
+        for f in self.forwarding_followers() {
+            if f.synced(tick) && qv.is_voter(f.sid()) && !ids.contains(&f.sid()) {
+                ids.push(f.sid());
+            }
+        }
+        qv.contains_quorum(&ids)
     }
 
     /// ToBeAppliedRequestProcessor's bookkeeping: the applied txn leaves `toBeApplied`.
@@ -613,6 +684,17 @@ impl Leader {
         let zxid = make_zxid(epoch, 0);
         self.zk.set_zxid(zxid);
         self.state.lock().last_proposed = zxid;
+        // ZOOKEEPER-1783: a configuration nobody versioned (version 0, from zoo.cfg)
+        // gets this epoch's first zxid as its version once a quorum is established, so it
+        // outranks the partial configs of joining servers. It travels as the last seen
+        // configuration in NEWLEADER and is committed when the quorum has acked that.
+        let cur = self.peer.quorum_verifier();
+        if cur.version() == 0 && self.peer.last_seen_quorum_verifier().map(|l| l.version()).unwrap_or(0) == 0 {
+            log::debug!("set lastSeenQuorumVerifier to currentQuorumVerifier ({cur})");
+            let mut bumped = (*cur).clone();
+            bumped.set_version(self.zk.zxid());
+            self.peer.set_last_seen_quorum_verifier(bumped, true);
+        }
         {
             let mut n = self.negotiation.lock();
             n.new_leader_zxid = zxid;
@@ -661,7 +743,27 @@ impl Leader {
         self.state.lock().last_committed = zxid;
         let acks = self.negotiation.lock().new_leader.ack_sets_to_string();
         log::info!("Have quorum of supporters, sids: [{acks}]; starting up and setting last processed zxid: 0x{zxid:x}");
-        log::info!("Dynamic reconfig feature is disabled, skip designatedLeader calculation and reconfig processing.");
+        if self.peer.is_reconfig_enabled() {
+            // ZOOKEEPER-1324: the configuration NEWLEADER carried is now acked by a
+            // quorum; it applies to this leader too.
+            if let Some(new_qv) = self.peer.last_seen_quorum_verifier() {
+                let designated = {
+                    let n = self.negotiation.lock();
+                    match n.new_leader.last_pair() {
+                        Some((q, acks)) => crate::server::quorum::reconfig::designated_leader(self.peer.myid, self.peer.quorum_address().all(), q, acks, &[]),
+                        None => self.peer.myid,
+                    }
+                };
+                self.peer.process_reconfig((*new_qv).clone(), Some((designated, self.zk.zxid())), true);
+                self.peer.init_config_in_zk_database();
+                if designated != self.peer.myid {
+                    log::warn!("This leader is not the designated leader, it will be initialized with allowedToCommit = false");
+                    self.state.lock().allowed_to_commit = false;
+                }
+            }
+        } else {
+            log::info!("Dynamic reconfig feature is disabled, skip designatedLeader calculation and reconfig processing.");
+        }
         self.leader_start_time.store(time::current_elapsed_time(), Ordering::Release);
         self.peer.update_election_vote(epoch);
         self.zk.db.set_last_processed_zxid(zxid);

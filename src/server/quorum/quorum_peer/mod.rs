@@ -7,13 +7,14 @@
 //! taken, except `status` → nothing. The election thread, the WorkerReceiver and the
 //! 4lw commands only read.
 
+pub mod dynamic_config;
 pub mod epochs;
 pub mod run;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -107,6 +108,12 @@ pub struct QuorumPeer {
     pub x509: Option<Arc<crate::server::quorum::quorum_x509_util::QuorumX509Util>>,
     /// `authServer` / `authLearner` (`quorum.auth.*`).
     pub quorum_auth: crate::server::quorum::auth::QuorumAuth,
+    /// `reconfigFlag`: a committed reconfig decided this peer's next role.
+    reconfig_flag: AtomicBool,
+    /// `shuttingDownLE`: the election restarts before the next lookForLeader.
+    shutting_down_le: AtomicBool,
+    /// `qcmRef`: the connection manager, once started (reconfig reaches new members).
+    qcm: Mutex<Weak<crate::server::quorum::quorum_cnx_manager::QuorumCnxManager>>,
 }
 
 impl QuorumPeer {
@@ -120,7 +127,13 @@ impl QuorumPeer {
         }
         let epochs = epochs::Epochs::load(&snap_dir, last_logged_zxid)?;
         let current_epoch = epochs.current();
-        let last_seen = config.last_seen_quorum_verifier.clone().map(Arc::new);
+        let qv = Arc::new(qv);
+        // `setQuorumVerifier` at start: the last seen configuration is at least the
+        // committed one.
+        let last_seen = match config.last_seen_quorum_verifier.clone() {
+            Some(ls) if ls.version() > qv.version() => Some(Arc::new(ls)),
+            _ => Some(qv.clone()),
+        };
         let x509 = crate::server::quorum::quorum_x509_util::QuorumX509Util::from_config(&config)?;
         let quorum_auth = crate::server::quorum::auth::QuorumAuth::from_config(&config.quorum_sasl)?;
         Ok(Arc::new(QuorumPeer {
@@ -129,7 +142,7 @@ impl QuorumPeer {
             init_limit: config.init_limit,
             sync_limit: config.sync_limit,
             snap_dir,
-            qv: RwLock::new(Arc::new(qv)),
+            qv: RwLock::new(qv),
             last_seen_qv: RwLock::new(last_seen),
             learner_type: Mutex::new(config.peer_type),
             status: Mutex::new(Status {
@@ -152,6 +165,9 @@ impl QuorumPeer {
             db: Mutex::new(None),
             x509,
             quorum_auth,
+            reconfig_flag: AtomicBool::new(false),
+            shutting_down_le: AtomicBool::new(false),
+            qcm: Mutex::new(Weak::new()),
             config,
         }))
     }
@@ -166,6 +182,14 @@ impl QuorumPeer {
                 o.close_all_connections();
             }
         }
+    }
+
+    pub fn set_qcm(&self, qcm: &Arc<crate::server::quorum::quorum_cnx_manager::QuorumCnxManager>) {
+        *self.qcm.lock() = Arc::downgrade(qcm);
+    }
+
+    pub fn qcm(&self) -> Option<Arc<crate::server::quorum::quorum_cnx_manager::QuorumCnxManager>> {
+        self.qcm.lock().upgrade()
     }
 
     pub fn set_leader(&self, l: Option<Arc<crate::server::quorum::leader::Leader>>) {

@@ -43,6 +43,7 @@ impl RunningPeer {
             peer.set_current_vote(crate::server::quorum::vote::Vote::new(peer.myid, z, e));
         }
         let qcm = QuorumCnxManager::new(peer.clone());
+        peer.set_qcm(&qcm);
         qcm.start_listener()?;
         let fle = Arc::new(FastLeaderElection::start(peer.clone(), Arc::new(qcm.clone()))?);
         let rp = Arc::new(RunningPeer { peer: peer.clone(), qcm, fle, thread: Mutex::new(None) });
@@ -84,6 +85,12 @@ fn main_loop(rp: &RunningPeer, roles: &dyn Roles) {
                 } else {
                     None
                 };
+                // `reconfigFlagClear` + `shuttingDownLE`: a configuration committed or
+                // learnt since the last round applies to this one.
+                peer.reconfig_flag_clear();
+                if peer.take_shutting_down_le() {
+                    log::info!("Leader election restarts under config version {:x}", peer.quorum_verifier().version());
+                }
                 match rp.fle.look_for_leader() {
                     Some(v) => peer.set_current_vote(v),
                     None => {
@@ -193,12 +200,28 @@ pub fn record_election_time(peer: &QuorumPeer) -> i64 {
     taken
 }
 
-/// `updateServerState`: after a role ends the peer looks for a leader again.
+/// `updateServerState`: after a role ends the peer looks for a leader again — unless a
+/// committed reconfig already named its next role (the designated leader, or this
+/// peer's new learner type), which it then takes without an election.
 fn update_server_state(peer: &QuorumPeer) {
-    if peer.is_running() {
+    if !peer.is_running() {
+        return;
+    }
+    if !peer.reconfig_flag() {
         peer.set_peer_state(ServerState::Looking);
         log::warn!("PeerState set to LOOKING");
+        return;
     }
+    let next = if peer.myid == peer.current_vote().id {
+        ServerState::Leading
+    } else if peer.learner_type() == crate::server::quorum::quorum_server::LearnerType::Participant {
+        ServerState::Following
+    } else {
+        ServerState::Observing
+    };
+    peer.set_peer_state(next);
+    log::debug!("PeerState set to {}", next.name());
+    peer.reconfig_flag_clear();
 }
 
 /// The roles of a replicated server: Zab's leader, follower and observer on the
