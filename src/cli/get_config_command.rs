@@ -13,9 +13,10 @@ const OPTIONS: Options = Options::new(&[opt("s", false, "stats"), opt("w", false
 pub fn client_config_str(config: &str) -> String {
     let mut version = String::new();
     let mut servers = Vec::new();
-    for line in config.lines() {
-        let Some((k, v)) = line.split_once('=') else { continue };
-        let (k, v) = (k.trim(), v.trim());
+    // Upstream walks a `Properties`: its entry order, not the text's.
+    let pairs = config.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    for (k, v) in crate::common::java_hash::properties_order(pairs) {
+        let (k, v) = (k.as_str(), v.as_str());
         if k == "version" {
             version = v.to_owned();
         }

@@ -82,7 +82,7 @@ impl CliError {
             Code::BadArguments => format!("Arguments are not valid : {p}"),
             Code::BadVersion => format!("version No is not valid : {p}"),
             Code::ReconfigInProgress => "Another reconfiguration is in progress -- concurrent reconfigs not supported (yet)".to_owned(),
-            Code::NewConfigNoQuorum => "No quorum of new config is connected and up-to-date with the leader of last commmitted config - try invoking reconfiguration after new servers are connected and synced".to_owned(),
+            Code::NewConfigNoQuorum => "No quorum of new config is connected and up-to-date with the leader of last committed config - try invoking reconfiguration after new servers are connected and synced".to_owned(),
             Code::QuotaExceeded => format!("Quota has exceeded : {p}"),
             _ => e.to_string(),
         };

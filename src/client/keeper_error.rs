@@ -29,8 +29,9 @@ impl KeeperError {
 impl fmt::Display for KeeperError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.path {
-            Some(p) => write!(f, "KeeperErrorCode = {} for {p}", self.code.message()),
-            None => write!(f, "KeeperErrorCode = {}", self.code.message()),
+            // `KeeperException.getMessage`: an empty path is left out like a null one.
+            Some(p) if !p.is_empty() => write!(f, "KeeperErrorCode = {} for {p}", self.code.message()),
+            _ => write!(f, "KeeperErrorCode = {}", self.code.message()),
         }
     }
 }

@@ -564,7 +564,8 @@ impl ZooKeeper {
             cur_config_id: from_config,
         };
         let r = self.call(op_code::RECONFIG, req.to_bytes(), None);
-        check(&r, None)?;
+        // ZooKeeperAdmin raises its errors with the path "" (zkCli: "... : ").
+        check(&r, Some(""))?;
         let rsp: GetDataResponse = decode(&r)?;
         Ok((rsp.data, rsp.stat))
     }

@@ -62,6 +62,22 @@ pub fn iteration_order<T>(items: Vec<T>, cap: usize, hash: impl Fn(&T) -> i32) -
     v.into_iter().map(|(_, t)| t).collect()
 }
 
+/// `java.util.Properties` entries as `entrySet()` hands them out (Java 9+ keeps them in
+/// a `ConcurrentHashMap` of initial capacity 8, a 16-bucket table): upstream writes
+/// zoo.cfg back and builds zkCli's `config -c` string in this order. A key loaded twice
+/// keeps its first place and takes the last value.
+pub fn properties_order(pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut unique: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        match unique.iter_mut().find(|(uk, _)| *uk == k) {
+            Some(e) => e.1 = v,
+            None => unique.push((k, v)),
+        }
+    }
+    let cap = chm_capacity_for_inserts(unique.len());
+    iteration_order(unique, cap, |(k, _)| string_hash(k))
+}
+
 /// The jute-generated `Id.hashCode()`.
 pub fn id_hash(scheme: &str, id: &str) -> i32 {
     let mut r: i32 = 17;
@@ -72,6 +88,16 @@ pub fn id_hash(scheme: &str, id: &str) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn properties_order_is_apaches() {
+        // As Apache's zkCli `config -c` printed a 3-server config: 2, 1, 3.
+        let p = |k: &str| (k.to_owned(), String::new());
+        let keys: Vec<String> = properties_order(vec![p("server.1"), p("server.2"), p("server.3"), p("version")]).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["server.2", "server.1", "server.3", "version"]);
+        let dup = properties_order(vec![("a".into(), "1".into()), ("a".into(), "2".into())]);
+        assert_eq!(dup, vec![("a".to_owned(), "2".to_owned())]);
+    }
 
     #[test]
     fn java_string_hash() {

@@ -200,24 +200,20 @@ pub fn dynamic_file_text(qv: &QuorumVerifier, keep_version: bool) -> String {
 
 /// `editStaticConfig`: zoo.cfg without its membership keys (and without the client
 /// address keys when the server line now carries it), pointing at the dynamic file.
-/// Properties order is not kept, as upstream's `Properties` does not keep it either.
+/// Comments go, and the keys come in `Properties` order, as upstream writes them.
 pub fn edited_static_config(static_text: &str, dynamic_path: &str, erase_client_port_address: bool) -> String {
+    let pairs = parse_properties(static_text).into_iter().map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
     let mut out = String::new();
-    let mut seen = BTreeSet::new();
-    for (k, v) in parse_properties(static_text) {
-        let k = k.trim().to_owned();
+    for (k, v) in crate::common::java_hash::properties_order(pairs) {
         let drop = k.starts_with("server.")
             || k.starts_with("group")
             || k.starts_with("weight")
             || k.starts_with("dynamicConfigFile")
             || k.starts_with("peerType")
             || (erase_client_port_address && (k.starts_with("clientPort") || k.starts_with("clientPortAddress")));
-        if drop || !seen.insert(k.clone()) {
-            continue;
+        if !drop {
+            out.push_str(&format!("{k}={v}\n"));
         }
-        // A later duplicate key wins in Properties: take the last value.
-        let last = parse_properties(static_text).into_iter().rev().find(|(kk, _)| kk.trim() == k).map(|(_, vv)| vv).unwrap_or(v);
-        out.push_str(&format!("{k}={}\n", last.trim()));
     }
     out.push_str(&format!("dynamicConfigFile={dynamic_path}\n"));
     out
@@ -309,7 +305,8 @@ mod tests {
         );
         assert!(dynamic_file_text(&q, true).ends_with("\nversion=100000000"));
         let st = edited_static_config("# c\ntickTime=500\nserver.1=a:1:2\nclientPort=2181\npeerType=participant\ndataDir=/d\n", "/x/zoo.cfg.dynamic.1", true);
-        assert_eq!(st, "tickTime=500\ndataDir=/d\ndynamicConfigFile=/x/zoo.cfg.dynamic.1\n");
+        // Properties order: what Apache 3.8 on Java 17 writes for these keys.
+        assert_eq!(st, "dataDir=/d\ntickTime=500\ndynamicConfigFile=/x/zoo.cfg.dynamic.1\n");
         let kept = edited_static_config("clientPort=2181\n", "/d", false);
         assert_eq!(kept, "clientPort=2181\ndynamicConfigFile=/d\n");
     }
