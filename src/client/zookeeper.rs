@@ -99,6 +99,38 @@ impl ZooKeeper {
         self.cnxn.shared.negotiated_timeout.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// `updateServerList`: the client side of dynamic reconfiguration. Installs the
+    /// servers of `connect_string` and, if the provider decides this client should move
+    /// for the load to even out over the new ensemble (it always does when its server
+    /// left; with probability `1 - old/new` when the ensemble grew), drops the current
+    /// connection so the SendThread reconnects by the rebalancing plan, keeping the
+    /// session. As upstream's ConnectStringParser, a chroot in the string is validated
+    /// and then ignored: the handle keeps the chroot it was created with. A malformed
+    /// string (or one without servers) is BadArguments, as in `connect`.
+    pub fn update_server_list(&self, connect_string: &str) -> Result<()> {
+        let cs = connect_string_parser::parse(connect_string).map_err(|e| {
+            log::error!("{e}");
+            KeeperError::new(Code::BadArguments)
+        })?;
+        let moving = self.cnxn.update_server_list(cs.servers).map_err(|e| {
+            log::error!("{e}");
+            KeeperError::new(Code::BadArguments)
+        })?;
+        log::info!("Server list updated to {connect_string}{}", if moving { "; reconnecting to rebalance" } else { "" });
+        Ok(())
+    }
+
+    /// `testableRemoteSocketAddress`: the server the client has a socket to, if any.
+    pub fn testable_remote_socket_address(&self) -> Option<std::net::SocketAddr> {
+        self.cnxn.remote_socket_address()
+    }
+
+    /// `testableCloseSocket`: drop the current connection (the session is kept; the
+    /// client reconnects to the next server).
+    pub fn testable_close_socket(&self) {
+        self.cnxn.testable_close_socket()
+    }
+
     /// Replaces the default watcher (`register`).
     pub fn register(&self, w: Watcher) {
         *self.watch_manager.default_watcher.lock() = Some(w);

@@ -24,6 +24,47 @@ impl JavaRandom {
         self.next(32)
     }
 
+    fn next_bits(&mut self, bits: u32) -> i32 {
+        self.next(bits)
+    }
+
+    /// `Random.nextFloat`.
+    pub fn next_float(&mut self) -> f32 {
+        self.next_bits(24) as f32 / (1u32 << 24) as f32
+    }
+
+    /// `Random.nextInt(bound)`, bound > 0: rejection sampling exactly as the JDK does.
+    pub fn next_int_bounded(&mut self, bound: i32) -> i32 {
+        let mut r = self.next_bits(31);
+        let m = bound - 1;
+        if bound & m == 0 {
+            return ((bound as i64 * r as i64) >> 31) as i32;
+        }
+        let mut u = r;
+        loop {
+            r = u % bound;
+            if u.wrapping_sub(r).wrapping_add(m) >= 0 {
+                return r;
+            }
+            u = self.next_bits(31);
+        }
+    }
+
+    /// `Random.nextLong`.
+    pub fn next_long(&mut self) -> i64 {
+        let hi = self.next_bits(32) as i64;
+        let lo = self.next_bits(32) as i64;
+        (hi << 32).wrapping_add(lo)
+    }
+
+    /// `Collections.shuffle(list, rnd)` (random-access form).
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (2..=v.len()).rev() {
+            let j = self.next_int_bounded(i as i32) as usize;
+            v.swap(i - 1, j);
+        }
+    }
+
     pub fn next_bytes(&mut self, out: &mut [u8]) {
         let mut i = 0;
         while i < out.len() {

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 
 pub use event_thread::EventItem;
 
+use super::static_host_provider::{Server, ServerAddress, StaticHostProvider};
 use super::watched_event::{WatchedEvent, Watcher};
 use super::zk_watch_manager::{WatchKind, ZKWatchManager};
 use crate::proto::proto::ReplyHeader;
@@ -139,6 +140,22 @@ pub struct Shared {
     /// application passed one in), a reconnect asks for a new session — a session made
     /// by a read-only server is local to it.
     pub seen_rw_server_before: AtomicBool,
+    /// The server list; the SendThread takes `next` from it, the application replaces
+    /// it (`updateServerList`).
+    pub hosts: StaticHostProvider,
+    /// The socket the SendThread has open (from the TCP connect until it gives the
+    /// connection up), with the server it reached: upstream's
+    /// `ClientCnxnSocket.getRemoteSocketAddress` and the handle `testableCloseSocket`
+    /// closes.
+    pub connection: Mutex<Option<Connection>>,
+}
+
+/// The SendThread's current socket, as seen from outside it.
+pub struct Connection {
+    pub server: ServerAddress,
+    /// A second handle on the socket (`try_clone`): shutting it down breaks the
+    /// SendThread's reads and writes, which then reconnects as after any IO error.
+    pub socket: std::net::TcpStream,
 }
 
 impl Shared {
@@ -223,7 +240,7 @@ pub struct ClientCnxn {
 
 impl ClientCnxn {
     pub fn start(
-        servers: Vec<(String, u16)>,
+        servers: Vec<Server>,
         chroot: Option<String>,
         session_timeout: i32,
         watch_manager: Arc<ZKWatchManager>,
@@ -232,6 +249,8 @@ impl ClientCnxn {
     ) -> std::io::Result<ClientCnxn> {
         let (events, event_rx) = event_thread::EventQueue::new();
         let session_given = session.is_some();
+        let first = servers.first().map(|(h, p)| format!("{h}:{p}")).unwrap_or_default();
+        let hosts = StaticHostProvider::new(servers).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let shared = Arc::new(Shared {
             state: AtomicU8::new(States::Connecting as u8),
             session_id: AtomicI64::new(session.as_ref().map(|s| s.0).unwrap_or(0)),
@@ -247,12 +266,13 @@ impl ClientCnxn {
             closing: AtomicBool::new(false),
             can_be_read_only,
             seen_rw_server_before: AtomicBool::new(session_given),
+            hosts,
+            connection: Mutex::new(None),
         });
         let (tx, rx) = unbounded::<Packet>();
         let thread_name = std::thread::current().name().unwrap_or("main").to_owned();
-        let first = servers.first().map(|(h, p)| format!("{h}:{p}")).unwrap_or_default();
         let ev = event_thread::EventThread::start(&thread_name, event_rx)?;
-        let st = send_thread::SendThread::start(&thread_name, &first, shared.clone(), servers, rx)?;
+        let st = send_thread::SendThread::start(&thread_name, &first, shared.clone(), rx)?;
         Ok(ClientCnxn { shared, outgoing: tx, threads: Mutex::new(vec![st, ev]) })
     }
 
@@ -277,6 +297,49 @@ impl ClientCnxn {
             Some(t) => rx.recv_timeout(t).unwrap_or_else(|_| Reply::loss(crate::proto::Code::RequestTimeout.int())),
             None => rx.recv().unwrap_or_else(|_| Reply::loss(-4)),
         }
+    }
+
+    /// `ZooKeeper.updateServerList` below the parsing: hand the new list and the server
+    /// connected to (if any) to the provider, and when it decides this client should
+    /// move, close the socket so that the SendThread reconnects through `next`, which
+    /// follows the rebalancing plan. The session is kept (a reconnect, not a new
+    /// session); pending requests fail with ConnectionLoss as on any disconnect.
+    /// Returns whether the client is moving.
+    pub fn update_server_list(&self, servers: Vec<Server>) -> Result<bool, String> {
+        // The connection slot stays locked from the decision to the close, so the
+        // SendThread cannot swap sockets in between: the socket closed is the one the
+        // decision was about. (Lock order: connection, then the provider's; the
+        // SendThread never holds both.)
+        let connection = self.shared.connection.lock();
+        let current = connection.as_ref().map(|c| &c.server);
+        let reconfig_mode = self.shared.hosts.update_server_list(servers, current)?;
+        if reconfig_mode {
+            if let Some(c) = connection.as_ref() {
+                log::info!("Closing the connection to {} to rebalance over the new server list", c.server.addr.map_or_else(|| c.server.host.clone(), |a| a.to_string()));
+                Self::close_socket(c);
+            }
+        }
+        Ok(reconfig_mode)
+    }
+
+    /// `testableCloseSocket`: drop the current connection; the SendThread reconnects
+    /// (to `next`) with the same session.
+    pub fn testable_close_socket(&self) {
+        if let Some(c) = self.shared.connection.lock().as_ref() {
+            Self::close_socket(c);
+        }
+    }
+
+    fn close_socket(c: &Connection) {
+        if let Err(e) = c.socket.shutdown(std::net::Shutdown::Both) {
+            log::debug!("closing the socket to {}:{}: {e}", c.server.host, c.server.port);
+        }
+    }
+
+    /// The address of the server the SendThread has a socket to
+    /// (`testableRemoteSocketAddress`).
+    pub fn remote_socket_address(&self) -> Option<std::net::SocketAddr> {
+        self.shared.connection.lock().as_ref().and_then(|c| c.server.addr)
     }
 
     /// `disconnect` after closeSession: stop both threads.

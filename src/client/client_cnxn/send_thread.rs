@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Receiver};
 
-use super::{Completion, Packet, Reply, Shared, States};
-use crate::client::static_host_provider::StaticHostProvider;
+use super::{Completion, Connection, Packet, Reply, Shared, States};
+use crate::client::static_host_provider::ServerAddress;
 use crate::client::watched_event::WatchedEvent;
 use crate::common::java_random::JavaRandom;
 use crate::common::time;
@@ -39,14 +39,13 @@ const MAX_PING_RW_TIMEOUT: u64 = 60_000;
 
 pub struct SendThread {
     shared: Arc<Shared>,
-    hosts: StaticHostProvider,
     outgoing: Receiver<Packet>,
     xid: i32,
     random: JavaRandom,
     name: String,
     /// `rwServerAddress`: a read-write server found while connected read-only; the
     /// next connection goes there.
-    rw_server_address: Option<SocketAddr>,
+    rw_server_address: Option<ServerAddress>,
     ping_rw_timeout: u64,
     last_ping_rw_server: Instant,
 }
@@ -81,13 +80,11 @@ impl SendThread {
         prefix: &str,
         first_host: &str,
         shared: Arc<Shared>,
-        servers: Vec<(String, u16)>,
         outgoing: Receiver<Packet>,
     ) -> std::io::Result<thread::JoinHandle<()>> {
         let name = format!("{prefix}-SendThread({first_host})");
         let t = SendThread {
             shared,
-            hosts: StaticHostProvider::new(servers),
             outgoing,
             xid: 1,
             random: JavaRandom::new(time::current_wall_time()),
@@ -113,26 +110,35 @@ impl SendThread {
                 thread::sleep(Duration::from_millis(ms));
             }
             first = false;
-            let addr = match self.rw_server_address.take() {
-                Some(a) => a,
-                None => match self.hosts.next(Duration::from_secs(1)) {
-                    Some(a) => a,
-                    None => continue,
-                },
+            // The provider (re)resolves the name each time; in reconfig mode it follows
+            // the rebalancing plan of the last update_server_list.
+            let server = match self.rw_server_address.take() {
+                Some(s) => s,
+                None => self.shared.hosts.next(Duration::from_secs(1)),
+            };
+            let Some(addr) = server.addr else {
+                log::warn!("Unable to resolve address: {}:{}", server.host, server.port);
+                continue;
             };
             self.shared.set_state(States::Connecting);
             log::info!("Opening socket connection to server {addr}.");
-            match self.connect(addr) {
+            let outcome = self.connect(&server, addr);
+            match outcome {
                 Ok(Some(stream)) => {
-                    self.hosts.on_connected();
+                    self.shared.hosts.on_connected();
                     self.serve(stream, addr);
                 }
-                Ok(None) => return, // expired
+                Ok(None) => {
+                    // Expired.
+                    self.shared.connection.lock().take();
+                    return;
+                }
                 Err(e) => {
                     log::warn!("Session 0x{:x} for server {addr}, Closing socket connection. Attempting reconnect except it is a SessionExpiredException. ({e})", self.shared.session_id.load(Ordering::Acquire));
                     self.cleanup();
                 }
             }
+            self.shared.connection.lock().take();
         }
         self.cleanup();
         log::info!("SendThread exited loop for session: 0x{:x}", self.shared.session_id.load(Ordering::Acquire));
@@ -142,10 +148,16 @@ impl SendThread {
     }
 
     /// Connect + handshake. Ok(None): the session expired (state Closed, event queued).
-    fn connect(&mut self, addr: SocketAddr) -> std::io::Result<Option<TlsStream>> {
+    fn connect(&mut self, server: &ServerAddress, addr: SocketAddr) -> std::io::Result<Option<TlsStream>> {
         let to = self.shared.session_timeout.max(1) as u64;
-        let connect_timeout = Duration::from_millis((to / self.hosts.size().max(1) as u64).max(1));
+        let connect_timeout = Duration::from_millis((to / self.shared.hosts.size().max(1) as u64).max(1));
         let sock = TcpStream::connect_timeout(&addr, connect_timeout)?;
+        // From here the socket is the client's remote address (updateServerList's
+        // current host) and what testableCloseSocket closes, handshake included.
+        match sock.try_clone() {
+            Ok(socket) => *self.shared.connection.lock() = Some(Connection { server: server.clone(), socket }),
+            Err(e) => log::warn!("cannot share the socket to {addr}: {e}; updateServerList will not see this connection"),
+        }
         sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(connect_timeout))?;
         // `zookeeper.client.secure`: TLS with the `zookeeper.ssl.*` stores (upstream's
@@ -349,7 +361,8 @@ impl SendThread {
     /// `pingRwServer`: asks the next server of the list whether it is read-write
     /// (`isro`). Returns the reason to leave the current connection if it is.
     fn ping_rw_server(&mut self) -> Option<String> {
-        let addr = self.hosts.next(Duration::ZERO)?;
+        let server = self.shared.hosts.next(Duration::ZERO);
+        let addr = server.addr?;
         log::info!("Checking server {addr} for being r/w. Timeout {}", self.ping_rw_timeout);
         let result = (|| -> std::io::Result<String> {
             let mut sock = TcpStream::connect_timeout(&addr, Duration::from_millis(1000))?;
@@ -366,7 +379,7 @@ impl SendThread {
         match result {
             Ok(r) if r == "rw" => {
                 self.ping_rw_timeout = MIN_PING_RW_TIMEOUT;
-                self.rw_server_address = Some(addr);
+                self.rw_server_address = Some(server);
                 Some(format!("Majority server found at {}:{}", addr.ip(), addr.port()))
             }
             Ok(_) => None,
@@ -430,6 +443,9 @@ impl SendThread {
     /// Fail pending and queued requests (ConnectionLoss, or the code for a dead
     /// session), queue Disconnected while the handle is alive.
     fn cleanup(&mut self) {
+        // As upstream's cleanup closes the socket before Disconnected is queued: a
+        // watcher reacting to it sees no current server.
+        self.shared.connection.lock().take();
         let state = self.shared.state();
         let err = match state {
             States::Closed => -112,
