@@ -187,14 +187,25 @@ pub struct MemberSpec {
     pub peer_type: PeerType,
     /// zoo.cfg lines for this node only, appended after the ensemble's extra lines.
     pub extra_cfg: String,
+    /// A server that joins later through `reconfig -add` (see [`MemberSpec::joiner`]).
+    pub joiner: bool,
 }
 
 impl MemberSpec {
     pub fn participant(sid: u64, imp: Impl) -> MemberSpec {
-        MemberSpec { sid, imp, peer_type: PeerType::Participant, extra_cfg: String::new() }
+        MemberSpec { sid, imp, peer_type: PeerType::Participant, extra_cfg: String::new(), joiner: false }
     }
     pub fn observer(sid: u64, imp: Impl) -> MemberSpec {
-        MemberSpec { sid, imp, peer_type: PeerType::Observer, extra_cfg: String::new() }
+        MemberSpec { sid, imp, peer_type: PeerType::Observer, extra_cfg: String::new(), joiner: false }
+    }
+    /// A participant that is not in the ensemble's initial membership: the other nodes'
+    /// zoo.cfg do not list it, its own lists the initial members plus itself as a
+    /// participant (upstream's "adding servers", option 2: never more than one joiner
+    /// per initial config). [`Ensemble::start_all`] leaves it out; start it with
+    /// [`Ensemble::start_joiner`], then add it with `reconfig -add`
+    /// ([`Ensemble::server_spec`] gives its `server.N=...` string).
+    pub fn joiner(sid: u64, imp: Impl) -> MemberSpec {
+        MemberSpec { sid, imp, peer_type: PeerType::Participant, extra_cfg: String::new(), joiner: true }
     }
     /// Adds zoo.cfg lines for this node only.
     pub fn cfg(mut self, lines: &str) -> MemberSpec {
@@ -226,6 +237,11 @@ pub struct EnsembleSpec {
     pub apache_jvm_args: Vec<String>,
     /// Arguments of our `zk-server` before the zoo.cfg path.
     pub ours_args: Vec<String>,
+    /// `reconfigEnabled=true` instead of the harness's `reconfigEnabled=false` (default
+    /// off). With it on, servers rewrite their zoo.cfg (`dynamicConfigFile=...`) and
+    /// write `zoo.cfg.dynamic.<version>` next to it; the harness writes zoo.cfg only
+    /// when ports are assigned, so restarts run on what the servers wrote.
+    pub reconfig_enabled: bool,
 }
 
 impl EnsembleSpec {
@@ -241,6 +257,7 @@ impl EnsembleSpec {
             fle_debug: true,
             apache_jvm_args: Vec::new(),
             ours_args: Vec::new(),
+            reconfig_enabled: false,
         }
     }
     /// `n` Apache participants, sids 1..=n.
@@ -308,6 +325,11 @@ impl EnsembleSpec {
     }
     pub fn ours_arg(mut self, arg: &str) -> EnsembleSpec {
         self.ours_args.push(arg.to_string());
+        self
+    }
+    /// See [`EnsembleSpec::reconfig_enabled`](struct.EnsembleSpec.html#structfield.reconfig_enabled).
+    pub fn reconfig_enabled(mut self, on: bool) -> EnsembleSpec {
+        self.reconfig_enabled = on;
         self
     }
 }
@@ -758,6 +780,8 @@ pub struct Node {
     spawns: u32,
     start_offset: u64,
     last_command: String,
+    /// See [`MemberSpec::joiner`].
+    joiner: bool,
 }
 
 impl Node {
@@ -770,6 +794,10 @@ impl Node {
     }
     pub fn peer_type(&self) -> PeerType {
         self.peer_type
+    }
+    /// A [`MemberSpec::joiner`]: not in the initial membership.
+    pub fn is_joiner(&self) -> bool {
+        self.joiner
     }
     pub fn client_port(&self) -> u16 {
         self.client_port
@@ -1282,6 +1310,7 @@ impl Ensemble {
                     spawns: 0,
                     start_offset: 0,
                     last_command: String::new(),
+                    joiner: m.joiner,
                 }
             })
             .collect();
@@ -1315,20 +1344,47 @@ impl Ensemble {
 
     /// The `server.N=127.0.0.1:Q:E[:observer];127.0.0.1:C` lines, the same on every node;
     /// the `;client` part lets every node (and `conf`) know every client port.
+    /// [Joiners](MemberSpec::joiner) are left out (a joiner's own zoo.cfg adds its line).
     pub fn server_lines(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| {
-                format!(
-                    "server.{}={LOOPBACK}:{}:{}{};{LOOPBACK}:{}\n",
-                    n.sid,
-                    n.quorum_port,
-                    n.election_port,
-                    if n.peer_type == PeerType::Observer { ":observer" } else { "" },
-                    n.client_port
-                )
-            })
-            .collect()
+        self.nodes.iter().filter(|n| !n.joiner).map(Self::server_line).collect()
+    }
+
+    fn server_line(n: &Node) -> String {
+        format!(
+            "server.{}={LOOPBACK}:{}:{}{};{LOOPBACK}:{}\n",
+            n.sid,
+            n.quorum_port,
+            n.election_port,
+            if n.peer_type == PeerType::Observer { ":observer" } else { "" },
+            n.client_port
+        )
+    }
+
+    /// `server.N=127.0.0.1:Q:E:participant|observer;127.0.0.1:C` of node `sid` with the
+    /// given role: an argument of `reconfig -add` (the role is explicit, as upstream
+    /// prints it in `/zookeeper/config`).
+    pub fn server_spec(&self, sid: u64, role: PeerType) -> String {
+        let n = self.node(sid);
+        format!(
+            "server.{sid}={LOOPBACK}:{}:{}:{};{LOOPBACK}:{}",
+            n.quorum_port,
+            n.election_port,
+            if role == PeerType::Observer { "observer" } else { "participant" },
+            n.client_port
+        )
+    }
+
+    /// Starts a [joiner](MemberSpec::joiner) (its zoo.cfg: the initial members plus
+    /// itself) and waits until it listens; panics with its log if it does not, or if it
+    /// exits during start-up.
+    pub fn start_joiner(&mut self, sid: u64) {
+        assert!(self.node(sid).joiner, "start_joiner: node {sid} is not a joiner");
+        let n = self.node_mut(sid);
+        n.start();
+        if !n.is_running() {
+            let st = n.exit_status();
+            panic!("joiner {sid} exited during start-up: {st:?}\n{}", self.describe_all(60));
+        }
     }
 
     fn cfg_text(&self, n: &Node) -> String {
@@ -1344,19 +1400,27 @@ impl Ensemble {
              {COMMON_CFG}\
              # A member never falls back to standalone mode when it is alone in the config.\n\
              standaloneEnabled=false\n\
-             # Static membership: no dynamic config file, no reconfig.\n\
-             reconfigEnabled=false\n",
+             {}",
             s.tick_time,
             s.init_limit,
             s.sync_limit,
             n.data_dir.display(),
             n.client_port,
+            if s.reconfig_enabled {
+                "# Dynamic reconfiguration: the servers rewrite this file (dynamicConfigFile=...).\nreconfigEnabled=true\n"
+            } else {
+                "# Static membership: no dynamic config file, no reconfig.\nreconfigEnabled=false\n"
+            },
         );
         if n.peer_type == PeerType::Observer {
             // Apache takes the type from the server list anyway, but warns without this.
             c.push_str("peerType=observer\n");
         }
         c.push_str(&self.server_lines());
+        if n.joiner {
+            c.push_str("# this node joins later (reconfig -add): the others do not list it\n");
+            c.push_str(&Self::server_line(n));
+        }
         for (gid, sids) in &s.groups {
             let list: Vec<String> = sids.iter().map(u64::to_string).collect();
             c.push_str(&format!("group.{gid}={}\n", list.join(":")));
@@ -1390,8 +1454,10 @@ impl Ensemble {
     ///
     /// If a port was taken by another process meanwhile, every node is stopped, given
     /// new ports and started again (at most 3 attempts).
+    ///
+    /// [Joiners](MemberSpec::joiner) are not started (see [`start_joiner`](Self::start_joiner)).
     pub fn start_all(&mut self) {
-        let sids: Vec<u64> = self.nodes.iter().map(|n| n.sid).collect();
+        let sids: Vec<u64> = self.nodes.iter().filter(|n| !n.joiner).map(|n| n.sid).collect();
         self.start_nodes(&sids);
     }
 
