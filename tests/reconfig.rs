@@ -830,6 +830,19 @@ fn run_scenario(sc: Scenario) {
     st.done("joiners 4, 5 started and following".into());
     let through = sc.through;
     let before = load.acked();
+    // A data watch on /zookeeper/config on every node of the old config: the reconfig
+    // is a setData of that node, and each must fire (NodeDataChanged) once it applies.
+    let (watch_tx, watch_rx) = std::sync::mpsc::channel::<(u64, i32, Option<String>)>();
+    let mut watchers = Vec::new();
+    for sid in [1u64, 2, 3, 6] {
+        let zk = connect(&ens.connect_string_of(&[sid]));
+        let tx = watch_tx.clone();
+        let w: zookeeper::client::Watcher = Arc::new(move |e: &zookeeper::client::WatchedEvent| {
+            let _ = tx.send((sid, e.event_type, e.path.clone()));
+        });
+        zk.get_config(Some(w)).unwrap_or_else(|e| panic!("config with a watch on {sid}: {e}"));
+        watchers.push(zk);
+    }
     members.insert(4, P);
     members.insert(5, P);
     let req = Req::add(&[ens.server_spec(4, P), ens.server_spec(5, P)]);
@@ -839,6 +852,22 @@ fn run_scenario(sc: Scenario) {
     wait_dynamic_files(&ens, &all6, &cfg1, "after adding 4,5");
     let leader1 = wait_roles(&ens, &members, None, "after adding 4,5");
     assert_eq!(leader1, leader0, "adding servers must not change the leader");
+    let mut fired = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while fired.len() < 4 && Instant::now() < deadline {
+        if let Ok((sid, ty, path)) = watch_rx.recv_timeout(Duration::from_millis(200)) {
+            assert_eq!(
+                (ty, path.as_deref()),
+                (zookeeper::proto::event_type::NODE_DATA_CHANGED, Some("/zookeeper/config")),
+                "node {sid}: the reconfig must fire the data watch on /zookeeper/config"
+            );
+            fired.insert(sid);
+        }
+    }
+    assert_eq!(fired.len(), 4, "data watches on /zookeeper/config fired only on {fired:?} of 1, 2, 3, 6");
+    for zk in watchers {
+        zk.close();
+    }
     st.done(format!("`{}` -> {ans}; all 6 agree on {:x}; leader still {leader1}", req.cli_line(), cfg1.version));
 
     // 2. remove the leader and another original participant
