@@ -352,16 +352,15 @@ fn proto_module() -> Vec<Case> {
         exact(
             "ReconfigRequest",
             ReconfigRequest {
-                joining_servers: s("server.4=h4:2888:3888;2181"),
-                leaving_servers: s("2,3"),
-                new_members: s(""),
+                joining_servers: Some(s("server.4=h4:2888:3888;2181")),
+                leaving_servers: Some(s("2,3")),
+                new_members: Some(s("")),
                 cur_config_id: -0x100000000,
             },
         ),
-        lossy(
-            "ReconfigRequest.null",
-            ReconfigRequest { joining_servers: s(""), leaving_servers: s(""), new_members: s(""), cur_config_id: -1 },
-        ),
+        // Null lists stay null (ZooKeeperAdmin sends them so; an Apache leader reads a
+        // present newMembers, even "", as a non-incremental reconfig).
+        exact("ReconfigRequest.null", ReconfigRequest { joining_servers: None, leaving_servers: None, new_members: None, cur_config_id: -1 }),
         exact("SetDataResponse", SetDataResponse { stat: stat1() }),
         exact("GetSASLRequest", GetSASLRequest { token: bytes2() }),
         exact("GetSASLRequest.null", GetSASLRequest { token: None }),
