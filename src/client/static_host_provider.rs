@@ -170,9 +170,17 @@ pub struct StaticHostProvider {
 }
 
 impl StaticHostProvider {
-    /// Seeded from the clock, resolving through the system (`StaticHostProvider(Collection)`).
+    /// Seeded at random, resolving through the system (`StaticHostProvider(Collection)`).
+    /// Upstream mixes the clock with the object's identity hash; the clock alone is not
+    /// enough: java.util.Random's first draws barely differ between neighbouring seeds,
+    /// so clients created in the same few milliseconds shuffled their hosts alike (a
+    /// test connecting 30 times in a row landed on the same server every time). std's
+    /// RandomState keys are random per process and distinct per call.
     pub fn new(servers: Vec<Server>) -> Result<Self, String> {
-        Self::with_seed(servers, time::current_wall_time() ^ 0x5DEE_CE66, system_resolver())
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_i64(time::current_wall_time());
+        Self::with_seed(servers, h.finish() as i64, system_resolver())
     }
 
     /// `StaticHostProvider(Collection, long)` / `(Collection, Resolver)`: deterministic
@@ -199,7 +207,7 @@ impl StaticHostProvider {
                 p_new: 0.0,
             }),
             resolver,
-            address_random: Mutex::new(JavaRandom::new(seed ^ time::current_wall_time())),
+            address_random: Mutex::new(JavaRandom::new(seed.rotate_left(17) ^ time::current_wall_time())),
         })
     }
 

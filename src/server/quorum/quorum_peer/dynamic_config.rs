@@ -127,6 +127,9 @@ impl QuorumPeer {
                 None => log::info!("writeToDisk == true but configFilename == null"),
             }
         }
+        if let Some(me) = qv.all_members().get(&self.myid) {
+            self.set_my_server(me.clone());
+        }
         if qv.version() == last_seen_version {
             if let Some(next) = self.next_dynamic_config_filename() {
                 if next.exists() {

@@ -112,6 +112,11 @@ pub struct QuorumPeer {
     reconfig_flag: AtomicBool,
     /// `shuttingDownLE`: the election restarts before the next lookForLeader.
     shutting_down_le: AtomicBool,
+    /// `myAddrs`: this server's own line. Kept when a reconfig removes it from the
+    /// view: a removed server still dials peers (its initial message names its
+    /// election address; an empty one is refused by Apache's "Unreasonable buffer
+    /// length: 0") and follows the new leader as a non-voting participant.
+    my_server: RwLock<QuorumServer>,
     /// `qcmRef`: the connection manager, once started (reconfig reaches new members).
     qcm: Mutex<Weak<crate::server::quorum::quorum_cnx_manager::QuorumCnxManager>>,
 }
@@ -128,6 +133,7 @@ impl QuorumPeer {
         let epochs = epochs::Epochs::load(&snap_dir, last_logged_zxid)?;
         let current_epoch = epochs.current();
         let qv = Arc::new(qv);
+        let my_server = qv.all_members().get(&myid).cloned().ok_or_else(|| format!("My id {myid} not in the peer list"))?;
         // `setQuorumVerifier` at start: the last seen configuration is at least the
         // committed one.
         let last_seen = match config.last_seen_quorum_verifier.clone() {
@@ -165,6 +171,7 @@ impl QuorumPeer {
             db: Mutex::new(None),
             x509,
             quorum_auth,
+            my_server: RwLock::new(my_server),
             reconfig_flag: AtomicBool::new(false),
             shutting_down_le: AtomicBool::new(false),
             qcm: Mutex::new(Weak::new()),
@@ -182,6 +189,11 @@ impl QuorumPeer {
                 o.close_all_connections();
             }
         }
+    }
+
+    /// `setAddrs`: this server's line as a new configuration gives it.
+    pub(crate) fn set_my_server(&self, qs: QuorumServer) {
+        *self.my_server.write() = qs;
     }
 
     pub fn set_qcm(&self, qcm: &Arc<crate::server::quorum::quorum_cnx_manager::QuorumCnxManager>) {
@@ -242,12 +254,12 @@ impl QuorumPeer {
 
     /// `getElectionAddress()`: this server's election addresses.
     pub fn election_address(&self) -> MultipleAddresses {
-        self.view_member(self.myid).map(|s| s.election_addr).unwrap_or_default()
+        self.my_server.read().election_addr.clone()
     }
 
     /// `getQuorumAddress()`: this server's Zab addresses.
     pub fn quorum_address(&self) -> MultipleAddresses {
-        self.view_member(self.myid).map(|s| s.addr).unwrap_or_default()
+        self.my_server.read().addr.clone()
     }
 
     pub fn learner_type(&self) -> LearnerType {
