@@ -3,9 +3,8 @@
 //! number in decimal with no newline, written atomically (temp file + fsync + rename, as
 //! `AtomicFileWritingIdiom`). A standalone server does not use them.
 
-use std::fs::File;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
 pub const CURRENT_EPOCH_FILENAME: &str = "currentEpoch";
 pub const ACCEPTED_EPOCH_FILENAME: &str = "acceptedEpoch";
@@ -21,19 +20,7 @@ pub fn read_long_from_file(snap_dir: &Path, name: &str) -> io::Result<i64> {
 }
 
 pub fn write_long_to_file(snap_dir: &Path, name: &str, value: i64) -> io::Result<()> {
-    let file = snap_dir.join(name);
-    let tmp = PathBuf::from(format!("{}.tmp", file.display()));
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(value.to_string().as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &file)
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
+    crate::server::util::atomic_file_writing_idiom::write_atomically(&snap_dir.join(name), value.to_string().as_bytes())
 }
 
 #[cfg(test)]

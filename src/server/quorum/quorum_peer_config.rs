@@ -314,10 +314,7 @@ impl QuorumPeerConfig {
             // `backupOldConfig`: the membership is about to move out of zoo.cfg (the
             // first activated config rewrites it); keep the file as the operator wrote it.
             let bak = PathBuf::from(format!("{}.bak", path.display()));
-            let tmp = PathBuf::from(format!("{}.bak.tmp", path.display()));
-            std::fs::write(&tmp, text.as_bytes())
-                .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-                .and_then(|()| std::fs::rename(&tmp, &bak))
+            crate::server::util::atomic_file_writing_idiom::write_atomically(&bak, text.as_bytes())
                 .map_err(|e| ConfigException::new(format!("Error processing {}: {e}", path.display())))?;
         }
         if let Some(dyn_file) = cfg.dynamic_config_file.clone() {

@@ -1,5 +1,6 @@
 //! `org.apache.zookeeper.server.util`.
 
+pub mod atomic_file_writing_idiom;
 pub mod epoll;
 pub mod http_server;
 pub mod sharded_map;

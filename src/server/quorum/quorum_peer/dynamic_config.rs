@@ -3,7 +3,7 @@
 //! and the reconfig flag): which configuration is committed and which was last seen,
 //! the files that record them, and what a new one means for this peer's role.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -12,18 +12,8 @@ use crate::server::quorum::flexible::QuorumVerifier;
 use crate::server::quorum::quorum_server::LearnerType;
 use crate::server::quorum::reconfig::{dynamic_file_text, edited_static_config};
 use crate::server::quorum::vote::Vote;
+use crate::server::util::atomic_file_writing_idiom::write_atomically;
 
-/// `AtomicFileWritingIdiom`: write beside, fsync, rename over.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
 
 impl QuorumPeer {
     pub fn is_reconfig_enabled(&self) -> bool {
@@ -73,7 +63,7 @@ impl QuorumPeer {
         self.connect_new_peers();
         if write_to_disk {
             if let Some(f) = self.next_dynamic_config_filename() {
-                if let Err(e) = write_atomically(&f, &dynamic_file_text(&qv, true)) {
+                if let Err(e) = write_atomically(&f, dynamic_file_text(&qv, true).as_bytes()) {
                     log::error!("Error writing next dynamic config file to disk: {e}");
                 }
             }
@@ -114,11 +104,11 @@ impl QuorumPeer {
             match &self.config.config_file {
                 Some(cfg) => {
                     let dynamic = PathBuf::from(format!("{}.dynamic.{:x}", cfg.display(), qv.version()));
-                    let written = write_atomically(&dynamic, &dynamic_file_text(&qv, false)).and_then(|()| {
+                    let written = write_atomically(&dynamic, dynamic_file_text(&qv, false).as_bytes()).and_then(|()| {
                         let canonical = std::fs::canonicalize(&dynamic)?;
                         let static_text = std::fs::read_to_string(cfg)?;
                         let edited = edited_static_config(&static_text, &canonical.to_string_lossy(), self.need_erase_client_info_from_static_config());
-                        write_atomically(cfg, &edited)
+                        write_atomically(cfg, edited.as_bytes())
                     });
                     if let Err(e) = written {
                         log::error!("Error closing file: {e}");
