@@ -232,6 +232,11 @@ impl OutputArchive {
         self.buf.len()
     }
 
+    /// Empties the buffer and keeps its allocation, for a writer that reuses it.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }

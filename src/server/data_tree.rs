@@ -88,10 +88,14 @@ impl EphemeralSet {
 const DIGEST_LOG_INTERVAL: i64 = 128;
 const DIGEST_LOG_LIMIT: usize = 1024;
 
+/// The node map: each node boxed behind its path (see `data_node`), so a table slot is
+/// three words whatever a node holds, and growing or shrinking the table moves only those.
+pub type NodeMap = ShardedMap<Box<str>, Box<DataNode>>;
+
 pub struct DataTree {
     /// Upstream's `NodeHashMap`; sharded so growth at a million nodes is never one long
     /// pause under the write lock.
-    nodes: ShardedMap<String, DataNode>,
+    nodes: NodeMap,
     ephemerals: HashMap<i64, EphemeralSet>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
@@ -171,14 +175,14 @@ impl DataTree {
             digest_fuzzy: false,
         };
         let mut root = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
-        root.children.insert("zookeeper".into());
+        root.children.insert("zookeeper");
         let mut proc_node = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
-        proc_node.children.insert("quota".into());
-        t.nodes.insert("/".into(), root);
-        t.nodes.insert(quotas::PROC_ZOOKEEPER.into(), proc_node);
+        proc_node.children.insert("quota");
+        t.nodes.insert("/".into(), Box::new(root));
+        t.nodes.insert(quotas::PROC_ZOOKEEPER.into(), Box::new(proc_node));
         t.nodes.insert(
             quotas::QUOTA_ZOOKEEPER.into(),
-            DataNode::new(Some(Vec::new()), -1, StatPersisted::default()),
+            Box::new(DataNode::new(Some(Vec::new()), -1, StatPersisted::default())),
         );
         t.add_config_node();
         t.node_data_size = t.approximate_data_size_full();
@@ -228,12 +232,12 @@ impl DataTree {
     /// `addConfigNode`: `/zookeeper/config`, world-readable, aversion -1.
     pub fn add_config_node(&mut self) {
         if let Some(z) = self.nodes.get_mut(quotas::PROC_ZOOKEEPER) {
-            z.children.insert("config".into());
+            z.children.insert("config");
         }
         if !self.nodes.contains_key(quotas::CONFIG_ZOOKEEPER) {
             self.nodes.insert(
                 quotas::CONFIG_ZOOKEEPER.into(),
-                DataNode::new(Some(Vec::new()), -1, StatPersisted::default()),
+                Box::new(DataNode::new(Some(Vec::new()), -1, StatPersisted::default())),
             );
         }
         let _ = self.set_acl(quotas::CONFIG_ZOOKEEPER, &ids::read_acl_unsafe(), -1);
@@ -255,12 +259,12 @@ impl DataTree {
     }
 
     pub fn get_node(&self, path: &str) -> Option<&DataNode> {
-        self.nodes.get(key(path))
+        self.nodes.get(key(path)).map(|n| &**n)
     }
 
     /// Every path and node (snapshot writers and dumps).
-    pub fn nodes(&self) -> impl Iterator<Item = (&String, &DataNode)> {
-        self.nodes.iter()
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &DataNode)> {
+        self.nodes.iter().map(|(p, n)| (&**p, &**n))
     }
 
     /// Upstream counts the root twice (it sits in the map under "" and "/").
@@ -359,12 +363,12 @@ impl DataTree {
             parent.stat.cversion = pcv;
             parent.stat.pzxid = zxid;
         }
-        parent.children.insert(child_name.to_owned());
+        parent.children.insert(child_name);
         let child = DataNode::new(data, acl_id, stat);
         let out = child.copy_stat();
         self.node_data_size += Self::node_size(path, &child.data);
         let bytes = child.data_len() as i64;
-        self.nodes.insert(path.to_owned(), child);
+        self.nodes.insert(path.into(), Box::new(child));
         self.digest_in(parent_name);
         self.digest_in(path);
         match ephemeral_type::get(ephemeral_owner) {
@@ -560,7 +564,7 @@ impl DataTree {
 
     fn update_quota_stat(&mut self, prefix: &str, bytes_diff: i64, count_diff: i64) {
         let stat_path = quotas::stat_path(prefix);
-        let Some(node) = self.nodes.get_mut(&stat_path) else {
+        let Some(node) = self.nodes.get_mut(stat_path.as_str()) else {
             log::error!("Missing node for stat {stat_path}");
             return;
         };
@@ -583,7 +587,7 @@ impl DataTree {
         let (mut count, mut bytes) = (0, 0);
         self.counts(path, &mut count, &mut bytes);
         let stat_path = quotas::stat_path(path);
-        let Some(node) = self.nodes.get_mut(&stat_path) else {
+        let Some(node) = self.nodes.get_mut(stat_path.as_str()) else {
             log::warn!("Missing quota stat node {stat_path}");
             return;
         };
@@ -605,7 +609,7 @@ impl DataTree {
                     && k.len() > suffix_len
                     && k.as_bytes()[k.len() - suffix_len] == b'/'
             })
-            .cloned()
+            .map(|k| k.to_string())
             .collect();
         for l in limits {
             let parent = split_parent(&l).0;
@@ -640,7 +644,7 @@ impl DataTree {
 
     pub fn get_children(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<(Vec<String>, Stat), Code> {
         let n = self.nodes.get(key(path)).ok_or(Code::NoNode)?;
-        let r: (Vec<String>, Stat) = (n.children.iter().cloned().collect(), n.copy_stat());
+        let r: (Vec<String>, Stat) = (n.children.iter().map(str::to_owned).collect(), n.copy_stat());
         if let Some(w) = watcher {
             self.child_watches.add_watch(path, w, WatcherMode::Standard);
         }
@@ -896,7 +900,7 @@ impl DataTree {
 /// Raw access for the snapshot reader/writer (`server::persistence::file_snap`), which
 /// rebuilds a tree from (path, node) pairs as upstream's `DataTree.deserialize` does.
 impl DataTree {
-    pub(crate) fn nodes_mut(&mut self) -> &mut ShardedMap<String, DataNode> {
+    pub(crate) fn nodes_mut(&mut self) -> &mut NodeMap {
         &mut self.nodes
     }
 

@@ -490,7 +490,7 @@ impl FinalRequestProcessor {
             zks.check_acl(tree.acl_cache.acl_ref(n.acl), perms::READ, &request.auth_info)?;
             if w.is_none() {
                 crate::server::metrics::server_metrics::record_read(path, n.children.iter().map(|c| c.encode_utf16().count() as i64).sum());
-                return Ok((n.children.iter().cloned().collect(), n.copy_stat()));
+                return Ok((n.children.iter().map(str::to_owned).collect(), n.copy_stat()));
             }
         }
         zks.tree.write().get_children(path, w)
