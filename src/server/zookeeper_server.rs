@@ -210,7 +210,9 @@ impl ZooKeeperServer {
         // "Make a clean snapshot" of what was loaded, as upstream's loadData does — but on
         // the Snapshot Thread instead of before serving: the logs already hold everything
         // it contains, and on a large tree it would otherwise add seconds to every restart.
-        zks.start_snapshot_thread(true);
+        // Not fsynced, as upstream's `takeSnapshot()` (syncSnap false): a file torn by a
+        // crash fails its seal and the previous snapshot plus the logs are used instead.
+        zks.start_snapshot_thread(false);
         Ok(zks)
     }
 

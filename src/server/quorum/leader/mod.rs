@@ -147,8 +147,9 @@ pub fn lead_with(peer: &Arc<QuorumPeer>, db: &Arc<crate::server::zk_database::ZK
     })();
     match started {
         Ok(()) => {
-            // `loadData`: a snapshot of what this leader starts from.
-            zk.start_snapshot_thread(true);
+            // `loadData`: a snapshot of what this leader starts from, not fsynced, as
+            // upstream's `takeSnapshot()` (its txns are in the synced log already).
+            zk.start_snapshot_thread(false);
             leader.lead();
         }
         Err(e) => log::warn!("Unexpected exception: {e}"),
