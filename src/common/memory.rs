@@ -66,3 +66,57 @@ pub fn fix_mmap_threshold() {
         }
     }
 }
+
+/// When a count that holds memory (znodes, connections) has fallen far enough from its
+/// high-water mark that what it freed is worth a [`release_free_memory`]: each time it
+/// halves from a peak of at least `min_peak`. One trim per halving, so a mass delete of
+/// a million nodes trims about log2(1M / min_peak) times, not once per delete.
+#[derive(Debug, Clone, Copy)]
+pub struct PeakTracker {
+    peak: usize,
+    min_peak: usize,
+}
+
+impl PeakTracker {
+    pub const fn new(min_peak: usize) -> Self {
+        PeakTracker { peak: 0, min_peak }
+    }
+
+    /// The count grew (or was set) to `now`.
+    pub fn grew(&mut self, now: usize) {
+        self.peak = self.peak.max(now);
+    }
+
+    /// The count shrank to `now`: true when it is time to release, and the peak then
+    /// starts again from `now`.
+    pub fn shrank(&mut self, now: usize) -> bool {
+        if self.peak >= self.min_peak && now <= self.peak / 2 {
+            self.peak = now;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PeakTracker;
+
+    #[test]
+    fn releases_once_per_halving_from_a_large_peak() {
+        let mut t = PeakTracker::new(1000);
+        // Small counts never ask.
+        for n in 0..999 {
+            t.grew(n);
+        }
+        assert!((0..999).rev().all(|n| !t.shrank(n)));
+        let mut t = PeakTracker::new(1000);
+        t.grew(8000);
+        let fired: Vec<usize> = (0..8000).rev().filter(|&n| t.shrank(n)).collect();
+        assert_eq!(fired, vec![4000, 2000, 1000, 500]);
+        // Growing again raises the mark; the next halving counts from there.
+        t.grew(3000);
+        assert!(!t.shrank(1600));
+        assert!(t.shrank(1500));
+    }
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::jute::InputArchive;
 use crate::common::java_hash;
+use crate::common::memory::PeakTracker;
 use crate::proto::data::{Stat, StatPersisted, ACL};
 use crate::proto::txn::{ErrorTxn, TxnHeader};
 use crate::proto::{event_type, ids, op_code, Code};
@@ -114,7 +115,14 @@ pub struct DataTree {
     /// Replaying the txns a fuzzy snapshot already partly holds: digests are not
     /// logged until the snapshot's own digest zxid is reached (`digestFromLoadedSnapshot`).
     pub(crate) digest_fuzzy: bool,
+    /// Mass deletes leave their nodes' memory free inside malloc's arenas: this says
+    /// when enough went to hand it back (`common::memory`).
+    node_peak: PeakTracker,
+    memory_release_due: bool,
 }
+
+/// Nodes below which a mass delete is not worth a trim (a few MB of small znodes).
+const RELEASE_NODE_PEAK_MIN: usize = 1 << 13;
 
 /// One node's contribution to the tree digest.
 fn nd(path: &str, n: &DataNode) -> i64 {
@@ -173,6 +181,8 @@ impl DataTree {
             digest: 0,
             digest_log: std::collections::VecDeque::new(),
             digest_fuzzy: false,
+            node_peak: PeakTracker::new(RELEASE_NODE_PEAK_MIN),
+            memory_release_due: false,
         };
         let mut root = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
         root.children.insert("zookeeper");
@@ -265,6 +275,12 @@ impl DataTree {
     /// Every path and node (snapshot writers and dumps).
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &DataNode)> {
         self.nodes.iter().map(|(p, n)| (&**p, &**n))
+    }
+
+    /// True once after the node count has halved from a large peak: the caller should
+    /// `common::memory::release_free_memory()` once it has let go of the tree's lock.
+    pub fn take_memory_release(&mut self) -> bool {
+        std::mem::take(&mut self.memory_release_due)
     }
 
     /// Upstream counts the root twice (it sits in the map under "" and "/").
@@ -369,6 +385,7 @@ impl DataTree {
         self.node_data_size += Self::node_size(path, &child.data);
         let bytes = child.data_len() as i64;
         self.nodes.insert(path.into(), Box::new(child));
+        self.node_peak.grew(self.nodes.len());
         self.digest_in(parent_name);
         self.digest_in(path);
         match ephemeral_type::get(ephemeral_owner) {
@@ -415,6 +432,9 @@ impl DataTree {
         self.digest_out(path);
         self.digest_out(parent_name);
         let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
+        if self.node_peak.shrank(self.nodes.len()) {
+            self.memory_release_due = true;
+        }
         // The node's ACL entry must outlive the watch triggers below.
         self.node_data_size -= Self::node_size(path, &node.data);
         if let Some(parent) = self.nodes.get_mut(key(parent_name)) {
@@ -919,6 +939,7 @@ impl DataTree {
         debug_assert_eq!(size, self.approximate_data_size_full());
         self.node_data_size = size;
         self.digest = digest;
+        self.node_peak.grew(self.nodes.len());
         self.setup_quota();
     }
 }

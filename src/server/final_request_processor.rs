@@ -110,9 +110,17 @@ impl FinalRequestProcessor {
             return ProcessTxnResult::default();
         }
         self.session_bookkeeping(request);
-        let mut oc = self.zks.outstanding_changes.lock();
-        let mut tree = self.zks.tree.write();
-        Self::apply_locked(&self.zks, &mut oc, &mut tree, request)
+        let (rc, release) = {
+            let mut oc = self.zks.outstanding_changes.lock();
+            let mut tree = self.zks.tree.write();
+            let rc = Self::apply_locked(&self.zks, &mut oc, &mut tree, request);
+            (rc, tree.take_memory_release())
+        };
+        if release {
+            log::debug!("znode count halved from its peak: releasing free memory");
+            crate::common::memory::release_free_memory();
+        }
+        rc
     }
 
     /// `processTxnForSessionEvents`: the session table (persisted in snapshots) and the
@@ -189,6 +197,13 @@ impl FinalRequestProcessor {
                 let last_zxid = tree.last_processed_zxid;
                 self.respond(request, rc, last_zxid);
                 next = it.next_if(Self::batchable);
+            }
+            let release = tree.take_memory_release();
+            drop(tree);
+            drop(oc);
+            if release {
+                log::debug!("znode count halved from its peak: releasing free memory");
+                crate::common::memory::release_free_memory();
             }
         }
     }
