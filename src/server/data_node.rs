@@ -1,11 +1,13 @@
 //! `DataNode`: one znode.
 //!
 //! Memory at scale (issue #14): the node map holds each node boxed behind its path, so a
-//! table slot is two words and a half-empty table right after growth costs little; a
-//! node's children are a set only once it has one (most znodes are leaves); paths and
-//! child names are boxed `str`s, not `String`s with a capacity word.
+//! table slot is three words and a half-empty table right after growth costs little; a
+//! node's children are a set only once it has one (most znodes are leaves); paths are
+//! boxed `str`s, not `String`s with a capacity word, and short child names are kept in
+//! place (`CompactStr`).
 
 pub use crate::server::util::sharded_map::FastState;
+use crate::server::util::compact_str::CompactStr;
 use crate::server::util::sharded_map::{SetIter, ShardedSet};
 
 use crate::proto::data::{Stat, StatPersisted};
@@ -25,7 +27,7 @@ pub struct DataNode {
 /// on the first child). A `ShardedSet`, so a parent with a million children never
 /// regrows in one go; none at all for a leaf, and dropped again when the last child goes.
 #[derive(Debug, Clone, Default)]
-pub struct Children(Option<Box<ShardedSet<Box<str>>>>);
+pub struct Children(Option<Box<ShardedSet<CompactStr>>>);
 
 impl Children {
     pub fn len(&self) -> usize {
@@ -47,11 +49,11 @@ impl Children {
 
     /// True if the name was not there before.
     pub fn insert(&mut self, name: &str) -> bool {
-        let set = self.0.get_or_insert_with(Default::default);
+        let set = self.0.get_or_insert_with(|| Box::new(ShardedSet::new()));
         if set.contains(name) {
             return false;
         }
-        set.insert(name.into())
+        set.insert(CompactStr::new(name))
     }
 
     /// True if the name was there.
@@ -66,7 +68,7 @@ impl Children {
 
     pub fn reserve(&mut self, additional: usize) {
         if additional > 0 {
-            self.0.get_or_insert_with(Default::default).reserve(additional);
+            self.0.get_or_insert_with(|| Box::new(ShardedSet::new())).reserve(additional);
         }
     }
 
@@ -75,22 +77,22 @@ impl Children {
     }
 }
 
-impl Extend<Box<str>> for Children {
-    fn extend<I: IntoIterator<Item = Box<str>>>(&mut self, iter: I) {
+impl Extend<CompactStr> for Children {
+    fn extend<I: IntoIterator<Item = CompactStr>>(&mut self, iter: I) {
         let mut iter = iter.into_iter().peekable();
         if iter.peek().is_some() {
-            self.0.get_or_insert_with(Default::default).extend(iter);
+            self.0.get_or_insert_with(|| Box::new(ShardedSet::new())).extend(iter);
         }
     }
 }
 
-pub struct ChildIter<'a>(Option<SetIter<'a, Box<str>>>);
+pub struct ChildIter<'a>(Option<SetIter<'a, CompactStr>>);
 
 impl<'a> Iterator for ChildIter<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        self.0.as_mut()?.next().map(|c| &**c)
+        self.0.as_mut()?.next().map(CompactStr::as_str)
     }
 }
 

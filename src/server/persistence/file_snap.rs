@@ -21,6 +21,7 @@ use crate::server::data_node::DataNode;
 use crate::server::data_tree::DataTree;
 use crate::common::ephemeral_type::{self, EphemeralType};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
+use crate::server::util::compact_str::CompactStr;
 
 use super::snap_stream::{SnapReadError, SnapStream, SnapStreamError};
 use super::util::{self, StreamMode, FILE_FORMAT_VERSION, SNAPSHOT_FILE_PREFIX};
@@ -190,7 +191,7 @@ pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>, file_l
 struct DecodedNode {
     path: String,
     /// The last path component (empty for the root, which is written as "").
-    child: Box<str>,
+    child: CompactStr,
     is_root: bool,
     /// Boxed here, so the allocation is the reader thread's work, not the builder's.
     node: Box<DataNode>,
@@ -277,8 +278,8 @@ fn decode_nodes<R: Read>(inp: &mut SnapStream<R>, tx: crossbeam_channel::Sender<
         }
         let (data, acl, stat) = inp.decode(|a| Ok((a.read_buffer()?, a.read_long()?, StatPersisted::deserialize(a)?)))?;
         let (child, is_root) = match path.rfind('/') {
-            Some(i) => (Box::from(&path[i + 1..]), false),
-            None => (Box::from(""), true),
+            Some(i) => (CompactStr::new(&path[i + 1..]), false),
+            None => (CompactStr::new(""), true),
         };
         // Upstream takes any path without a '/' as the root (written as ""); the builder
         // stores it under "/", so its digest is the root's whatever the file said (a
@@ -306,7 +307,7 @@ struct PendingChildren {
     /// The first child's file offset, for the error if the parent is missing; None
     /// when nothing is pending.
     first: Option<u64>,
-    children: Vec<Box<str>>,
+    children: Vec<CompactStr>,
 }
 
 impl PendingChildren {
@@ -323,7 +324,7 @@ impl PendingChildren {
                 "Invalid Datatree, unable to find parent {} of path {}/{} (offset {at})",
                 self.parent,
                 self.parent,
-                self.children.first().map_or("", |c| &**c)
+                self.children.first().map_or("", CompactStr::as_str)
             ))),
         }
     }

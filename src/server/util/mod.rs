@@ -1,6 +1,7 @@
 //! `org.apache.zookeeper.server.util`.
 
 pub mod atomic_file_writing_idiom;
+pub mod compact_str;
 pub mod epoll;
 pub mod http_server;
 pub mod sharded_map;
