@@ -761,6 +761,8 @@ impl<W: Write> SealedWriter<W> {
 /// not pile up gigabytes before it is written out.
 const SLICE_NODES: usize = 4096;
 const SLICE_BYTES: usize = 1 << 20;
+/// Siblings looked up together by the snapshot walk (see `stream_fuzzy`).
+const LOOKUP_BATCH: usize = 16;
 
 /// One attempt of [`FileSnap::save_fuzzy`] into `sink`. Returns the ACLs that nodes
 /// in the file use but `acls` (the table written) lacks; the file is complete only when
@@ -819,6 +821,7 @@ fn stream_fuzzy<W: Write>(
     }
     let mut stack: Vec<Frame> = Vec::new();
     let mut next_path: Option<String> = Some(String::new());
+    let mut batch: Vec<(String, Option<usize>)> = Vec::with_capacity(LOOKUP_BATCH);
     let (mut slices, mut longest) = (0usize, std::time::Duration::ZERO);
     loop {
         let slice_guard = if guard.is_none() { Some(tree.read()) } else { None };
@@ -826,50 +829,78 @@ fn stream_fuzzy<W: Write>(
         let held = std::time::Instant::now();
         let mut budget = SLICE_NODES;
         while budget > 0 && (whole || rec.len() < SLICE_BYTES) {
-            let p = match next_path.take() {
-                Some(p) => p,
+            // The next run of siblings (or the root), each with the offset just past its
+            // name in the parent's frame (None for the root).
+            batch.clear();
+            match next_path.take() {
+                Some(p) => batch.push((p, None)),
                 None => {
                     let Some(top) = stack.last_mut() else { break };
                     if top.next >= top.children.len() {
                         stack.pop();
                         continue;
                     }
-                    let rest = &top.children[top.next..];
-                    let c = rest.split('/').next().unwrap_or(rest);
-                    top.next += c.len() + 1;
-                    let mut p = String::with_capacity(top.prefix.len() + 1 + c.len());
-                    p.push_str(&top.prefix);
-                    p.push('/');
-                    p.push_str(c);
-                    p
-                }
-            };
-            if !whole {
-                budget -= 1;
-            }
-            // Deleted since its parent was read: left out, as upstream does.
-            let Some(node) = t.get_node(&p) else { continue };
-            rec.write_string(&p);
-            rec.write_buffer(node.data.as_deref());
-            rec.write_long(node.acl);
-            node.stat.serialize(&mut rec);
-            if !acls.contains_key(&node.acl) && !missing.contains_key(&node.acl) {
-                if let Some(list) = t.acl_cache.long_key_map.get(&node.acl) {
-                    missing.insert(node.acl, list.clone());
+                    while batch.len() < LOOKUP_BATCH.min(budget) && top.next < top.children.len() {
+                        let rest = &top.children[top.next..];
+                        let c = rest.split('/').next().unwrap_or(rest);
+                        top.next += c.len() + 1;
+                        let mut p = String::with_capacity(top.prefix.len() + 1 + c.len());
+                        p.push_str(&top.prefix);
+                        p.push('/');
+                        p.push_str(c);
+                        batch.push((p, Some(top.next)));
+                    }
                 }
             }
-            if !node.children.is_empty() {
-                budget = budget.saturating_sub(node.children.len() / 64);
-                let mut children = String::with_capacity(node.children.len() * 16);
-                for c in node.children.iter() {
-                    children.push_str(c);
-                    children.push('/');
-                }
-                stack.push(Frame { prefix: p, children, next: 0 });
+            // All the run's lookups first: they do not depend on one another, so their
+            // cache misses (the walk's whole cost on a big tree) overlap instead of
+            // coming one after the other.
+            let mut found: [Option<&DataNode>; LOOKUP_BATCH] = [None; LOOKUP_BATCH];
+            for (slot, (p, _)) in found.iter_mut().zip(batch.iter()) {
+                *slot = t.get_node(p);
             }
-            if whole && rec.len() >= SLICE_BYTES {
-                out.put(rec.as_slice())?;
-                rec.clear();
+            for i in 0..batch.len() {
+                if !whole {
+                    budget = budget.saturating_sub(1);
+                }
+                // Deleted since its parent was read: left out, as upstream does.
+                let Some(node) = found[i] else { continue };
+                let p = &batch[i].0;
+                rec.write_string(p);
+                rec.write_buffer(node.data.as_deref());
+                rec.write_long(node.acl);
+                node.stat.serialize(&mut rec);
+                if !acls.contains_key(&node.acl) && !missing.contains_key(&node.acl) {
+                    if let Some(list) = t.acl_cache.long_key_map.get(&node.acl) {
+                        missing.insert(node.acl, list.clone());
+                    }
+                }
+                let descend = !node.children.is_empty();
+                let full = !whole && rec.len() >= SLICE_BYTES;
+                if descend || full {
+                    // Pre-order: the subtree comes before the rest of the run, which
+                    // is read again from the parent's frame afterwards.
+                    if let (Some(top), Some(resume)) = (stack.last_mut(), batch[i].1) {
+                        top.next = resume;
+                    }
+                }
+                if descend {
+                    budget = budget.saturating_sub(node.children.len() / 64);
+                    let mut children = String::with_capacity(node.children.len() * 16);
+                    for c in node.children.iter() {
+                        children.push_str(c);
+                        children.push('/');
+                    }
+                    let prefix = std::mem::take(&mut batch[i].0);
+                    stack.push(Frame { prefix, children, next: 0 });
+                }
+                if whole && rec.len() >= SLICE_BYTES {
+                    out.put(rec.as_slice())?;
+                    rec.clear();
+                }
+                if descend || full {
+                    break;
+                }
             }
         }
         let done = stack.is_empty() && next_path.is_none();
@@ -1057,6 +1088,18 @@ mod tests {
             };
             txns.push((hdr, txn));
         }
+        // Creates carry their parent's next cversion, as PrepRequestProcessor writes
+        // them: that is what makes replaying a create the snapshot already holds leave
+        // the parent's cversion right (with -1 the replay adds one, and the result
+        // depended on how many creates fell between the start zxid and the walk).
+        let mut sim = DataTree::new();
+        for (h, t) in txns.iter_mut() {
+            if let TxnRecord::Create(c) = t {
+                let parent = c.path.rsplit_once('/').map_or("/", |(p, _)| if p.is_empty() { "/" } else { p });
+                c.parent_c_version = sim.get_node(parent).map_or(0, |n| n.stat.cversion) + 1;
+            }
+            sim.process_txn(h, Some(t));
+        }
         let tree = parking_lot::RwLock::new(DataTree::new());
         for (h, t) in &txns[..base] {
             let mut g = tree.write();
@@ -1145,4 +1188,71 @@ mod tests {
         }
     }
 
+
+
+    /// The walk looks siblings up in runs but still writes the nodes in pre-order:
+    /// each node right after its parent's subtree began, its own subtree contiguous
+    /// after it, every node once. The tree mixes leaves and inner nodes in every run,
+    /// and the slices are small enough to end mid-run.
+    #[test]
+    fn fuzzy_snapshot_writes_nodes_in_pre_order() {
+        let open = crate::proto::ids::open_acl_unsafe();
+        let mut t = DataTree::new();
+        let mut z = 0;
+        let mut mk = |t: &mut DataTree, path: String, len: usize| {
+            z += 1;
+            let hdr = TxnHeader { client_id: 0x5, cxid: 0, zxid: z, time: z, r#type: op_code::CREATE };
+            let txn = TxnRecord::Create(CreateTxn { path, data: Some(vec![7; len]), acl: open.clone(), ephemeral: false, parent_c_version: -1 });
+            assert_eq!(t.process_txn(&hdr, Some(&txn)).err, 0);
+        };
+        for a in 0..30 {
+            mk(&mut t, format!("/a{a}"), 10);
+            for b in 0..(a * 7) % 41 {
+                mk(&mut t, format!("/a{a}/b{b}"), if b % 5 == 0 { 200_000 } else { 10 });
+                for c in 0..(b % 3) * 4 {
+                    mk(&mut t, format!("/a{a}/b{b}/c{c}"), 10);
+                }
+            }
+        }
+        let expected = t.node_count() - 1;
+        let acls: BTreeMap<i64, Vec<ACL>> = t.acl_cache.long_key_map.iter().map(|(k, v)| (*k, v.clone())).collect();
+        let tree = parking_lot::RwLock::new(t);
+        let mut bytes = Vec::new();
+        assert!(stream_fuzzy(&tree, &HashMap::new(), &acls, false, &mut bytes).unwrap().is_empty());
+        let mut inp = InputArchive::new(&bytes);
+        FileHeader::deserialize(&mut inp).unwrap();
+        for _ in 0..inp.read_int().unwrap() {
+            inp.read_long().unwrap();
+            inp.read_int().unwrap();
+        }
+        for _ in 0..inp.read_int().unwrap() {
+            inp.read_long().unwrap();
+            for _ in 0..inp.read_vector_len().unwrap() {
+                ACL::deserialize(&mut inp).unwrap();
+            }
+        }
+        let mut paths = Vec::new();
+        loop {
+            let p = inp.read_string().unwrap();
+            if p == "/" {
+                break;
+            }
+            inp.read_buffer().unwrap();
+            inp.read_long().unwrap();
+            StatPersisted::deserialize(&mut inp).unwrap();
+            paths.push(p);
+        }
+        assert_eq!(paths.len(), expected);
+        assert_eq!(paths.iter().collect::<std::collections::HashSet<_>>().len(), expected, "a node written twice");
+        // Pre-order: after popping the ancestors whose subtree ended, the top is the parent.
+        let mut open_subtrees: Vec<&str> = Vec::new();
+        for p in &paths {
+            while open_subtrees.last().is_some_and(|a| !p.starts_with(&format!("{a}/"))) {
+                open_subtrees.pop();
+            }
+            let parent = p.rsplit_once('/').map_or("", |(d, _)| d);
+            assert_eq!(open_subtrees.last().copied().unwrap_or(""), parent, "{p} is not right after its parent's subtree");
+            open_subtrees.push(p);
+        }
+    }
 }
