@@ -91,18 +91,36 @@ fn sorted_children(node: &DataNode) -> Vec<&str> {
     c
 }
 
+/// The sessions section: count, then (id, timeout) pairs sorted by id.
+fn write_sessions(out: &mut OutputArchive, sessions: &HashMap<i64, i32>) {
+    let mut s: Vec<(&i64, &i32)> = sessions.iter().collect();
+    s.sort();
+    out.write_int(s.len() as i32);
+    for (id, to) in s {
+        out.write_long(*id);
+        out.write_int(*to);
+    }
+}
+
+/// The ACL cache section (`ReferenceCountedACLCache.serialize`): count, then (id,
+/// vector<ACL>) in the order given (callers pass them sorted by id).
+fn write_acl_table<'a>(out: &mut OutputArchive, table: impl IntoIterator<Item = (&'a i64, &'a Vec<ACL>), IntoIter: ExactSizeIterator>) {
+    let table = table.into_iter();
+    out.write_int(table.len() as i32);
+    for (id, list) in table {
+        out.write_long(*id);
+        out.write_int(list.len() as i32);
+        for a in list {
+            a.serialize(out);
+        }
+    }
+}
+
 /// `DataTree.serialize`: ACL cache, nodes in pre-order (children sorted by name), "/".
 pub fn serialize_tree(tree: &DataTree, out: &mut OutputArchive) {
     let mut ids: Vec<(&i64, &Vec<ACL>)> = tree.acl_cache.long_key_map.iter().collect();
     ids.sort_by_key(|(id, _)| **id);
-    out.write_int(ids.len() as i32);
-    for (id, acls) in ids {
-        out.write_long(*id);
-        out.write_int(acls.len() as i32);
-        for a in acls {
-            a.serialize(out);
-        }
-    }
+    write_acl_table(out, ids);
     // Iterative pre-order walk; the root's path is "".
     let mut stack: Vec<String> = vec![String::new()];
     while let Some(path) = stack.pop() {
@@ -121,13 +139,7 @@ pub fn serialize_tree(tree: &DataTree, out: &mut OutputArchive) {
 /// `SerializeUtils.serializeSnapshot`: sessions (sorted by id) then the tree. This is
 /// also the body of a Zab SNAP (without header, seals and digest).
 pub fn serialize_snapshot_body(tree: &DataTree, sessions: &HashMap<i64, i32>, out: &mut OutputArchive) {
-    let mut s: Vec<(&i64, &i32)> = sessions.iter().collect();
-    s.sort();
-    out.write_int(s.len() as i32);
-    for (id, to) in s {
-        out.write_long(*id);
-        out.write_int(*to);
-    }
+    write_sessions(out, sessions);
     serialize_tree(tree, out);
 }
 
@@ -789,21 +801,8 @@ fn stream_fuzzy<W: Write>(
     let mut out = SealedWriter { inner: sink, adler: adler2::Adler32::new() };
     let mut rec = OutputArchive::with_buffer(Vec::with_capacity(SLICE_BYTES + 64 * 1024));
     FileHeader { magic: SNAP_MAGIC, version: FILE_FORMAT_VERSION, dbid: SNAP_DBID }.serialize(&mut rec);
-    let mut s: Vec<(&i64, &i32)> = sessions.iter().collect();
-    s.sort();
-    rec.write_int(s.len() as i32);
-    for (id, to) in s {
-        rec.write_long(*id);
-        rec.write_int(*to);
-    }
-    rec.write_int(acls.len() as i32);
-    for (id, list) in acls {
-        rec.write_long(*id);
-        rec.write_int(list.len() as i32);
-        for a in list {
-            a.serialize(&mut rec);
-        }
-    }
+    write_sessions(&mut rec, sessions);
+    write_acl_table(&mut rec, acls);
     out.put(rec.as_slice())?;
     rec.clear();
 
