@@ -4,5 +4,6 @@ pub mod atomic_file_writing_idiom;
 pub mod compact_str;
 pub mod epoll;
 pub mod http_server;
+pub mod prefetch;
 pub mod sharded_map;
 pub mod zxid_utils;
