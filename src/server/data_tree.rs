@@ -11,7 +11,7 @@ use crate::common::memory::PeakTracker;
 use crate::proto::data::{Stat, StatPersisted, ACL};
 use crate::proto::txn::{ErrorTxn, TxnHeader};
 use crate::proto::{event_type, ids, op_code, Code};
-use crate::server::data_node::DataNode;
+use crate::server::data_node::{DataNode, NodeData};
 use crate::server::util::sharded_map::ShardedMap;
 use crate::common::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::common::quotas::{self, StatsTrack};
@@ -333,8 +333,8 @@ impl DataTree {
             .sum()
     }
 
-    fn node_size(path: &str, data: &Option<Vec<u8>>) -> i64 {
-        path.len() as i64 + data.as_ref().map(|d| d.len() as i64).unwrap_or(0)
+    fn node_size(path: &str, data: &NodeData) -> i64 {
+        path.len() as i64 + data.len() as i64
     }
 
     /// `getAllChildrenNumber`: all descendants of `path`.
@@ -488,7 +488,7 @@ impl DataTree {
         let node = self.nodes.get_mut(key(path)).ok_or(Code::NoNode)?;
         let old_len = node.data_len() as i64;
         let old_size = path.len() as i64 + old_len;
-        node.data = data;
+        node.data = NodeData::from(data);
         node.stat.mtime = time;
         node.stat.mzxid = zxid;
         node.stat.version = version;
@@ -591,7 +591,7 @@ impl DataTree {
         let mut st = StatsTrack::from_bytes(node.data.as_deref());
         st.set("count", st.count() + count_diff);
         st.set("bytes", st.bytes() + bytes_diff);
-        node.data = Some(st.to_text().into_bytes());
+        node.data = NodeData::new(Some(st.to_text().as_bytes()));
     }
 
     fn counts(&self, path: &str, count: &mut i64, bytes: &mut i64) {
@@ -614,7 +614,7 @@ impl DataTree {
         let mut st = StatsTrack::default();
         st.set("count", count);
         st.set("bytes", bytes);
-        node.data = Some(st.to_text().into_bytes());
+        node.data = NodeData::new(Some(st.to_text().as_bytes()));
     }
 
     /// `setupQuota`: rebuild the quota prefixes after loading a snapshot.
@@ -654,7 +654,7 @@ impl DataTree {
 
     pub fn get_data(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<(Option<Vec<u8>>, Stat), Code> {
         let n = self.nodes.get(key(path)).ok_or(Code::NoNode)?;
-        let r = (n.data.clone(), n.copy_stat());
+        let r = (n.data.to_vec(), n.copy_stat());
         if let Some(w) = watcher {
             self.data_watches.add_watch(path, w, WatcherMode::Standard);
         }

@@ -277,7 +277,7 @@ impl PrepRequestProcessor {
                 stat: Some(n.stat.clone()),
                 child_count: n.children.len() as i32,
                 acl: tree.acl_of(n),
-                data: n.data.clone(),
+                data: n.data.to_vec(),
                 node_digest: if self.digest_enabled { node_digest(path, n.data.as_deref(), &n.stat) } else { 0 },
                 tree_digest: 0,
             }),

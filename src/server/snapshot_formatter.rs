@@ -184,7 +184,7 @@ impl FormattedSnapshot {
                 .unwrap_or_default();
             let _ = writeln!(out, "  data = {d}");
         } else {
-            let _ = writeln!(out, "  dataLength = {}", n.data.as_ref().map(|d| d.len()).unwrap_or(0));
+            let _ = writeln!(out, "  dataLength = {}", n.data.len());
         }
         if let Some(kids) = children.get(name) {
             for c in kids {
@@ -214,7 +214,7 @@ impl FormattedSnapshot {
         };
         let name = if full == "/" { full } else { &full[full.rfind('/').map(|i| i + 1).unwrap_or(0)..] };
         out.push(',');
-        let len = n.data.as_ref().map(|d| d.len()).unwrap_or(0);
+        let len = n.data.len();
         *inode += 1;
         let node = format!(
             "{{\"name\":\"{}\",\"asize\":{len},\"dsize\":{len},\"dev\":0,\"ino\":{inode}}}",

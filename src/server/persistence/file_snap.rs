@@ -1028,7 +1028,7 @@ mod tests {
             for (p, n) in tree.nodes() {
                 let mut c: Vec<String> = n.children.iter().map(str::to_owned).collect();
                 c.sort();
-                out.push((p.to_owned(), n.data.clone(), n.stat.clone(), tree.acl_of(n), c));
+                out.push((p.to_owned(), n.data.to_vec(), n.stat.clone(), tree.acl_of(n), c));
             }
             out.sort_by(|x, y| x.0.cmp(&y.0));
         }
@@ -1062,7 +1062,7 @@ mod tests {
             .map(|(p, n)| {
                 let mut c: Vec<String> = n.children.iter().map(str::to_owned).collect();
                 c.sort();
-                (p.to_owned(), n.data.clone(), n.stat.clone(), tree.acl_of(n), c)
+                (p.to_owned(), n.data.to_vec(), n.stat.clone(), tree.acl_of(n), c)
             })
             .collect();
         out.sort_by(|x, y| x.0.cmp(&y.0));
