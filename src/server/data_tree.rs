@@ -13,6 +13,7 @@ use crate::proto::txn::{ErrorTxn, TxnHeader};
 use crate::proto::{event_type, ids, op_code, Code};
 use crate::server::data_node::{DataNode, NodeData};
 use crate::server::util::sharded_map::ShardedMap;
+use crate::server::util::thin_str::ThinStr;
 use crate::common::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::common::quotas::{self, StatsTrack};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
@@ -91,7 +92,7 @@ const DIGEST_LOG_LIMIT: usize = 1024;
 
 /// The node map: each node boxed behind its path (see `data_node`), so a table slot is
 /// three words whatever a node holds, and growing or shrinking the table moves only those.
-pub type NodeMap = ShardedMap<Box<str>, Box<DataNode>>;
+pub type NodeMap = ShardedMap<ThinStr, Box<DataNode>>;
 
 pub struct DataTree {
     /// Upstream's `NodeHashMap`; sharded so growth at a million nodes is never one long

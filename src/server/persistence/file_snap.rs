@@ -23,6 +23,7 @@ use crate::common::ephemeral_type::{self, EphemeralType};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
 use crate::server::util::compact_str::CompactStr;
 use crate::server::util::prefetch;
+use crate::server::util::thin_str::ThinStr;
 
 use super::snap_stream::{SnapReadError, SnapStream, SnapStreamError};
 use super::util::{self, StreamMode, FILE_FORMAT_VERSION, SNAPSHOT_FILE_PREFIX};
@@ -402,7 +403,7 @@ fn build_nodes(
                     }
                 }
                 size += path.len() as i64;
-                match tree.nodes_mut().entry(path.into_boxed_str()) {
+                match tree.nodes_mut().entry(ThinStr::new(&path)) {
                     Entry::Vacant(v) => {
                         v.insert(d.node);
                         None

@@ -7,4 +7,6 @@ pub mod http_server;
 pub mod node_data;
 pub mod prefetch;
 pub mod sharded_map;
+pub mod thin_bytes;
+pub mod thin_str;
 pub mod zxid_utils;

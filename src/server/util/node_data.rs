@@ -1,66 +1,27 @@
 //! `NodeData`: a znode's payload in one pointer.
 //!
-//! A million znodes each carry a payload, so its handle is paid a million times. An
-//! `Option<Vec<u8>>` is three words (pointer, capacity, length); this is one, with the
-//! length in front of the bytes in the same allocation. That takes `DataNode` from 104
-//! to 88 bytes, one malloc size class down (112 to 96 bytes a node), while a payload
-//! costs what it did (a 4-byte length instead of the allocator's rounding slack: 100
-//! bytes still take a 112-byte chunk).
+//! An `Option<Vec<u8>>` is three words (pointer, capacity, length); this is one
+//! ([`ThinBytes`], the length in front of the bytes). That takes `DataNode` from 104 to
+//! 88 bytes, one malloc size class down (112 to 96 bytes a node), while a payload costs
+//! what it did.
 //!
 //! Null (a create with null data) and empty stay distinct, as upstream's `byte[]`
-//! null and `new byte[0]`: null is no pointer, and every empty payload shares one
-//! static header, so empty data allocates nothing (like an empty `Vec`).
+//! null and `new byte[0]`: null is no pointer, and empty allocates nothing.
 
-use std::alloc::{self, Layout};
 use std::fmt;
-use std::ptr::NonNull;
 
-/// The length header in front of the bytes.
-const HEADER: usize = std::mem::size_of::<u32>();
+use super::thin_bytes::ThinBytes;
 
-/// The header every empty payload points at; never freed.
-static EMPTY: u32 = 0;
-
-pub struct NodeData(Option<NonNull<u32>>);
-
-// SAFETY: a NodeData owns its allocation exclusively (or points at the immutable
-// EMPTY), and the bytes are never changed after construction, like a Box<[u8]>.
-unsafe impl Send for NodeData {}
-// SAFETY: as above; shared references only read.
-unsafe impl Sync for NodeData {}
+#[derive(Clone, Default)]
+pub struct NodeData(Option<ThinBytes>);
 
 impl NodeData {
     /// Null data.
     pub const NULL: NodeData = NodeData(None);
 
     /// A copy of `bytes`; None is null data.
-    ///
-    /// Payloads come from frames bounded by jute.maxbuffer (an i32), so their length
-    /// fits the u32 header; a longer slice cannot be stored and is refused loudly
-    /// rather than cut short.
     pub fn new(bytes: Option<&[u8]>) -> NodeData {
-        let Some(bytes) = bytes else { return NodeData::NULL };
-        if bytes.is_empty() {
-            return NodeData(Some(NonNull::from(&EMPTY)));
-        }
-        let len = u32::try_from(bytes.len()).unwrap_or_else(|_| panic!("znode data of {} bytes exceeds 4 GiB", bytes.len()));
-        let layout = Self::layout(len);
-        // SAFETY: layout has a non-zero size (header plus at least one byte).
-        let p = unsafe { alloc::alloc(layout) };
-        let Some(p) = NonNull::new(p.cast::<u32>()) else { alloc::handle_alloc_error(layout) };
-        // SAFETY: p is a fresh allocation of HEADER + len bytes aligned for u32: the
-        // header goes at its start and the bytes right after, inside the allocation.
-        unsafe {
-            p.as_ptr().write(len);
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().cast::<u8>().add(HEADER), bytes.len());
-        }
-        NodeData(Some(p))
-    }
-
-    fn layout(len: u32) -> Layout {
-        // Cannot fail: the size is at most 4 + u32::MAX, far below isize::MAX on the
-        // 64-bit targets the server builds for, and the alignment is a power of two.
-        Layout::from_size_align(HEADER + len as usize, std::mem::align_of::<u32>()).unwrap_or_else(|_| unreachable!())
+        NodeData(bytes.map(ThinBytes::new))
     }
 
     pub fn is_null(&self) -> bool {
@@ -69,13 +30,7 @@ impl NodeData {
 
     /// The bytes; None for null data.
     pub fn as_deref(&self) -> Option<&[u8]> {
-        let p = self.0?;
-        // SAFETY: p points at a live header (an allocation this value owns, or EMPTY)
-        // followed by that many initialized bytes, immutable while self is borrowed.
-        unsafe {
-            let len = p.as_ptr().read() as usize;
-            Some(std::slice::from_raw_parts(p.as_ptr().cast::<u8>().add(HEADER), len))
-        }
+        self.0.as_ref().map(ThinBytes::as_bytes)
     }
 
     /// The length of the data (0 for null, as `DataNode`'s stat reports it).
@@ -90,33 +45,6 @@ impl NodeData {
     /// An owned copy, as replies and txns carry data.
     pub fn to_vec(&self) -> Option<Vec<u8>> {
         self.as_deref().map(<[u8]>::to_vec)
-    }
-}
-
-impl Drop for NodeData {
-    fn drop(&mut self) {
-        let Some(p) = self.0 else { return };
-        if std::ptr::eq(p.as_ptr(), &EMPTY) {
-            return;
-        }
-        // SAFETY: p is an allocation made by `new` with this header's length, owned by
-        // self alone and not used after this.
-        unsafe {
-            let len = p.as_ptr().read();
-            alloc::dealloc(p.as_ptr().cast::<u8>(), Self::layout(len));
-        }
-    }
-}
-
-impl Clone for NodeData {
-    fn clone(&self) -> NodeData {
-        NodeData::new(self.as_deref())
-    }
-}
-
-impl Default for NodeData {
-    fn default() -> NodeData {
-        NodeData::NULL
     }
 }
 
@@ -169,24 +97,8 @@ mod tests {
         assert_eq!(empty.to_vec(), Some(Vec::new()));
         assert_ne!(empty, null);
 
-        for len in [1usize, 3, 4, 5, 100, 4096, 1 << 20] {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            let d = NodeData::from(Some(bytes.clone()));
-            assert_eq!(d.as_deref(), Some(&bytes[..]));
-            assert_eq!(d.len(), len);
-            let c = d.clone();
-            drop(d);
-            assert_eq!(c.to_vec(), Some(bytes));
-        }
-    }
-
-    #[test]
-    fn empties_share_the_static_header_and_drop_without_freeing_it() {
-        let a = NodeData::new(Some(&[]));
-        let b = a.clone();
-        assert!(std::ptr::eq(a.0.map(NonNull::as_ptr).unwrap_or(std::ptr::null_mut()), &EMPTY));
-        drop(a);
-        drop(b);
-        assert_eq!(NodeData::new(Some(&[])).as_deref(), Some(&[][..]));
+        let d = NodeData::from(Some(b"payload".to_vec()));
+        assert_eq!(d.clone().to_vec(), Some(b"payload".to_vec()));
+        assert_eq!(d.len(), 7);
     }
 }
