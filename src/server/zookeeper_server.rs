@@ -739,7 +739,9 @@ impl ZooKeeperServer {
         // outcome below; a test widens that window here.
         crate::server::fault_points::hit("session.response.queued");
         if valid {
-            log::info!(
+            // Debug, as upstream's finishSessionInit: at info, a session storm costs the
+            // commit thread a formatted log line per session.
+            log::debug!(
                 "Established session 0x{:x} with negotiated timeout {} for client {}",
                 cnxn.session_id(),
                 cnxn.session_timeout(),
