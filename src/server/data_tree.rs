@@ -261,7 +261,7 @@ impl DataTree {
             log::warn!("configuration znode missing (should only happen during upgrade), creating the node");
             self.add_config_node();
         }
-        let _ = self.set_data(quotas::CONFIG_ZOOKEEPER, Some(text.to_vec()), -1, version, crate::common::time::current_wall_time());
+        let _ = self.set_data(quotas::CONFIG_ZOOKEEPER, Some(text), -1, version, crate::common::time::current_wall_time());
     }
 
     /// `isSpecialPath`: nodes no client may delete.
@@ -353,7 +353,7 @@ impl DataTree {
     pub fn create_node(
         &mut self,
         path: &str,
-        data: Option<Vec<u8>>,
+        data: Option<&[u8]>,
         acl: &[ACL],
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -480,7 +480,7 @@ impl DataTree {
     pub fn set_data(
         &mut self,
         path: &str,
-        data: Option<Vec<u8>>,
+        data: Option<&[u8]>,
         version: i32,
         zxid: i64,
         time: i64,
@@ -803,26 +803,26 @@ impl DataTree {
             (op_code::CREATE, Some(TxnRecord::Create(t))) => {
                 rc.path = t.path.clone();
                 let owner = if t.ephemeral { hdr.client_id } else { 0 };
-                self.create_node(&t.path, t.data.clone(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
+                self.create_node(&t.path, t.data.as_deref(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
                     .map(|_| ())
             }
             (op_code::CREATE2, Some(TxnRecord::Create(t))) => {
                 rc.path = t.path.clone();
                 let owner = if t.ephemeral { hdr.client_id } else { 0 };
-                self.create_node(&t.path, t.data.clone(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
+                self.create_node(&t.path, t.data.as_deref(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
                     .map(|s| rc.stat = Some(s))
             }
             (op_code::CREATE_TTL, Some(TxnRecord::CreateTtl(t))) => {
                 rc.path = t.path.clone();
                 let owner = ephemeral_type::ttl_to_ephemeral_owner(t.ttl).unwrap_or(0);
-                self.create_node(&t.path, t.data.clone(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
+                self.create_node(&t.path, t.data.as_deref(), &t.acl, owner, t.parent_c_version, hdr.zxid, hdr.time)
                     .map(|s| rc.stat = Some(s))
             }
             (op_code::CREATE_CONTAINER, Some(TxnRecord::CreateContainer(t))) => {
                 rc.path = t.path.clone();
                 self.create_node(
                     &t.path,
-                    t.data.clone(),
+                    t.data.as_deref(),
                     &t.acl,
                     CONTAINER_EPHEMERAL_OWNER,
                     t.parent_c_version,
@@ -837,7 +837,7 @@ impl DataTree {
             }
             (op_code::SET_DATA | op_code::RECONFIG, Some(TxnRecord::SetData(t))) => {
                 rc.path = t.path.clone();
-                self.set_data(&t.path, t.data.clone(), t.version, hdr.zxid, hdr.time).map(|s| rc.stat = Some(s))
+                self.set_data(&t.path, t.data.as_deref(), t.version, hdr.zxid, hdr.time).map(|s| rc.stat = Some(s))
             }
             (op_code::SET_ACL, Some(TxnRecord::SetAcl(t))) => {
                 rc.path = t.path.clone();
@@ -962,7 +962,7 @@ mod digest_tests {
         let open = ids::open_acl_unsafe();
         t.create_node("/p", None, &open, 0, -1, 1, 1).unwrap();
         for i in 0..20_000 {
-            t.create_node(&format!("/p/n{i}"), Some(vec![1; 10]), &open, 0, -1, 2 + i, 2 + i).unwrap();
+            t.create_node(&format!("/p/n{i}"), Some(&[1; 10][..]), &open, 0, -1, 2 + i, 2 + i).unwrap();
         }
         let (big_nodes, big_children) = (t.nodes.capacity(), t.nodes["/p"].children.capacity());
         for i in 0..19_900 {

@@ -5,10 +5,6 @@
 //! child listing or a snapshot walk then visits one cache miss at a time. Up to
 //! [`INLINE`] bytes live inside the 24-byte value itself.
 
-use std::borrow::Borrow;
-use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::ops::Deref;
 
 /// Bytes kept in place; longer strings are boxed.
 pub const INLINE: usize = 22;
@@ -45,45 +41,7 @@ impl CompactStr {
     }
 }
 
-impl Deref for CompactStr {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Borrow<str> for CompactStr {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Hash for CompactStr {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
-    }
-}
-
-impl PartialEq for CompactStr {
-    fn eq(&self, other: &CompactStr) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for CompactStr {}
-
-impl fmt::Debug for CompactStr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl From<&str> for CompactStr {
-    fn from(s: &str) -> CompactStr {
-        CompactStr::new(s)
-    }
-}
+impl_str_key!(CompactStr);
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,6 @@
 //! about what it was: a 4-byte length in front of the bytes instead of beside the
 //! pointer.
 
-use std::borrow::Borrow;
-use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::ops::Deref;
 
 use super::thin_bytes::ThinBytes;
 
@@ -28,34 +24,7 @@ impl ThinStr {
     }
 }
 
-impl Deref for ThinStr {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-/// Lookups by `&str` must find the key: it hashes and compares as the `str` it holds.
-impl Borrow<str> for ThinStr {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl Hash for ThinStr {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.as_str().hash(h)
-    }
-}
-
-impl PartialEq for ThinStr {
-    fn eq(&self, other: &ThinStr) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for ThinStr {}
+impl_str_key!(ThinStr);
 
 impl PartialOrd for ThinStr {
     fn partial_cmp(&self, other: &ThinStr) -> Option<std::cmp::Ordering> {
@@ -69,33 +38,9 @@ impl Ord for ThinStr {
     }
 }
 
-impl fmt::Debug for ThinStr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.as_str().fmt(f)
-    }
-}
-
-impl fmt::Display for ThinStr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.as_str().fmt(f)
-    }
-}
-
-impl From<&str> for ThinStr {
-    fn from(s: &str) -> ThinStr {
-        ThinStr::new(s)
-    }
-}
-
-impl From<String> for ThinStr {
-    fn from(s: String) -> ThinStr {
-        ThinStr::new(&s)
-    }
-}
-
-impl From<&String> for ThinStr {
-    fn from(s: &String) -> ThinStr {
-        ThinStr::new(s)
+impl std::fmt::Display for ThinStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.as_str(), f)
     }
 }
 
