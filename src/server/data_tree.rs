@@ -424,27 +424,28 @@ impl DataTree {
 
     pub fn delete_node(&mut self, path: &str, zxid: i64) -> Result<(), Code> {
         let (parent_name, child_name) = split_parent(path);
-        if !self.nodes.contains_key(key(parent_name)) {
-            return Err(Code::NoNode);
+        // As upstream's deleteNode, the parent moves first: its pzxid advances even
+        // when the child is already gone. Replaying a log over a fuzzy snapshot meets
+        // children deleted after their parent was written (a closeSession's
+        // ephemerals, say), and the parent must end as it did on the live tree.
+        self.digest_out(parent_name);
+        let parent = self.nodes.get_mut(key(parent_name)).ok_or(Code::NoNode)?;
+        parent.children.remove(child_name);
+        // Never backwards: a replayed create may already have set a later pzxid.
+        if zxid > parent.stat.pzxid {
+            parent.stat.pzxid = zxid;
         }
+        self.digest_in(parent_name);
         if !self.nodes.contains_key(key(path)) {
             return Err(Code::NoNode);
         }
         self.digest_out(path);
-        self.digest_out(parent_name);
         let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
         if self.node_peak.shrank(self.nodes.len()) {
             self.memory_release_due = true;
         }
         // The node's ACL entry must outlive the watch triggers below.
         self.node_data_size -= Self::node_size(path, &node.data);
-        if let Some(parent) = self.nodes.get_mut(key(parent_name)) {
-            parent.children.remove(child_name);
-            if zxid > parent.stat.pzxid {
-                parent.stat.pzxid = zxid;
-            }
-        }
-        self.digest_in(parent_name);
         let owner = node.stat.ephemeral_owner;
         match ephemeral_type::get(owner) {
             EphemeralType::Container => {
@@ -1007,6 +1008,46 @@ mod digest_tests {
         apply(&mut t, op_code::CREATE, 8, TxnRecord::Create(CreateTxn { path: "/zookeeper/quota/n1/zookeeper_stats".into(), data: Some(b"count=0,bytes=0".to_vec()), acl: open.clone(), ephemeral: false, parent_c_version: -1 }));
         apply(&mut t, op_code::CREATE, 8, TxnRecord::Create(CreateTxn { path: "/n1/q".into(), data: Some(b"xyz".to_vec()), acl: open.clone(), ephemeral: false, parent_c_version: -1 }));
         assert_ne!(t.digest(), 0);
+    }
+
+    /// A closeSession replayed over a fuzzy snapshot, where the session's ephemeral
+    /// was deleted after its parent had been written, must leave the parent as the
+    /// live tree has it (pzxid moved, digest equal), as upstream's deleteNode does.
+    #[test]
+    fn replayed_close_session_moves_the_parent_of_an_already_missing_ephemeral() {
+        let open = ids::open_acl_unsafe();
+        let create = |path: &str, ephemeral: bool| {
+            TxnRecord::Create(CreateTxn { path: path.into(), data: Some(b"d".to_vec()), acl: open.clone(), ephemeral, parent_c_version: -1 })
+        };
+        let close = TxnRecord::CloseSession(CloseSessionTxn { paths2_delete: vec!["/app/e".into()] });
+        let mut live = DataTree::new();
+        live.process_txn(&hdr(1, op_code::CREATE, 5), Some(&create("/app", false)));
+        live.process_txn(&hdr(2, op_code::CREATE, 5), Some(&create("/app/e", true)));
+        // The snapshot wrote /app here, then the closeSession ran before /app/e was
+        // reached, so the snapshot holds /app at zxid 2 without its child.
+        let mut fuzzy = DataTree::new();
+        fuzzy.process_txn(&hdr(1, op_code::CREATE, 5), Some(&create("/app", false)));
+        fuzzy.process_txn(&hdr(2, op_code::CREATE, 5), Some(&create("/app/e", true)));
+        fuzzy.digest_out("/app/e");
+        fuzzy.nodes.remove(key("/app/e"));
+        fuzzy.ephemerals.remove(&5);
+        fuzzy.digest_out("/app");
+        fuzzy.nodes.get_mut(key("/app")).map(|n| n.children.remove("e"));
+        fuzzy.digest_in("/app");
+        live.process_txn(&hdr(3, op_code::CLOSE_SESSION, 5), Some(&close));
+        fuzzy.process_txn(&hdr(3, op_code::CLOSE_SESSION, 5), Some(&close));
+        let stat = |t: &DataTree| t.get_node("/app").map(|n| n.copy_stat());
+        assert_eq!(stat(&live).map(|s| s.pzxid), Some(3));
+        assert_eq!(stat(&fuzzy), stat(&live));
+        assert_eq!(fuzzy.digest(), live.digest());
+        assert_eq!(fuzzy.digest(), fuzzy.full_digest());
+        // A delete that finds no parent changes nothing.
+        let before = fuzzy.digest();
+        assert_eq!(fuzzy.delete_node("/nope/x", 4), Err(Code::NoNode));
+        assert_eq!(fuzzy.digest(), before);
+        // A stale delete never moves pzxid backwards.
+        assert_eq!(fuzzy.delete_node("/app/gone", 2), Err(Code::NoNode));
+        assert_eq!(stat(&fuzzy).map(|s| s.pzxid), Some(3));
     }
 }
 
