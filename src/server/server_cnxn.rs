@@ -318,6 +318,8 @@ pub struct ServerCnxn {
     writer_done: AtomicBool,
     /// Freed memory was handed back after this connection (at most once).
     memory_released: AtomicBool,
+    /// Its watches were dropped (`ZooKeeperServer::remove_cnxn` ran; at most once).
+    pub(crate) watches_dropped: AtomicBool,
     /// The selector thread that owns the socket; None on the threaded path.
     selector: Option<crate::server::nio_server_cnxn_factory::SelectorWaker>,
     /// An update request is on its way to the selector (one at a time is enough: the
@@ -352,6 +354,7 @@ impl ServerCnxn {
             recv_limits: RecvLimits::default(),
             writer_done: AtomicBool::new(false),
             memory_released: AtomicBool::new(false),
+            watches_dropped: AtomicBool::new(false),
             selector: None,
             update_pending: AtomicBool::new(false),
             invalid: AtomicBool::new(false),

@@ -103,6 +103,61 @@ fn init_max_cnxns(threaded: bool) -> u64 {
 
 /// The server a client port serves, if any: a quorum peer's changes with its role and
 /// is none while it elects or syncs (upstream's `ServerCnxnFactory.zkServer`).
+/// The lookups a connection table needs without a scan: connections per client address
+/// (NIOServerCnxnFactory's `ipMap`, for `maxClientCnxns`) and per session
+/// (ServerCnxnFactory's `sessionMap`, for closeSession, expiry and reconnects). With
+/// 20 000 connections a scan per accepted connection or per closed session would cost
+/// the accept thread, or the commit thread, milliseconds each time.
+///
+/// A session normally has one connection; a reconnect briefly has two, the old one
+/// being closed.
+#[derive(Default)]
+pub struct CnxnIndex {
+    per_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+    by_session: std::collections::HashMap<i64, Vec<u64>>,
+}
+
+impl CnxnIndex {
+    pub fn added(&mut self, ip: std::net::IpAddr) {
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+    }
+
+    /// A connection left; `session` is the one it was bound to (0: none).
+    pub fn removed(&mut self, id: u64, ip: std::net::IpAddr, session: i64) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        self.unbind(id, session);
+    }
+
+    pub fn bind(&mut self, id: u64, session: i64) {
+        let ids = self.by_session.entry(session).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+
+    fn unbind(&mut self, id: u64, session: i64) {
+        if let Some(ids) = self.by_session.get_mut(&session) {
+            ids.retain(|c| *c != id);
+            if ids.is_empty() {
+                self.by_session.remove(&session);
+            }
+        }
+    }
+
+    pub fn count_from(&self, ip: std::net::IpAddr) -> usize {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
+    }
+
+    pub fn of_session(&self, session: i64) -> &[u64] {
+        self.by_session.get(&session).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
 pub struct ServerHolder {
     zks: parking_lot::RwLock<Option<Arc<ZooKeeperServer>>>,
 }
@@ -265,7 +320,7 @@ fn accept_loop(
         }
         if max > 0 {
             let ip = remote.ip();
-            let count = zks.cnxns.lock().values().filter(|c| c.remote.ip() == ip).count();
+            let count = zks.client_cnxn_count(ip);
             if count >= max as usize {
                 log::warn!("Too many connections from {} - max is {}", fmt_addr(&remote).split(':').next().unwrap_or(""), max);
                 drop(stream);
@@ -680,6 +735,34 @@ fn reader_loop_on<R: Read + Write>(io: R, stream: &SharedStream, cnxn: &Arc<Serv
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cnxn_index_counts_addresses_and_binds_sessions() {
+        use super::CnxnIndex;
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        let mut ix = CnxnIndex::default();
+        ix.added(a);
+        ix.added(a);
+        ix.added(b);
+        assert_eq!((ix.count_from(a), ix.count_from(b)), (2, 1));
+        ix.bind(1, 0x10);
+        ix.bind(2, 0x10); // a reconnect: the old connection is still there
+        ix.bind(2, 0x10);
+        ix.bind(3, 0x20);
+        assert_eq!(ix.of_session(0x10), &[1, 2]);
+        ix.removed(1, a, 0x10);
+        assert_eq!(ix.of_session(0x10), &[2]);
+        assert_eq!(ix.count_from(a), 1);
+        ix.removed(2, a, 0x10);
+        ix.removed(3, b, 0x20);
+        assert!(ix.of_session(0x10).is_empty() && ix.of_session(0x20).is_empty());
+        assert_eq!((ix.count_from(a), ix.count_from(b)), (0, 0));
+        assert!(ix.per_ip.is_empty() && ix.by_session.is_empty(), "nothing is left behind");
+        // A connection that never had a session leaves only its address count.
+        ix.added(a);
+        ix.removed(4, a, 0);
+        assert!(ix.per_ip.is_empty() && ix.by_session.is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -28,6 +28,7 @@ use crate::server::zk_database::ZKDatabase;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
 use crate::server::request::{Request, OWNER_ME};
 use crate::server::server_cnxn::{RecvLimits, RecvThrottleReason, ServerCnxn};
+use crate::server::server_cnxn_factory::CnxnIndex;
 use crate::server::server_stats::ServerStats;
 use crate::server::session_tracker_impl::SessionTrackerImpl;
 use crate::server::sync_request_processor::SyncRequestProcessor;
@@ -88,9 +89,14 @@ pub struct ZooKeeperServer {
     pub stats: ServerStats,
     /// Every open client connection (upstream keeps this set in the cnxn factory).
     pub cnxns: Mutex<HashMap<u64, Arc<ServerCnxn>>>,
+    /// Connections per address and per session; changed only under `cnxns`' lock,
+    /// and always locked after it.
+    cnxn_index: Mutex<CnxnIndex>,
     /// The most connections open at once since memory was last handed back (see
     /// [`ZooKeeperServer::remove_cnxn`]).
     cnxn_peak: std::sync::atomic::AtomicUsize,
+    /// Connections added and not yet through `remove_cnxn` (their watches not dropped).
+    cnxns_holding_watches: std::sync::atomic::AtomicUsize,
     running: AtomicBool,
     /// `shutdown` ran (a quorum server may stop without ever having served).
     shut_down: AtomicBool,
@@ -146,7 +152,9 @@ impl ZooKeeperServer {
             submit: first_tx,
             stats: ServerStats::default(),
             cnxns: Mutex::new(HashMap::new()),
+            cnxn_index: Mutex::new(CnxnIndex::default()),
             cnxn_peak: std::sync::atomic::AtomicUsize::new(0),
+            cnxns_holding_watches: std::sync::atomic::AtomicUsize::new(0),
             // A quorum role serves only once it has synced (`startServing`).
             running: AtomicBool::new(kind == ServerKind::Standalone),
             shut_down: AtomicBool::new(false),
@@ -669,7 +677,7 @@ impl ZooKeeperServer {
         cnxn.set_session_timeout(timeout);
         if req.session_id == 0 {
             let id = self.session_tracker.create_session(timeout);
-            cnxn.set_session_id(id);
+            self.bind_session(cnxn, id);
             let mut si = Request::new(Some(cnxn.clone()), id, 0, op_code::CREATE_SESSION, timeout.to_be_bytes().to_vec(), Vec::new());
             si.owner = Some(OWNER_ME);
             self.submit_request(si);
@@ -683,18 +691,13 @@ impl ZooKeeperServer {
                 return Err(CloseConnection(msg));
             }
             // Any other connection of this session goes first (client reconnect).
-            let others: Vec<Arc<ServerCnxn>> = self
-                .cnxns
-                .lock()
-                .values()
-                .filter(|c| c.id != cnxn.id && c.session_id() == id)
-                .cloned()
-                .collect();
-            for o in others {
-                log::info!("Closing previous connection of session 0x{id:x}: client reconnected");
-                o.close();
+            for o in self.session_cnxns(id) {
+                if o.id != cnxn.id {
+                    log::info!("Closing previous connection of session 0x{id:x}: client reconnected");
+                    o.close();
+                }
             }
-            cnxn.set_session_id(id);
+            self.bind_session(cnxn, id);
             let pw = req.passwd.unwrap_or_default();
             if pw != Self::generate_passwd(id) {
                 self.finish_session_init(cnxn, false);
@@ -876,18 +879,53 @@ impl ZooKeeperServer {
     /// Register a new connection (upstream's factory `addCnxn`).
     pub fn add_cnxn(&self, cnxn: Arc<ServerCnxn>) {
         let mut cs = self.cnxns.lock();
-        cs.insert(cnxn.id, cnxn);
+        let ip = cnxn.remote.ip();
+        if cs.insert(cnxn.id, cnxn).is_none() {
+            self.cnxn_index.lock().added(ip);
+            self.cnxns_holding_watches.fetch_add(1, Ordering::AcqRel);
+        }
         self.cnxn_peak.fetch_max(cs.len(), Ordering::Relaxed);
+    }
+
+    /// `getClientCnxnCount`: the open connections from one address, kept as a count
+    /// (upstream's `ipMap`) so that `maxClientCnxns` costs the same at 20 000
+    /// connections as at 20.
+    pub fn client_cnxn_count(&self, ip: std::net::IpAddr) -> usize {
+        let _cs = self.cnxns.lock();
+        self.cnxn_index.lock().count_from(ip)
+    }
+
+    /// Gives a connection its session and indexes it (`ServerCnxnFactory.addSession`).
+    fn bind_session(&self, cnxn: &Arc<ServerCnxn>, session_id: i64) {
+        let cs = self.cnxns.lock();
+        cnxn.set_session_id(session_id);
+        // A connection already gone keeps out of the index.
+        if cs.contains_key(&cnxn.id) {
+            self.cnxn_index.lock().bind(cnxn.id, session_id);
+        }
+    }
+
+    /// The open connections of one session.
+    fn session_cnxns(&self, session_id: i64) -> Vec<Arc<ServerCnxn>> {
+        let cs = self.cnxns.lock();
+        let ix = self.cnxn_index.lock();
+        ix.of_session(session_id).iter().filter_map(|id| cs.get(id).cloned()).collect()
     }
 
     /// Forget a closed connection: registry and watches (`removeCnxn`).
     pub fn remove_cnxn(&self, cnxn: &ServerCnxn) {
-        let left = {
-            let mut cs = self.cnxns.lock();
-            cs.remove(&cnxn.id);
-            cs.len()
-        };
+        self.unregister_cnxn(cnxn);
+        if cnxn.watches_dropped.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.tree.write().remove_cnxn(cnxn.id);
+        // Counted here, after the watches went, not at unregistering: the trim below
+        // must come after the memory it is for was freed.
+        let left = self
+            .cnxns_holding_watches
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)))
+            .unwrap_or(1)
+            .saturating_sub(1);
         // Thousands of sessions leaving free their connections' buffers and watches
         // inside glibc's arenas, where they would stay (`common::memory`): each time
         // the count halves from a peak of many, hand the free pages back. One trim per
@@ -899,6 +937,19 @@ impl ZooKeeperServer {
             log::debug!("{left} connections left of {peak}: releasing free memory");
             crate::common::memory::release_free_memory();
         }
+    }
+
+    /// Takes a connection out of the table and its indexes (idempotent); returns how
+    /// many are left. The closing thread does this before the socket closes, as
+    /// upstream's `close` → `removeCnxn`: a client that saw its connection end and asks
+    /// `srvr` at once is not shown it still counted. Dropping its watches, which needs
+    /// the tree's lock, may come after, on the closer thread.
+    pub fn unregister_cnxn(&self, cnxn: &ServerCnxn) -> usize {
+        let mut cs = self.cnxns.lock();
+        if cs.remove(&cnxn.id).is_some() {
+            self.cnxn_index.lock().removed(cnxn.id, cnxn.remote.ip(), cnxn.session_id());
+        }
+        cs.len()
     }
 
     /// `closeAllConnections`.
@@ -913,8 +964,7 @@ impl ZooKeeperServer {
     /// as upstream's `cnxn.close`, not after what is queued, which a client that stopped
     /// reading would never let go out.
     pub fn close_session_cnxns(&self, session_id: i64) -> bool {
-        let cs: Vec<Arc<ServerCnxn>> =
-            self.cnxns.lock().values().filter(|c| c.session_id() == session_id).cloned().collect();
+        let cs = self.session_cnxns(session_id);
         for c in &cs {
             c.close();
         }

@@ -257,6 +257,7 @@ impl SelectorThread {
         c.cnxn.mark_closed();
         c.flush_for_close();
         c.cnxn.throttle.unpark();
+        c.zks.unregister_cnxn(&c.cnxn);
         c.cnxn.shutdown_socket();
         let (cnxn, zks) = (c.cnxn.clone(), c.zks.clone());
         drop(c);
@@ -290,6 +291,7 @@ impl SelectorThread {
                 let _ = out.write_all(text.as_bytes());
                 let _ = out.flush();
                 cnxn.mark_closed();
+                zks.unregister_cnxn(&cnxn);
                 cnxn.shutdown_socket();
                 drop(c);
                 if let Err(e) = closer.send((cnxn, zks)) {
