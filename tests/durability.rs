@@ -181,7 +181,8 @@ fn log_has_no_load_problems(what: &str, log: &str) {
         "ERROR",
     ];
     // A client closing its socket is logged with an EndOfStreamException: harmless. So
-    // is 3.8.0's known NPE when a four-letter word (the harness's readiness probe) hits
+    // are the NoNodeException warnings of a closeSession replayed over a fuzzy snapshot
+    // (below), and 3.8.0's known NPE when a four-letter word (the harness's readiness probe) hits
     // the server while it is still loading: "Error closing a command socket" followed
     // by a NullPointerException about zkDb being null.
     let lines: Vec<&str> = log
@@ -189,6 +190,10 @@ fn log_has_no_load_problems(what: &str, log: &str) {
         .filter(|l| bad.iter().any(|b| l.contains(b)))
         .filter(|l| !l.contains("EndOfStreamException"))
         .filter(|l| !l.contains("Error closing a command socket"))
+        // A closeSession replayed over a fuzzy snapshot whose walk missed the
+        // session's ephemerals (deleted meanwhile): upstream's deleteNodes warns and
+        // goes on, and the parent still ends as on the live tree.
+        .filter(|l| !l.contains("Ignoring NoNodeException for path") || !l.contains("while removing ephemeral for dead session"))
         .filter(|l| !(l.contains("NullPointerException") && l.contains("zkDb\" is null")))
         .collect();
     assert!(lines.is_empty(), "{what}: suspicious log lines:\n{}", lines.join("\n"));

@@ -76,6 +76,29 @@ impl Children {
     pub fn iter(&self) -> ChildIter<'_> {
         ChildIter(self.0.as_ref().map(|s| s.iter()))
     }
+
+    /// Appends names followed by '/' to `out`, from shard `from` on, a whole shard at a
+    /// time until at least `at_least` names are in (all that are left when the set is
+    /// not split, at most a few thousand); returns the shard to go on from
+    /// ([`SHARDS`](crate::server::util::sharded_map::SHARDS) when done) and the names
+    /// appended. A name present throughout a series of calls is appended exactly once,
+    /// however the set changes in between (a fuzzy snapshot copies a parent of a
+    /// million children a slice at a time this way).
+    pub fn copy_names(&self, from: usize, at_least: usize, out: &mut String) -> (usize, usize) {
+        use crate::server::util::sharded_map::SHARDS;
+        let Some(set) = self.0.as_ref() else { return (SHARDS, 0) };
+        let (mut shard, mut copied) = (from, 0);
+        while shard < SHARDS && copied < at_least {
+            let end = if set.is_split() { shard + 1 } else { SHARDS };
+            set.for_each_in_shards(shard..end, |c| {
+                out.push_str(c);
+                out.push('/');
+                copied += 1;
+            });
+            shard = end;
+        }
+        (shard, copied)
+    }
 }
 
 impl Extend<CompactStr> for Children {
@@ -139,6 +162,51 @@ impl DataNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Copied in batches while the set changes (split, then merged back, names added
+    /// and removed between batches): every name present throughout is copied exactly
+    /// once, and nothing that was never there appears.
+    #[test]
+    fn names_copied_in_batches_come_out_once_whatever_changes_between() {
+        use crate::server::util::sharded_map::{SHARDS, SPLIT_AT};
+        use std::collections::HashMap;
+        let n = SPLIT_AT * 3;
+        let mut c = Children::default();
+        for i in 0..n {
+            c.insert(&format!("n{i:07}"));
+        }
+        let (mut out, mut shard, mut batches) = (String::new(), 0, 0);
+        while shard < SHARDS {
+            let (next, copied) = c.copy_names(shard, 1000, &mut out);
+            assert!(next > shard && copied > 0 || next == SHARDS);
+            shard = next;
+            batches += 1;
+            // Between batches: the upper half goes, so the set merges back into one
+            // table halfway, and new names arrive.
+            if batches == 3 {
+                for i in n / 8..n {
+                    c.remove(&format!("n{i:07}"));
+                }
+            }
+            c.insert(&format!("late{batches}"));
+        }
+        assert!(batches > 3, "copied in {batches} batches");
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for name in out.split('/').filter(|s| !s.is_empty()) {
+            *seen.entry(name).or_default() += 1;
+        }
+        for i in 0..n / 8 {
+            assert_eq!(seen.get(format!("n{i:07}").as_str()), Some(&1), "n{i:07}");
+        }
+        assert!(seen.values().all(|&k| k == 1), "a name copied twice");
+        assert!(seen.keys().all(|k| k.starts_with('n') || k.starts_with("late")));
+        // A set that is not split comes out whole in one call.
+        let mut small = Children::default();
+        small.insert("a");
+        small.insert("b");
+        let mut out = String::new();
+        assert_eq!(small.copy_names(0, 1, &mut out), (SHARDS, 2));
+    }
 
     /// A node is boxed behind its path in the node map: 88 bytes take a 96-byte malloc
     /// chunk where 104 took 112 (16 bytes a znode, 16 MB at a million).

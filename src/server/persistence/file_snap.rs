@@ -23,6 +23,7 @@ use crate::common::ephemeral_type::{self, EphemeralType};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
 use crate::server::util::compact_str::CompactStr;
 use crate::server::util::prefetch;
+use crate::server::util::sharded_map::SHARDS;
 use crate::server::util::thin_str::ThinStr;
 
 use super::snap_stream::{SnapReadError, SnapStream, SnapStreamError};
@@ -773,8 +774,11 @@ impl<W: Write> SealedWriter<W> {
 /// A node slice ends after this many nodes or this many bytes of records, whichever
 /// comes first: a writer waits for at most one slice, and a slice of 1 MB nodes does
 /// not pile up gigabytes before it is written out.
-const SLICE_NODES: usize = 4096;
-const SLICE_BYTES: usize = 1 << 20;
+const SLICE_NODES: usize = 1024;
+/// Child names copied per visit of a node whose child set is split (the rest at the
+/// next visits): a slice never copies a million names under its lock.
+const CHILD_BATCH: usize = 1024;
+const SLICE_BYTES: usize = 1 << 18;
 /// Siblings looked up together by the snapshot walk (see `stream_fuzzy`).
 const LOOKUP_BATCH: usize = 16;
 
@@ -815,10 +819,15 @@ fn stream_fuzzy<W: Write>(
     // out, which the replay from zxid0 + 1 makes right).
     // Child names are copied into one '/'-separated string (a name cannot hold a
     // '/'): a node with a million children is copied without a million allocations.
+    // A node with a huge child set is copied a few thousand names at a time, one
+    // batch per visit under whichever slice's lock is held then (see
+    // `Children::copy_names`), so no slice holds the lock for the whole set.
     struct Frame {
         prefix: String,
         children: String,
         next: usize,
+        /// The child set's shard to copy from next; `SHARDS` once all are copied.
+        next_shard: usize,
     }
     let mut stack: Vec<Frame> = Vec::new();
     let mut next_path: Option<String> = Some(String::new());
@@ -829,11 +838,18 @@ fn stream_fuzzy<W: Write>(
     let mut resume: [Option<usize>; LOOKUP_BATCH] = [None; LOOKUP_BATCH];
     let (mut slices, mut longest) = (0usize, std::time::Duration::ZERO);
     loop {
-        let slice_guard = if guard.is_none() { Some(tree.read()) } else { None };
-        let Some(t) = guard.as_deref().or(slice_guard.as_deref()) else { break };
+        let mut slice_guard = if guard.is_none() { Some(tree.read()) } else { None };
         let held = std::time::Instant::now();
         let mut budget = SLICE_NODES;
         while budget > 0 && (whole || rec.len() < SLICE_BYTES) {
+            // Between runs nothing borrows from the tree: a commit waiting for its
+            // write lock takes it here instead of waiting for the slice's end (the
+            // fairness hand-over of parking_lot's `bump`; nothing happens when no one
+            // waits). The walk resumes from owned state either way.
+            if let Some(g) = slice_guard.as_mut() {
+                parking_lot::RwLockReadGuard::bump(g);
+            }
+            let Some(t) = guard.as_deref().or(slice_guard.as_deref()) else { break };
             // The next run of siblings (or the root).
             let mut n = 0;
             match next_path.take() {
@@ -845,6 +861,21 @@ fn stream_fuzzy<W: Write>(
                 None => {
                     let Some(top) = stack.last_mut() else { break };
                     if top.next >= top.children.len() {
+                        if top.next_shard < SHARDS {
+                            top.children.clear();
+                            top.next = 0;
+                            // Gone meanwhile: so are its children (a node with
+                            // children cannot be deleted).
+                            top.next_shard = match t.get_node(&top.prefix) {
+                                Some(parent) => {
+                                    let (next, copied) = parent.children.copy_names(top.next_shard, CHILD_BATCH, &mut top.children);
+                                    budget = budget.saturating_sub(copied / 64);
+                                    next
+                                }
+                                None => SHARDS,
+                            };
+                            continue;
+                        }
                         stack.pop();
                         continue;
                     }
@@ -910,14 +941,11 @@ fn stream_fuzzy<W: Write>(
                     }
                 }
                 if descend {
-                    budget = budget.saturating_sub(node.children.len() / 64);
-                    let mut children = String::with_capacity(node.children.len() * 16);
-                    for c in node.children.iter() {
-                        children.push_str(c);
-                        children.push('/');
-                    }
+                    let mut children = String::with_capacity(node.children.len().min(CHILD_BATCH + 1024) * 16);
+                    let (next_shard, copied) = node.children.copy_names(0, CHILD_BATCH, &mut children);
+                    budget = budget.saturating_sub(copied / 64);
                     let prefix = paths[i].clone();
-                    stack.push(Frame { prefix, children, next: 0 });
+                    stack.push(Frame { prefix, children, next: 0, next_shard });
                 }
                 if whole && rec.len() >= SLICE_BYTES {
                     out.put(rec.as_slice())?;
@@ -930,6 +958,7 @@ fn stream_fuzzy<W: Write>(
         }
         let done = stack.is_empty() && next_path.is_none();
         // The trailer's (zxid, digest) pair is read under the last slice's lock.
+        let Some(t) = guard.as_deref().or(slice_guard.as_deref()) else { break };
         let end = done.then(|| (t.last_processed_zxid, t.digest()));
         slices += 1;
         longest = longest.max(held.elapsed());
@@ -1088,7 +1117,8 @@ mod tests {
         let mut txns = Vec::new();
         let mut z = 0;
         txns.push(creator({ z += 1; z }, "/wide".into()));
-        for i in 0..10_000 {
+        // Past SPLIT_AT: the child set is split, and copied a batch at a time.
+        for i in 0..40_000 {
             txns.push(creator({ z += 1; z }, format!("/wide/n{i}")));
         }
         let mut deep = String::new();

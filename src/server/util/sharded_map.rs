@@ -250,6 +250,31 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     }
 }
 
+impl<K: Hash, V> ShardedMap<K, V> {
+    /// Visits the entries whose shard (a function of the key alone, whether or not the
+    /// map is split right now) is in `shards`. Over calls with adjoining ranges, an
+    /// entry present throughout is visited exactly once even if the map splits or
+    /// merges in between: a walk can copy a huge set a few shards at a time.
+    pub fn for_each_in_shards(&self, shards: std::ops::Range<usize>, mut f: impl FnMut(&K, &V)) {
+        match &self.repr {
+            Repr::Split(s) => {
+                for m in &s[shards.start.min(SHARDS)..shards.end.min(SHARDS)] {
+                    for (k, v) in m {
+                        f(k, v);
+                    }
+                }
+            }
+            Repr::Single(m) => {
+                for (k, v) in m {
+                    if shards.contains(&shard_of(k)) {
+                        f(k, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Iteration needs no hashing: it walks the shards in turn.
 impl<K, V> ShardedMap<K, V> {
     pub fn iter(&self) -> Iter<'_, K, V> {
@@ -382,6 +407,11 @@ impl<T: Hash + Eq> ShardedSet<T> {
 
     pub fn iter(&self) -> SetIter<'_, T> {
         SetIter(self.map.iter())
+    }
+
+    /// [`ShardedMap::for_each_in_shards`] over the values.
+    pub fn for_each_in_shards(&self, shards: std::ops::Range<usize>, mut f: impl FnMut(&T)) {
+        self.map.for_each_in_shards(shards, |k, _| f(k))
     }
 }
 
