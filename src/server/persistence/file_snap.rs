@@ -774,11 +774,11 @@ impl<W: Write> SealedWriter<W> {
 /// A node slice ends after this many nodes or this many bytes of records, whichever
 /// comes first: a writer waits for at most one slice, and a slice of 1 MB nodes does
 /// not pile up gigabytes before it is written out.
-const SLICE_NODES: usize = 1024;
+const SLICE_NODES: usize = 2048;
 /// Child names copied per visit of a node whose child set is split (the rest at the
 /// next visits): a slice never copies a million names under its lock.
-const CHILD_BATCH: usize = 1024;
-const SLICE_BYTES: usize = 1 << 18;
+const CHILD_BATCH: usize = 2048;
+const SLICE_BYTES: usize = 1 << 19;
 /// Siblings looked up together by the snapshot walk (see `stream_fuzzy`).
 const LOOKUP_BATCH: usize = 16;
 
@@ -838,18 +838,14 @@ fn stream_fuzzy<W: Write>(
     let mut resume: [Option<usize>; LOOKUP_BATCH] = [None; LOOKUP_BATCH];
     let (mut slices, mut longest) = (0usize, std::time::Duration::ZERO);
     loop {
-        let mut slice_guard = if guard.is_none() { Some(tree.read()) } else { None };
+        // No hand-over inside a slice (`RwLockReadGuard::bump` at each run was tried):
+        // under a create storm every run then waited for a commit batch, and the
+        // snapshots written while populating took twice as long.
+        let slice_guard = if guard.is_none() { Some(tree.read()) } else { None };
+        let Some(t) = guard.as_deref().or(slice_guard.as_deref()) else { break };
         let held = std::time::Instant::now();
         let mut budget = SLICE_NODES;
         while budget > 0 && (whole || rec.len() < SLICE_BYTES) {
-            // Between runs nothing borrows from the tree: a commit waiting for its
-            // write lock takes it here instead of waiting for the slice's end (the
-            // fairness hand-over of parking_lot's `bump`; nothing happens when no one
-            // waits). The walk resumes from owned state either way.
-            if let Some(g) = slice_guard.as_mut() {
-                parking_lot::RwLockReadGuard::bump(g);
-            }
-            let Some(t) = guard.as_deref().or(slice_guard.as_deref()) else { break };
             // The next run of siblings (or the root).
             let mut n = 0;
             match next_path.take() {
@@ -958,7 +954,6 @@ fn stream_fuzzy<W: Write>(
         }
         let done = stack.is_empty() && next_path.is_none();
         // The trailer's (zxid, digest) pair is read under the last slice's lock.
-        let Some(t) = guard.as_deref().or(slice_guard.as_deref()) else { break };
         let end = done.then(|| (t.last_processed_zxid, t.digest()));
         slices += 1;
         longest = longest.max(held.elapsed());
