@@ -101,8 +101,6 @@ fn init_max_cnxns(threaded: bool) -> u64 {
     limit
 }
 
-/// The server a client port serves, if any: a quorum peer's changes with its role and
-/// is none while it elects or syncs (upstream's `ServerCnxnFactory.zkServer`).
 /// The lookups a connection table needs without a scan: connections per client address
 /// (NIOServerCnxnFactory's `ipMap`, for `maxClientCnxns`) and per session
 /// (ServerCnxnFactory's `sessionMap`, for closeSession, expiry and reconnects). With
@@ -158,6 +156,64 @@ impl CnxnIndex {
     }
 }
 
+/// Every open client connection (upstream keeps this set in the cnxn factory) with its
+/// [`CnxnIndex`], under one lock. Reads see the map itself; changes go through the
+/// methods, which keep the index in step.
+#[derive(Default)]
+pub struct CnxnTable {
+    by_id: std::collections::HashMap<u64, Arc<ServerCnxn>>,
+    index: CnxnIndex,
+}
+
+impl std::ops::Deref for CnxnTable {
+    type Target = std::collections::HashMap<u64, Arc<ServerCnxn>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.by_id
+    }
+}
+
+impl CnxnTable {
+    /// True if the connection was not there before.
+    pub fn insert(&mut self, cnxn: Arc<ServerCnxn>) -> bool {
+        let ip = cnxn.remote.ip();
+        let added = self.by_id.insert(cnxn.id, cnxn).is_none();
+        if added {
+            self.index.added(ip);
+        }
+        added
+    }
+
+    /// True if the connection was there.
+    pub fn remove(&mut self, cnxn: &ServerCnxn) -> bool {
+        let removed = self.by_id.remove(&cnxn.id).is_some();
+        if removed {
+            self.index.removed(cnxn.id, cnxn.remote.ip(), cnxn.session_id());
+        }
+        removed
+    }
+
+    /// Gives a connection its session (`ServerCnxnFactory.addSession`); one already
+    /// gone stays out of the index.
+    pub fn bind_session(&mut self, cnxn: &ServerCnxn, session_id: i64) {
+        cnxn.set_session_id(session_id);
+        if self.by_id.contains_key(&cnxn.id) {
+            self.index.bind(cnxn.id, session_id);
+        }
+    }
+
+    /// `getClientCnxnCount`.
+    pub fn count_from(&self, ip: std::net::IpAddr) -> usize {
+        self.index.count_from(ip)
+    }
+
+    pub fn of_session(&self, session_id: i64) -> Vec<Arc<ServerCnxn>> {
+        self.index.of_session(session_id).iter().filter_map(|id| self.by_id.get(id).cloned()).collect()
+    }
+}
+
+/// The server a client port serves, if any: a quorum peer's changes with its role and
+/// is none while it elects or syncs (upstream's `ServerCnxnFactory.zkServer`).
 pub struct ServerHolder {
     zks: parking_lot::RwLock<Option<Arc<ZooKeeperServer>>>,
 }
@@ -735,9 +791,10 @@ fn reader_loop_on<R: Read + Write>(io: R, stream: &SharedStream, cnxn: &Arc<Serv
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn cnxn_index_counts_addresses_and_binds_sessions() {
-        use super::CnxnIndex;
         let (a, b): (std::net::IpAddr, std::net::IpAddr) = ("127.0.0.1".parse().unwrap(), "::1".parse().unwrap());
         let mut ix = CnxnIndex::default();
         ix.added(a);
@@ -762,8 +819,6 @@ mod tests {
         ix.removed(4, a, 0);
         assert!(ix.per_ip.is_empty() && ix.by_session.is_empty());
     }
-
-    use super::*;
 
     #[test]
     fn connection_capacity_follows_the_kernels_limits() {

@@ -28,7 +28,7 @@ use crate::server::zk_database::ZKDatabase;
 use crate::server::quorum::quorum_peer_config::QuorumPeerConfig;
 use crate::server::request::{Request, OWNER_ME};
 use crate::server::server_cnxn::{RecvLimits, RecvThrottleReason, ServerCnxn};
-use crate::server::server_cnxn_factory::CnxnIndex;
+use crate::server::server_cnxn_factory::CnxnTable;
 use crate::server::server_stats::ServerStats;
 use crate::server::session_tracker_impl::SessionTrackerImpl;
 use crate::server::sync_request_processor::SyncRequestProcessor;
@@ -87,11 +87,8 @@ pub struct ZooKeeperServer {
     hzxid: AtomicI64,
     submit: Sender<Request>,
     pub stats: ServerStats,
-    /// Every open client connection (upstream keeps this set in the cnxn factory).
-    pub cnxns: Mutex<HashMap<u64, Arc<ServerCnxn>>>,
-    /// Connections per address and per session; changed only under `cnxns`' lock,
-    /// and always locked after it.
-    cnxn_index: Mutex<CnxnIndex>,
+    /// Every open client connection, indexed by address and session.
+    pub cnxns: Mutex<CnxnTable>,
     /// The most connections open at once since memory was last handed back (see
     /// [`ZooKeeperServer::remove_cnxn`]).
     cnxn_peak: std::sync::atomic::AtomicUsize,
@@ -151,8 +148,7 @@ impl ZooKeeperServer {
             hzxid: AtomicI64::new(zxid),
             submit: first_tx,
             stats: ServerStats::default(),
-            cnxns: Mutex::new(HashMap::new()),
-            cnxn_index: Mutex::new(CnxnIndex::default()),
+            cnxns: Mutex::new(CnxnTable::default()),
             cnxn_peak: std::sync::atomic::AtomicUsize::new(0),
             cnxns_holding_watches: std::sync::atomic::AtomicUsize::new(0),
             // A quorum role serves only once it has synced (`startServing`).
@@ -677,7 +673,7 @@ impl ZooKeeperServer {
         cnxn.set_session_timeout(timeout);
         if req.session_id == 0 {
             let id = self.session_tracker.create_session(timeout);
-            self.bind_session(cnxn, id);
+            self.cnxns.lock().bind_session(cnxn, id);
             let mut si = Request::new(Some(cnxn.clone()), id, 0, op_code::CREATE_SESSION, timeout.to_be_bytes().to_vec(), Vec::new());
             si.owner = Some(OWNER_ME);
             self.submit_request(si);
@@ -691,13 +687,15 @@ impl ZooKeeperServer {
                 return Err(CloseConnection(msg));
             }
             // Any other connection of this session goes first (client reconnect).
-            for o in self.session_cnxns(id) {
+            // Collected first: the table's lock must not be held while they close.
+            let others = self.cnxns.lock().of_session(id);
+            for o in others {
                 if o.id != cnxn.id {
                     log::info!("Closing previous connection of session 0x{id:x}: client reconnected");
                     o.close();
                 }
             }
-            self.bind_session(cnxn, id);
+            self.cnxns.lock().bind_session(cnxn, id);
             let pw = req.passwd.unwrap_or_default();
             if pw != Self::generate_passwd(id) {
                 self.finish_session_init(cnxn, false);
@@ -879,9 +877,7 @@ impl ZooKeeperServer {
     /// Register a new connection (upstream's factory `addCnxn`).
     pub fn add_cnxn(&self, cnxn: Arc<ServerCnxn>) {
         let mut cs = self.cnxns.lock();
-        let ip = cnxn.remote.ip();
-        if cs.insert(cnxn.id, cnxn).is_none() {
-            self.cnxn_index.lock().added(ip);
+        if cs.insert(cnxn) {
             self.cnxns_holding_watches.fetch_add(1, Ordering::AcqRel);
         }
         self.cnxn_peak.fetch_max(cs.len(), Ordering::Relaxed);
@@ -891,25 +887,7 @@ impl ZooKeeperServer {
     /// (upstream's `ipMap`) so that `maxClientCnxns` costs the same at 20 000
     /// connections as at 20.
     pub fn client_cnxn_count(&self, ip: std::net::IpAddr) -> usize {
-        let _cs = self.cnxns.lock();
-        self.cnxn_index.lock().count_from(ip)
-    }
-
-    /// Gives a connection its session and indexes it (`ServerCnxnFactory.addSession`).
-    fn bind_session(&self, cnxn: &Arc<ServerCnxn>, session_id: i64) {
-        let cs = self.cnxns.lock();
-        cnxn.set_session_id(session_id);
-        // A connection already gone keeps out of the index.
-        if cs.contains_key(&cnxn.id) {
-            self.cnxn_index.lock().bind(cnxn.id, session_id);
-        }
-    }
-
-    /// The open connections of one session.
-    fn session_cnxns(&self, session_id: i64) -> Vec<Arc<ServerCnxn>> {
-        let cs = self.cnxns.lock();
-        let ix = self.cnxn_index.lock();
-        ix.of_session(session_id).iter().filter_map(|id| cs.get(id).cloned()).collect()
+        self.cnxns.lock().count_from(ip)
     }
 
     /// Forget a closed connection: registry and watches (`removeCnxn`).
@@ -939,17 +917,12 @@ impl ZooKeeperServer {
         }
     }
 
-    /// Takes a connection out of the table and its indexes (idempotent); returns how
-    /// many are left. The closing thread does this before the socket closes, as
+    /// Takes a connection out of the table and its indexes (idempotent). The closing thread does this before the socket closes, as
     /// upstream's `close` → `removeCnxn`: a client that saw its connection end and asks
     /// `srvr` at once is not shown it still counted. Dropping its watches, which needs
     /// the tree's lock, may come after, on the closer thread.
-    pub fn unregister_cnxn(&self, cnxn: &ServerCnxn) -> usize {
-        let mut cs = self.cnxns.lock();
-        if cs.remove(&cnxn.id).is_some() {
-            self.cnxn_index.lock().removed(cnxn.id, cnxn.remote.ip(), cnxn.session_id());
-        }
-        cs.len()
+    pub fn unregister_cnxn(&self, cnxn: &ServerCnxn) {
+        self.cnxns.lock().remove(cnxn);
     }
 
     /// `closeAllConnections`.
@@ -964,7 +937,7 @@ impl ZooKeeperServer {
     /// as upstream's `cnxn.close`, not after what is queued, which a client that stopped
     /// reading would never let go out.
     pub fn close_session_cnxns(&self, session_id: i64) -> bool {
-        let cs = self.session_cnxns(session_id);
+        let cs = self.cnxns.lock().of_session(session_id);
         for c in &cs {
             c.close();
         }

@@ -264,6 +264,12 @@ impl<K: Hash, V> ShardedMap<K, V> {
                     }
                 }
             }
+            // The whole range needs no hashing.
+            Repr::Single(m) if shards.start == 0 && shards.end >= SHARDS => {
+                for (k, v) in m {
+                    f(k, v);
+                }
+            }
             Repr::Single(m) => {
                 for (k, v) in m {
                     if shards.contains(&shard_of(k)) {
