@@ -66,7 +66,7 @@ fn tree_lines(tree: &DataTree) -> BTreeSet<String> {
         if path == "/zookeeper" || path.starts_with("/zookeeper/") {
             continue;
         }
-        let data = match node.data.as_deref() {
+        let data = match node.data() {
             Some(d) => hex(d),
             None => "null".into(),
         };

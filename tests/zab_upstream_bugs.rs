@@ -309,8 +309,9 @@ fn read_version2(sid: u64, version_2: &Path, only_snapshot: Option<&Path>) -> Di
     let tree: Tree = restored
         .tree
         .nodes()
-        .filter(|(p, _)| *p == "/t" || p.starts_with("/t/"))
-        .map(|(p, n)| (p.to_owned(), (n.data.to_vec().unwrap_or_default(), n.stat.czxid, n.stat.mzxid)))
+        .into_iter()
+        .filter(|(p, _)| p == "/t" || p.starts_with("/t/"))
+        .map(|(p, n)| (p, (n.data_vec().unwrap_or_default(), n.stat.czxid, n.stat.mzxid)))
         .collect();
     Disk { sid, snap_zxid, entries, tree, last_zxid: restored.tree.last_processed_zxid, current_epoch }
 }

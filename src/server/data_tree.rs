@@ -11,9 +11,7 @@ use crate::common::memory::PeakTracker;
 use crate::proto::data::{Stat, StatPersisted, ACL};
 use crate::proto::txn::{ErrorTxn, TxnHeader};
 use crate::proto::{event_type, ids, op_code, Code};
-use crate::server::data_node::{DataNode, NodeData};
-use crate::server::util::sharded_map::ShardedMap;
-use crate::server::util::thin_str::ThinStr;
+use crate::server::data_node::{Children, DataNode};
 use crate::common::ephemeral_type::{self, EphemeralType, CONTAINER_EPHEMERAL_OWNER};
 use crate::common::quotas::{self, StatsTrack};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
@@ -90,14 +88,12 @@ impl EphemeralSet {
 const DIGEST_LOG_INTERVAL: i64 = 128;
 const DIGEST_LOG_LIMIT: usize = 1024;
 
-/// The node map: each node boxed behind its path (see `data_node`), so a table slot is
-/// three words whatever a node holds, and growing or shrinking the table moves only those.
-pub type NodeMap = ShardedMap<ThinStr, Box<DataNode>>;
-
 pub struct DataTree {
-    /// Upstream's `NodeHashMap`; sharded so growth at a million nodes is never one long
-    /// pause under the write lock.
-    nodes: NodeMap,
+    /// Upstream's `NodeHashMap`, held as the tree itself (see `data_node`): the root
+    /// owns its children, each child its own, in sets keyed by name.
+    root: DataNode,
+    /// Nodes in the tree, the root included.
+    count: usize,
     ephemerals: HashMap<i64, EphemeralSet>,
     containers: HashSet<String>,
     ttls: HashSet<String>,
@@ -127,7 +123,7 @@ const RELEASE_NODE_PEAK_MIN: usize = 1 << 13;
 
 /// One node's contribution to the tree digest.
 fn nd(path: &str, n: &DataNode) -> i64 {
-    crate::server::digest_calculator::node_digest(path, n.data.as_deref(), &n.stat)
+    crate::server::digest_calculator::node_digest(path, n.data(), &n.stat)
 }
 
 /// The node map key: upstream stores the root under both "" and "/"; we use "/".
@@ -143,6 +139,27 @@ fn split_parent(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => ("", path),
+    }
+}
+
+/// Visits every node strictly below `node` (whose path is `prefix`, "" for the root)
+/// in pre-order, with its path; a work list, not recursion, so depth costs no stack.
+fn walk_below<'a>(node: &'a DataNode, prefix: &str, mut f: impl FnMut(&str, &'a DataNode)) {
+    let mut path = String::from(prefix);
+    let mut stack = vec![(path.len(), node.children.nodes())];
+    while let Some((len, it)) = stack.last_mut() {
+        let len = *len;
+        let Some(child) = it.next() else {
+            stack.pop();
+            continue;
+        };
+        path.truncate(len);
+        path.push('/');
+        path.push_str(child.name());
+        f(&path, child);
+        if !child.children.is_empty() {
+            stack.push((path.len(), child.children.nodes()));
+        }
     }
 }
 
@@ -169,7 +186,8 @@ impl Default for DataTree {
 impl DataTree {
     pub fn new() -> Self {
         let mut t = DataTree {
-            nodes: ShardedMap::new(),
+            root: DataNode::new("", Some(&[]), -1, StatPersisted::default()),
+            count: 1,
             ephemerals: HashMap::new(),
             containers: HashSet::new(),
             ttls: HashSet::new(),
@@ -185,16 +203,10 @@ impl DataTree {
             node_peak: PeakTracker::new(RELEASE_NODE_PEAK_MIN),
             memory_release_due: false,
         };
-        let mut root = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
-        root.children.insert("zookeeper");
-        let mut proc_node = DataNode::new(Some(Vec::new()), -1, StatPersisted::default());
-        proc_node.children.insert("quota");
-        t.nodes.insert("/".into(), Box::new(root));
-        t.nodes.insert(quotas::PROC_ZOOKEEPER.into(), Box::new(proc_node));
-        t.nodes.insert(
-            quotas::QUOTA_ZOOKEEPER.into(),
-            Box::new(DataNode::new(Some(Vec::new()), -1, StatPersisted::default())),
-        );
+        let mut proc_node = DataNode::new("zookeeper", Some(&[]), -1, StatPersisted::default());
+        proc_node.children.insert(DataNode::new("quota", Some(&[]), -1, StatPersisted::default()));
+        t.root.children.insert(proc_node);
+        t.count = 3;
         t.add_config_node();
         t.node_data_size = t.approximate_data_size_full();
         t.digest = t.full_digest();
@@ -202,7 +214,56 @@ impl DataTree {
     }
 
     fn full_digest(&self) -> i64 {
-        self.nodes.iter().map(|(p, n)| nd(p, n)).fold(0i64, |a, d| a.wrapping_add(d))
+        let mut sum = 0i64;
+        self.for_each_node(|p, n| sum = sum.wrapping_add(nd(p, n)));
+        sum
+    }
+
+    /// The node at `path` ("" and "/" are the root); None for a path that is not
+    /// absolute or has an empty component, as no node is stored under one.
+    fn find(&self, path: &str) -> Option<&DataNode> {
+        let path = key(path);
+        if path == "/" {
+            return Some(&self.root);
+        }
+        let mut node = &self.root;
+        for name in path.strip_prefix('/')?.split('/') {
+            node = node.children.get(name)?;
+        }
+        Some(node)
+    }
+
+    /// [`find`](Self::find), writable (never the node's name: it is its key).
+    fn find_mut(&mut self, path: &str) -> Option<&mut DataNode> {
+        let path = key(path);
+        let mut node = &mut self.root;
+        if path == "/" {
+            return Some(node);
+        }
+        for name in path.strip_prefix('/')?.split('/') {
+            node = node.children.get_mut(name)?;
+        }
+        Some(node)
+    }
+
+    /// Every node with its path, the root ("/") first, then in pre-order.
+    pub fn for_each_node<'a>(&'a self, mut f: impl FnMut(&str, &'a DataNode)) {
+        f("/", &self.root);
+        walk_below(&self.root, "", f);
+    }
+
+    /// Every (path, node), collected (dumps and tests; a walk allocates nothing).
+    pub fn nodes(&self) -> Vec<(String, &DataNode)> {
+        let mut out = Vec::with_capacity(self.count);
+        self.for_each_node(|p, n| out.push((p.to_owned(), n)));
+        out
+    }
+
+    /// Every node strictly below `path`, with its path.
+    pub fn for_each_below<'a>(&'a self, path: &str, f: impl FnMut(&str, &'a DataNode)) {
+        if let Some(n) = self.find(path) {
+            walk_below(n, if key(path) == "/" { "" } else { path }, f);
+        }
     }
 
     /// The tree digest as of `last_processed_zxid`.
@@ -228,28 +289,25 @@ impl DataTree {
 
     /// Subtracts a node's digest before it changes (`preChange`).
     fn digest_out(&mut self, path: &str) {
-        if let Some(n) = self.nodes.get(key(path)) {
+        if let Some(n) = self.find(path) {
             self.digest = self.digest.wrapping_sub(nd(key(path), n));
         }
     }
 
     /// Adds it back after the change (`postChange`).
     fn digest_in(&mut self, path: &str) {
-        if let Some(n) = self.nodes.get(key(path)) {
+        if let Some(n) = self.find(path) {
             self.digest = self.digest.wrapping_add(nd(key(path), n));
         }
     }
 
     /// `addConfigNode`: `/zookeeper/config`, world-readable, aversion -1.
     pub fn add_config_node(&mut self) {
-        if let Some(z) = self.nodes.get_mut(quotas::PROC_ZOOKEEPER) {
-            z.children.insert("config");
-        }
-        if !self.nodes.contains_key(quotas::CONFIG_ZOOKEEPER) {
-            self.nodes.insert(
-                quotas::CONFIG_ZOOKEEPER.into(),
-                Box::new(DataNode::new(Some(Vec::new()), -1, StatPersisted::default())),
-            );
+        if let Some(z) = self.find_mut(quotas::PROC_ZOOKEEPER) {
+            if !z.children.contains("config") {
+                z.children.insert(DataNode::new("config", Some(&[]), -1, StatPersisted::default()));
+                self.count += 1;
+            }
         }
         let _ = self.set_acl(quotas::CONFIG_ZOOKEEPER, &ids::read_acl_unsafe(), -1);
     }
@@ -257,7 +315,7 @@ impl DataTree {
     /// `ZKDatabase.initConfigInZKDatabase`: `/zookeeper/config` holds the membership text,
     /// stat version -1 and mzxid = the config's version.
     pub fn set_config_node(&mut self, text: &[u8], version: i64) {
-        if !self.nodes.contains_key(quotas::CONFIG_ZOOKEEPER) {
+        if self.find(quotas::CONFIG_ZOOKEEPER).is_none() {
             log::warn!("configuration znode missing (should only happen during upgrade), creating the node");
             self.add_config_node();
         }
@@ -270,12 +328,7 @@ impl DataTree {
     }
 
     pub fn get_node(&self, path: &str) -> Option<&DataNode> {
-        self.nodes.get(key(path)).map(|n| &**n)
-    }
-
-    /// Every path and node (snapshot writers and dumps).
-    pub fn nodes(&self) -> impl Iterator<Item = (&str, &DataNode)> {
-        self.nodes.iter().map(|(p, n)| (&**p, &**n))
+        self.find(path)
     }
 
     /// True once after the node count has halved from a large peak: the caller should
@@ -286,7 +339,7 @@ impl DataTree {
 
     /// Upstream counts the root twice (it sits in the map under "" and "/").
     pub fn node_count(&self) -> usize {
-        self.nodes.len() + 1
+        self.count + 1
     }
 
     pub fn acl_of(&self, node: &DataNode) -> Vec<ACL> {
@@ -327,24 +380,24 @@ impl DataTree {
     }
 
     fn approximate_data_size_full(&self) -> i64 {
-        self.nodes
-            .iter()
-            // upstream keys the root under "" and "/": the "/" entry adds 1
-            .map(|(p, n)| p.len() as i64 + n.data_len() as i64)
-            .sum()
+        let mut size = 0;
+        // upstream keys the root under "" and "/": the "/" entry adds 1
+        self.for_each_node(|p, n| size += p.len() as i64 + n.data_len() as i64);
+        size
     }
 
-    fn node_size(path: &str, data: &NodeData) -> i64 {
-        path.len() as i64 + data.len() as i64
+    fn node_size(path: &str, node: &DataNode) -> i64 {
+        path.len() as i64 + node.data_len() as i64
     }
 
     /// `getAllChildrenNumber`: all descendants of `path`.
     pub fn all_children_number(&self, path: &str) -> i32 {
         if path == "/" {
-            return self.nodes.len() as i32 - 1;
+            return self.count as i32 - 1;
         }
-        let prefix = format!("{path}/");
-        self.nodes.keys().filter(|k| k.starts_with(&prefix)).count() as i32
+        let mut n = 0;
+        self.for_each_below(path, |_, _| n += 1);
+        n
     }
 
     // ------------------------------------------------------------- mutations --
@@ -363,14 +416,19 @@ impl DataTree {
         let (parent_name, child_name) = split_parent(path);
         let stat = create_stat(zxid, time, ephemeral_owner);
         let acl_id = {
-            let parent = self.nodes.get(key(parent_name)).ok_or(Code::NoNode)?;
+            let parent = self.find(parent_name).ok_or(Code::NoNode)?;
             if parent.children.contains(child_name) {
                 return Err(Code::NodeExists);
             }
             self.acl_cache.convert_acls(acl)
         };
         self.digest_out(parent_name);
-        let parent = self.nodes.get_mut(key(parent_name)).ok_or(Code::NoNode)?;
+        let child = DataNode::new(child_name, data, acl_id, stat);
+        let out = child.copy_stat();
+        self.node_data_size += Self::node_size(path, &child);
+        let bytes = child.data_len() as i64;
+        let child_digest = nd(path, &child);
+        let parent = self.find_mut(parent_name).ok_or(Code::NoNode)?;
         let mut pcv = parent_cversion;
         if pcv == -1 {
             pcv = parent.stat.cversion + 1;
@@ -380,15 +438,12 @@ impl DataTree {
             parent.stat.cversion = pcv;
             parent.stat.pzxid = zxid;
         }
-        parent.children.insert(child_name);
-        let child = DataNode::new(data, acl_id, stat);
-        let out = child.copy_stat();
-        self.node_data_size += Self::node_size(path, &child.data);
-        let bytes = child.data_len() as i64;
-        self.nodes.insert(path.into(), Box::new(child));
-        self.node_peak.grew(self.nodes.len());
+        // Checked above, under the same `&mut self`.
+        parent.children.insert_new(child);
+        self.count += 1;
+        self.node_peak.grew(self.count);
         self.digest_in(parent_name);
-        self.digest_in(path);
+        self.digest = self.digest.wrapping_add(child_digest);
         match ephemeral_type::get(ephemeral_owner) {
             EphemeralType::Container => {
                 self.containers.insert(path.to_owned());
@@ -414,7 +469,7 @@ impl DataTree {
             self.update_quota_stat(&prefix, bytes, 1);
         }
         // Watch events are filtered by READ permission (CVE-2024-23944 fix).
-        let parent_acl = self.nodes.get(key(parent_name)).map(|p| self.acl_cache.acl_ref(p.acl));
+        let parent_acl = self.find(parent_name).map(|p| self.acl_cache.acl_ref(p.acl));
         self.data_watches.trigger_watch_acl(path, event_type::NODE_CREATED, Some(acl), None);
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
         self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl, None);
@@ -429,23 +484,33 @@ impl DataTree {
         // children deleted after their parent was written (a closeSession's
         // ephemerals, say), and the parent must end as it did on the live tree.
         self.digest_out(parent_name);
-        let parent = self.nodes.get_mut(key(parent_name)).ok_or(Code::NoNode)?;
-        parent.children.remove(child_name);
+        let parent = self.find_mut(parent_name).ok_or(Code::NoNode)?;
+        let removed = parent.children.remove(child_name);
         // Never backwards: a replayed create may already have set a later pzxid.
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
         self.digest_in(parent_name);
-        if !self.nodes.contains_key(key(path)) {
-            return Err(Code::NoNode);
+        let Some(node) = removed else { return Err(Code::NoNode) };
+        self.digest = self.digest.wrapping_sub(nd(path, &node));
+        self.count -= 1;
+        if !node.children.is_empty() {
+            // Only a replay over a fuzzy snapshot gets here (a client cannot delete a
+            // node with children): the snapshot caught children created after this
+            // delete, which later txns of the log create again. Upstream's flat map
+            // keeps them as unreachable entries until then; here they go with their
+            // parent, and the totals say so.
+            walk_below(&node, path, |p, n| {
+                self.digest = self.digest.wrapping_sub(nd(p, n));
+                self.node_data_size -= Self::node_size(p, n);
+                self.count -= 1;
+            });
         }
-        self.digest_out(path);
-        let node = self.nodes.remove(key(path)).ok_or(Code::NoNode)?;
-        if self.node_peak.shrank(self.nodes.len()) {
+        if self.node_peak.shrank(self.count) {
             self.memory_release_due = true;
         }
         // The node's ACL entry must outlive the watch triggers below.
-        self.node_data_size -= Self::node_size(path, &node.data);
+        self.node_data_size -= Self::node_size(path, &node);
         let owner = node.stat.ephemeral_owner;
         match ephemeral_type::get(owner) {
             EphemeralType::Container => {
@@ -468,7 +533,7 @@ impl DataTree {
             self.update_quota_stat(&prefix, -(node.data_len() as i64), -1);
         }
         let node_acl = self.acl_cache.acl_ref(node.acl);
-        let parent_acl = self.nodes.get(key(parent_name)).map(|p| self.acl_cache.acl_ref(p.acl));
+        let parent_acl = self.find(parent_name).map(|p| self.acl_cache.acl_ref(p.acl));
         let processed = self.data_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(node_acl), None);
         self.child_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(node_acl), Some(&processed));
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
@@ -486,33 +551,33 @@ impl DataTree {
         zxid: i64,
         time: i64,
     ) -> Result<Stat, Code> {
-        self.digest_out(path);
-        let node = self.nodes.get_mut(key(path)).ok_or(Code::NoNode)?;
-        let old_len = node.data_len() as i64;
+        let old_len = self.find(path).ok_or(Code::NoNode)?.data_len() as i64;
         let old_size = path.len() as i64 + old_len;
-        node.data = NodeData::from(data);
-        node.stat.mtime = time;
-        node.stat.mzxid = zxid;
-        node.stat.version = version;
-        let stat = node.copy_stat();
-        let new_len = node.data_len() as i64;
+        self.digest_out(path);
+        let n = self.find_mut(path).ok_or(Code::NoNode)?;
+        n.set_data(data);
+        n.stat.mtime = time;
+        n.stat.mzxid = zxid;
+        n.stat.version = version;
+        let stat = n.copy_stat();
+        let new_len = stat.data_length as i64;
         self.digest_in(path);
         self.node_data_size += path.len() as i64 + new_len - old_size;
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, new_len - old_len, 0);
         }
-        let node_acl = self.nodes.get(key(path)).map(|n| self.acl_cache.acl_ref(n.acl));
+        let node_acl = self.find(path).map(|n| self.acl_cache.acl_ref(n.acl));
         self.data_watches.trigger_watch_acl(path, event_type::NODE_DATA_CHANGED, node_acl, None);
         crate::server::metrics::server_metrics::record_write(path, new_len);
         Ok(stat)
     }
 
     pub fn set_acl(&mut self, path: &str, acl: &[ACL], version: i32) -> Result<Stat, Code> {
-        let old = self.nodes.get(key(path)).ok_or(Code::NoNode)?.acl;
+        let old = self.find(path).ok_or(Code::NoNode)?.acl;
         self.acl_cache.remove_usage(old);
         let id = self.acl_cache.convert_acls(acl);
         self.digest_out(path);
-        let node = self.nodes.get_mut(key(path)).ok_or(Code::NoNode)?;
+        let Some(node) = self.find_mut(path) else { return Err(Code::NoNode) };
         node.acl = id;
         node.stat.aversion = version;
         let stat = node.copy_stat();
@@ -524,7 +589,7 @@ impl DataTree {
     pub fn set_cversion_pzxid(&mut self, path: &str, new_cversion: i32, zxid: i64) -> Result<(), Code> {
         let p = path.strip_suffix('/').unwrap_or(path);
         self.digest_out(p);
-        let node = self.nodes.get_mut(key(p)).ok_or(Code::NoNode)?;
+        let node = self.find_mut(p).ok_or(Code::NoNode)?;
         let mut ncv = new_cversion;
         if ncv == -1 {
             ncv = node.stat.cversion + 1;
@@ -586,18 +651,21 @@ impl DataTree {
 
     fn update_quota_stat(&mut self, prefix: &str, bytes_diff: i64, count_diff: i64) {
         let stat_path = quotas::stat_path(prefix);
-        let Some(node) = self.nodes.get_mut(stat_path.as_str()) else {
+        let Some(node) = self.find(&stat_path) else {
             log::error!("Missing node for stat {stat_path}");
             return;
         };
-        let mut st = StatsTrack::from_bytes(node.data.as_deref());
+        let mut st = StatsTrack::from_bytes(node.data());
         st.set("count", st.count() + count_diff);
         st.set("bytes", st.bytes() + bytes_diff);
-        node.data = NodeData::new(Some(st.to_text().as_bytes()));
+        // As upstream's updateQuotaStat: the stat node's digest is not updated.
+        if let Some(n) = self.find_mut(&stat_path) {
+            n.set_data(Some(st.to_text().as_bytes()));
+        }
     }
 
     fn counts(&self, path: &str, count: &mut i64, bytes: &mut i64) {
-        let Some(node) = self.nodes.get(key(path)) else { return };
+        let Some(node) = self.find(path) else { return };
         *count += 1;
         *bytes += node.data_len() as i64;
         for c in &node.children {
@@ -609,30 +677,25 @@ impl DataTree {
         let (mut count, mut bytes) = (0, 0);
         self.counts(path, &mut count, &mut bytes);
         let stat_path = quotas::stat_path(path);
-        let Some(node) = self.nodes.get_mut(stat_path.as_str()) else {
+        let Some(node) = self.find_mut(&stat_path) else {
             log::warn!("Missing quota stat node {stat_path}");
             return;
         };
         let mut st = StatsTrack::default();
         st.set("count", count);
         st.set("bytes", bytes);
-        node.data = NodeData::new(Some(st.to_text().as_bytes()));
+        node.set_data(Some(st.to_text().as_bytes()));
     }
 
     /// `setupQuota`: rebuild the quota prefixes after loading a snapshot.
     pub fn setup_quota(&mut self) {
         let suffix_len = quotas::LIMIT_NODE.len() + 1;
-        let limits: Vec<String> = self
-            .nodes
-            .keys()
-            .filter(|k| {
-                k.starts_with(quotas::QUOTA_ZOOKEEPER)
-                    && k.ends_with(quotas::LIMIT_NODE)
-                    && k.len() > suffix_len
-                    && k.as_bytes()[k.len() - suffix_len] == b'/'
-            })
-            .map(|k| k.to_string())
-            .collect();
+        let mut limits: Vec<String> = Vec::new();
+        self.for_each_below(quotas::QUOTA_ZOOKEEPER, |k, _| {
+            if k.ends_with(quotas::LIMIT_NODE) && k.len() > suffix_len && k.as_bytes()[k.len() - suffix_len] == b'/' {
+                limits.push(k.to_owned());
+            }
+        });
         for l in limits {
             let parent = split_parent(&l).0;
             let real = quotas::trim_quota_path(parent).to_owned();
@@ -647,7 +710,7 @@ impl DataTree {
         if let Some(w) = watcher {
             self.data_watches.add_watch(path, w, WatcherMode::Standard);
         }
-        let r = self.nodes.get(key(path)).map(|n| n.copy_stat()).ok_or(Code::NoNode);
+        let r = self.find(path).map(|n| n.copy_stat()).ok_or(Code::NoNode);
         if r.is_ok() {
             crate::server::metrics::server_metrics::record_read(path, 0);
         }
@@ -655,8 +718,8 @@ impl DataTree {
     }
 
     pub fn get_data(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<(Option<Vec<u8>>, Stat), Code> {
-        let n = self.nodes.get(key(path)).ok_or(Code::NoNode)?;
-        let r = (n.data.to_vec(), n.copy_stat());
+        let n = self.find(path).ok_or(Code::NoNode)?;
+        let r = (n.data_vec(), n.copy_stat());
         if let Some(w) = watcher {
             self.data_watches.add_watch(path, w, WatcherMode::Standard);
         }
@@ -665,7 +728,7 @@ impl DataTree {
     }
 
     pub fn get_children(&mut self, path: &str, watcher: Option<&Arc<ServerCnxn>>) -> Result<(Vec<String>, Stat), Code> {
-        let n = self.nodes.get(key(path)).ok_or(Code::NoNode)?;
+        let n = self.find(path).ok_or(Code::NoNode)?;
         let r: (Vec<String>, Stat) = (n.children.iter().map(str::to_owned).collect(), n.copy_stat());
         if let Some(w) = watcher {
             self.child_watches.add_watch(path, w, WatcherMode::Standard);
@@ -693,7 +756,7 @@ impl DataTree {
         w: &Arc<ServerCnxn>,
     ) {
         for p in data_watches {
-            match self.nodes.get(key(p)) {
+            match self.find(p) {
                 None => w.process_watch_event(event_type::NODE_DELETED, p),
                 Some(n) if n.stat.mzxid > relative_zxid => w.process_watch_event(event_type::NODE_DATA_CHANGED, p),
                 Some(_) => {
@@ -702,14 +765,14 @@ impl DataTree {
             }
         }
         for p in exist_watches {
-            if self.nodes.contains_key(key(p)) {
+            if self.find(p).is_some() {
                 w.process_watch_event(event_type::NODE_CREATED, p);
             } else {
                 self.data_watches.add_watch(p, w, WatcherMode::Standard);
             }
         }
         for p in child_watches {
-            match self.nodes.get(key(p)) {
+            match self.find(p) {
                 None => w.process_watch_event(event_type::NODE_DELETED, p),
                 Some(n) if n.stat.pzxid > relative_zxid => w.process_watch_event(event_type::NODE_CHILDREN_CHANGED, p),
                 Some(_) => {
@@ -922,8 +985,14 @@ impl DataTree {
 /// Raw access for the snapshot reader/writer (`server::persistence::file_snap`), which
 /// rebuilds a tree from (path, node) pairs as upstream's `DataTree.deserialize` does.
 impl DataTree {
-    pub(crate) fn nodes_mut(&mut self) -> &mut NodeMap {
-        &mut self.nodes
+    /// The root, to be replaced by the snapshot's.
+    pub(crate) fn root_mut(&mut self) -> &mut DataNode {
+        &mut self.root
+    }
+
+    /// The children of the node at `path`, for the loader to add to.
+    pub(crate) fn children_mut(&mut self, path: &str) -> Option<&mut Children> {
+        self.find_mut(path).map(|n| &mut n.children)
     }
 
     pub(crate) fn node_indexes_mut(
@@ -935,13 +1004,19 @@ impl DataTree {
     /// Recomputes the approximate data size and the quota prefixes after a load.
     /// Ends a snapshot load; the loader summed the approximate data size and the digest
     /// of the nodes it inserted.
-    pub(crate) fn finish_load(&mut self, size: i64, digest: i64) {
+    pub(crate) fn finish_load(&mut self, count: usize, size: i64, digest: i64) {
+        self.count = count;
         self.quota_prefixes.clear();
         debug_assert_eq!(digest, self.full_digest());
         debug_assert_eq!(size, self.approximate_data_size_full());
         self.node_data_size = size;
         self.digest = digest;
-        self.node_peak.grew(self.nodes.len());
+        debug_assert_eq!(count, {
+            let mut n = 0;
+            self.for_each_node(|_, _| n += 1);
+            n
+        });
+        self.node_peak.grew(self.count);
         self.setup_quota();
     }
 }
@@ -965,15 +1040,17 @@ mod digest_tests {
         for i in 0..20_000 {
             t.create_node(&format!("/p/n{i}"), Some(&[1; 10][..]), &open, 0, -1, 2 + i, 2 + i).unwrap();
         }
-        let (big_nodes, big_children) = (t.nodes.capacity(), t.nodes["/p"].children.capacity());
+        let children = |t: &DataTree| t.get_node("/p").map_or(0, |p| p.children.capacity());
+        let big_children = children(&t);
         for i in 0..19_900 {
             t.delete_node(&format!("/p/n{i}"), 30_000 + i).unwrap();
         }
         // Down to a quarter or less (`ShardedMap` halves a table three-quarters empty).
-        assert!(t.nodes.capacity() * 4 <= big_nodes, "{} vs {big_nodes}", t.nodes.capacity());
-        assert!(t.nodes["/p"].children.capacity() <= 4096, "{}", t.nodes["/p"].children.capacity());
-        assert!(t.nodes["/p"].children.capacity() * 4 <= big_children);
-        assert_eq!(t.nodes["/p"].children.len(), 100);
+        assert!(children(&t) <= 4096, "{}", children(&t));
+        assert!(children(&t) * 4 <= big_children);
+        assert_eq!(t.get_node("/p").map(|p| p.children.len()), Some(100));
+        assert_eq!(t.all_children_number("/p"), 100);
+        assert_eq!(t.node_count(), 106);
         assert_eq!(t.digest(), t.full_digest());
     }
 
@@ -1029,10 +1106,10 @@ mod digest_tests {
         fuzzy.process_txn(&hdr(1, op_code::CREATE, 5), Some(&create("/app", false)));
         fuzzy.process_txn(&hdr(2, op_code::CREATE, 5), Some(&create("/app/e", true)));
         fuzzy.digest_out("/app/e");
-        fuzzy.nodes.remove(key("/app/e"));
-        fuzzy.ephemerals.remove(&5);
         fuzzy.digest_out("/app");
-        fuzzy.nodes.get_mut(key("/app")).map(|n| n.children.remove("e"));
+        assert!(fuzzy.find_mut("/app").and_then(|n| n.children.remove("e")).is_some());
+        fuzzy.count -= 1;
+        fuzzy.ephemerals.remove(&5);
         fuzzy.digest_in("/app");
         live.process_txn(&hdr(3, op_code::CLOSE_SESSION, 5), Some(&close));
         fuzzy.process_txn(&hdr(3, op_code::CLOSE_SESSION, 5), Some(&close));

@@ -41,9 +41,9 @@ pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &StatPersisted) -> i64
 
 /// The tree digest (`DataTree.getTreeDigest`): wrapping sum of all node digests.
 pub fn tree_digest(tree: &DataTree) -> i64 {
-    tree.nodes()
-        .map(|(p, n)| node_digest(p, n.data.as_deref(), &n.stat))
-        .fold(0i64, |a, d| a.wrapping_add(d))
+    let mut sum = 0i64;
+    tree.for_each_node(|p, n| sum = sum.wrapping_add(node_digest(p, n.data(), &n.stat)));
+    sum
 }
 
 #[cfg(test)]

@@ -490,8 +490,8 @@ impl FinalRequestProcessor {
             zks.check_acl(tree.acl_cache.acl_ref(n.acl), perms::READ, &request.auth_info)?;
             if w.is_none() {
                 // The read-lock path: counted in read_per_namespace as DataTree.getData is.
-                crate::server::metrics::server_metrics::record_read(path, n.data.len() as i64);
-                return Ok((n.data.to_vec(), n.copy_stat()));
+                crate::server::metrics::server_metrics::record_read(path, n.data_len() as i64);
+                return Ok((n.data_vec(), n.copy_stat()));
             }
         }
         zks.tree.write().get_data(path, w)

@@ -277,8 +277,8 @@ impl PrepRequestProcessor {
                 stat: Some(n.stat.clone()),
                 child_count: n.children.len() as i32,
                 acl: tree.acl_of(n),
-                data: n.data.to_vec(),
-                node_digest: if self.digest_enabled { node_digest(path, n.data.as_deref(), &n.stat) } else { 0 },
+                data: n.data_vec(),
+                node_digest: if self.digest_enabled { node_digest(path, n.data(), &n.stat) } else { 0 },
                 tree_digest: 0,
             }),
         };
@@ -302,7 +302,7 @@ impl PrepRequestProcessor {
             let tree = self.zks.tree.read();
             let prev = match oc.for_path.get(&c.path) {
                 Some(r) => r.node_digest,
-                None => tree.get_node(&c.path).map(|n| node_digest(&c.path, n.data.as_deref(), &n.stat)).unwrap_or(0),
+                None => tree.get_node(&c.path).map(|n| node_digest(&c.path, n.data(), &n.stat)).unwrap_or(0),
             };
             let new = match &c.stat {
                 Some(st) => node_digest(&c.path, c.data.as_deref(), st),

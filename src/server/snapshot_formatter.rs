@@ -178,13 +178,12 @@ impl FormattedSnapshot {
         let mut zxid = s.mzxid.max(s.pzxid);
         if dump_data {
             let d = n
-                .data
-                .as_deref()
+                .data()
                 .map(|d| base64::engine::general_purpose::STANDARD.encode(d))
                 .unwrap_or_default();
             let _ = writeln!(out, "  data = {d}");
         } else {
-            let _ = writeln!(out, "  dataLength = {}", n.data.len());
+            let _ = writeln!(out, "  dataLength = {}", n.data_len());
         }
         if let Some(kids) = children.get(name) {
             for c in kids {
@@ -214,7 +213,7 @@ impl FormattedSnapshot {
         };
         let name = if full == "/" { full } else { &full[full.rfind('/').map(|i| i + 1).unwrap_or(0)..] };
         out.push(',');
-        let len = n.data.len();
+        let len = n.data_len();
         *inode += 1;
         let node = format!(
             "{{\"name\":\"{}\",\"asize\":{len},\"dsize\":{len},\"dev\":0,\"ino\":{inode}}}",

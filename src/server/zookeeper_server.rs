@@ -434,7 +434,7 @@ impl ZooKeeperServer {
             log::error!("Missing limit node for quota {limit_path}");
             return Ok(());
         };
-        let limits = StatsTrack::from_bytes(limit_node.data.as_deref());
+        let limits = StatsTrack::from_bytes(limit_node.data());
         let check_count = count_diff != 0 && (limits.count() > -1 || limits.get("countHardLimit") > -1);
         let check_bytes = bytes_diff != 0 && (limits.bytes() > -1 || limits.get("byteHardLimit") > -1);
         if !check_count && !check_bytes {
@@ -445,7 +445,7 @@ impl ZooKeeperServer {
             log::error!("Missing node for stat {stat_path}");
             return Ok(());
         };
-        let current = StatsTrack::from_bytes(stat_node.data.as_deref());
+        let current = StatsTrack::from_bytes(stat_node.data());
         let check = |what: &str, new: i64, hard: i64, soft: i64| -> Result<(), Code> {
             let is_hard = hard > -1;
             let limit = if is_hard { hard } else { soft };

@@ -8,7 +8,6 @@
 //! trailer follows: long zxid, int digestVersion, long digest, and seal 2 = long
 //! Adler-32 of every byte before it (seal 1 included) and "/" again.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -21,10 +20,8 @@ use crate::server::data_node::DataNode;
 use crate::server::data_tree::DataTree;
 use crate::common::ephemeral_type::{self, EphemeralType};
 use crate::server::reference_counted_acl_cache::ReferenceCountedAclCache;
-use crate::server::util::compact_str::CompactStr;
 use crate::server::util::prefetch;
 use crate::server::util::sharded_map::SHARDS;
-use crate::server::util::thin_str::ThinStr;
 
 use super::snap_stream::{SnapReadError, SnapStream, SnapStreamError};
 use super::util::{self, StreamMode, FILE_FORMAT_VERSION, SNAPSHOT_FILE_PREFIX};
@@ -129,7 +126,7 @@ pub fn serialize_tree(tree: &DataTree, out: &mut OutputArchive) {
     while let Some(path) = stack.pop() {
         let Some(node) = tree.get_node(&path) else { continue };
         out.write_string(&path);
-        out.write_buffer(node.data.as_deref());
+        out.write_buffer(node.data());
         out.write_long(node.acl);
         node.stat.serialize(out);
         for c in sorted_children(node).into_iter().rev() {
@@ -205,11 +202,10 @@ pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>, file_l
 /// otherwise have to compute on its own thread.
 struct DecodedNode {
     path: String,
-    /// The last path component (empty for the root, which is written as "").
-    child: CompactStr,
     is_root: bool,
-    /// Boxed here, so the allocation is the reader thread's work, not the builder's.
-    node: Box<DataNode>,
+    /// Named by the last path component (empty for the root, which is written as "");
+    /// allocated here, so that is the reader thread's work, not the builder's.
+    node: DataNode,
     digest: i64,
     /// File offset of the record, for error messages.
     at: u64,
@@ -243,10 +239,9 @@ pub fn deserialize_tree<R: Read + Send>(inp: &mut SnapStream<R>, size_hint: u64)
         })?;
         cache.insert(id, acls);
     }
-    tree.nodes_mut().clear();
-    // A node with 100 bytes of data takes ~190 bytes in the file; presize for that. An
-    // under-estimate costs one rehash, an over-estimate a table twice the size for good.
-    tree.nodes_mut().reserve((size_hint / 192).min(1 << 26) as usize);
+    // The snapshot holds the whole tree, /zookeeper included.
+    *tree.root_mut() = DataNode::new("", None, -1, StatPersisted::default());
+    let _ = size_hint;
     {
         let (eph, containers, ttls) = tree.node_indexes_mut();
         eph.clear();
@@ -254,15 +249,18 @@ pub fn deserialize_tree<R: Read + Send>(inp: &mut SnapStream<R>, size_hint: u64)
         ttls.clear();
     }
     let (tx, rx) = crossbeam_channel::bounded::<Vec<DecodedNode>>(16);
+    // Emptied batches go back to the reader: no batch-sized allocation per batch (each
+    // made glibc consolidate its free lists, a few percent of the load).
+    let (recycle_tx, recycle_rx) = crossbeam_channel::bounded::<Vec<DecodedNode>>(20);
     let (built, decoded) = std::thread::scope(|scope| {
         let reader = std::thread::Builder::new()
             .name("SnapshotReader".into())
-            .spawn_scoped(scope, move || decode_nodes(inp, tx));
+            .spawn_scoped(scope, move || decode_nodes(inp, tx, recycle_rx));
         let reader = match reader {
             Ok(r) => r,
             Err(e) => return (Err(e), Ok(())),
         };
-        let built = build_nodes(&mut tree, &mut cache, &rx);
+        let built = build_nodes(&mut tree, &mut cache, &rx, &recycle_tx);
         // Unblocks the reader if the builder stopped early.
         drop(rx);
         let decoded = reader
@@ -272,18 +270,22 @@ pub fn deserialize_tree<R: Read + Send>(inp: &mut SnapStream<R>, size_hint: u64)
     });
     // A decoding error explains a builder that saw the stream end early.
     decoded?;
-    let (size, digest, have_root) = built?;
+    let (count, size, digest, have_root) = built?;
     if !have_root {
         return Err(invalid("snapshot has no root node".into()));
     }
     cache.purge_unused();
     tree.acl_cache = cache;
-    tree.finish_load(size, digest);
+    tree.finish_load(count, size, digest);
     Ok(tree)
 }
 
 /// The reader half: node records up to the "/" that ends them.
-fn decode_nodes<R: Read>(inp: &mut SnapStream<R>, tx: crossbeam_channel::Sender<Vec<DecodedNode>>) -> io::Result<()> {
+fn decode_nodes<R: Read>(
+    inp: &mut SnapStream<R>,
+    tx: crossbeam_channel::Sender<Vec<DecodedNode>>,
+    recycled: crossbeam_channel::Receiver<Vec<DecodedNode>>,
+) -> io::Result<()> {
     let mut batch = Vec::with_capacity(NODE_BATCH);
     loop {
         let at = inp.position();
@@ -292,17 +294,19 @@ fn decode_nodes<R: Read>(inp: &mut SnapStream<R>, tx: crossbeam_channel::Sender<
             break;
         }
         let (data, acl, stat) = inp.decode(|a| Ok((a.read_buffer()?, a.read_long()?, StatPersisted::deserialize(a)?)))?;
-        let (child, is_root) = match path.rfind('/') {
-            Some(i) => (CompactStr::new(&path[i + 1..]), false),
-            None => (CompactStr::new(""), true),
+        let (name, is_root) = match path.rfind('/') {
+            Some(i) => (&path[i + 1..], false),
+            None => ("", true),
         };
+        let node = DataNode::new(name, data.as_deref(), acl, stat);
         // Upstream takes any path without a '/' as the root (written as ""); the builder
         // stores it under "/", so its digest is the root's whatever the file said (a
         // damaged file's "abc" would otherwise leave the tree digest off by that node).
-        let digest = node_digest(if is_root { "" } else { &path }, data.as_deref(), &stat);
-        batch.push(DecodedNode { path, child, is_root, node: Box::new(DataNode::new(data, acl, stat)), digest, at });
+        let digest = node_digest(if is_root { "" } else { &path }, node.data(), &node.stat);
+        batch.push(DecodedNode { path, is_root, node, digest, at });
         if batch.len() == NODE_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(NODE_BATCH));
+            let next = recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(NODE_BATCH));
+            let full = std::mem::replace(&mut batch, next);
             if tx.send(full).is_err() {
                 // The builder gave up; its error is the one to report.
                 return Ok(());
@@ -322,112 +326,124 @@ struct PendingChildren {
     /// The first child's file offset, for the error if the parent is missing; None
     /// when nothing is pending.
     first: Option<u64>,
-    children: Vec<CompactStr>,
+    children: Vec<DataNode>,
 }
 
-impl PendingChildren {
-    fn flush(&mut self, tree: &mut DataTree) -> io::Result<()> {
-        let Some(at) = self.first.take() else { return Ok(()) };
-        let key = if self.parent.is_empty() { "/" } else { self.parent.as_str() };
-        match tree.nodes_mut().get_mut(key) {
-            Some(parent) => {
-                parent.children.reserve(self.children.len());
-                parent.children.extend(self.children.drain(..));
-                Ok(())
-            }
-            None => Err(invalid(format!(
-                "Invalid Datatree, unable to find parent {} of path {}/{} (offset {at})",
-                self.parent,
-                self.parent,
-                self.children.first().map_or("", CompactStr::as_str)
-            ))),
-        }
+/// What the builder has summed so far.
+#[derive(Default)]
+struct Totals {
+    count: usize,
+    size: i64,
+    digest: i64,
+}
+
+impl Totals {
+    /// A node written twice (only in a damaged file): the later one replaces the
+    /// earlier, whose share of the totals goes.
+    fn replaced(&mut self, path: &str, old: &DataNode) {
+        self.count -= 1;
+        self.size -= path.len() as i64 + old.data_len() as i64;
+        self.digest = self.digest.wrapping_sub(node_digest(path, old.data(), &old.stat));
     }
 }
 
-/// The builder half: inserts the decoded nodes in file (pre-)order. Returns the
-/// approximate data size, the tree digest and whether a root was seen.
+impl PendingChildren {
+    fn flush(&mut self, tree: &mut DataTree, totals: &mut Totals) -> io::Result<()> {
+        let Some(at) = self.first.take() else { return Ok(()) };
+        let key = if self.parent.is_empty() { "/" } else { self.parent.as_str() };
+        let Some(children) = tree.children_mut(key) else {
+            return Err(invalid(format!(
+                "Invalid Datatree, unable to find parent {} of path {}/{} (offset {at})",
+                self.parent,
+                self.parent,
+                self.children.first().map_or("", DataNode::name)
+            )));
+        };
+        children.reserve(self.children.len());
+        for node in self.children.drain(..) {
+            if let Some(mut old) = children.insert(node) {
+                // Its children were read already and stay, under the node that is kept.
+                if let Some(kept) = children.get_mut(old.name()) {
+                    kept.children = std::mem::take(&mut old.children);
+                }
+                totals.replaced(&format!("{}/{}", self.parent, old.name()), &old);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The builder half: inserts the decoded nodes in file (pre-)order. Returns the node
+/// count, the approximate data size, the tree digest and whether a root was seen.
 fn build_nodes(
     tree: &mut DataTree,
     cache: &mut ReferenceCountedAclCache,
     rx: &crossbeam_channel::Receiver<Vec<DecodedNode>>,
-) -> io::Result<(i64, i64, bool)> {
+    recycle: &crossbeam_channel::Sender<Vec<DecodedNode>>,
+) -> io::Result<(usize, i64, i64, bool)> {
     // The totals are summed here, from what the reader computed while each node was in
-    // cache, rather than in a second pass over the map.
-    let (mut size, mut digest) = (0i64, 0i64);
+    // cache, rather than in a second pass over the tree.
+    let mut totals = Totals::default();
     let mut have_root = false;
     let mut pending = PendingChildren { parent: String::new(), first: None, children: Vec::new() };
     // ACL reference counts, counted in runs of nodes with the same ACL.
     let (mut acl_run, mut acl_count) = (0i64, 0i64);
-    for batch in rx.iter() {
-        for d in batch {
+    for mut batch in rx.iter() {
+        for d in batch.drain(..) {
             if d.node.acl != acl_run {
                 cache.add_usages(acl_run, acl_count);
                 (acl_run, acl_count) = (d.node.acl, 0);
             }
             acl_count += 1;
-            let data_len = d.node.data_len() as i64;
-            let old = if d.is_root {
-                pending.flush(tree)?;
+            totals.count += 1;
+            totals.size += d.node.data_len() as i64;
+            totals.digest = totals.digest.wrapping_add(d.digest);
+            if d.is_root {
+                pending.flush(tree, &mut totals)?;
+                totals.size += 1;
+                let mut node = d.node;
+                let root = tree.root_mut();
+                node.children = std::mem::take(&mut root.children);
+                let old = std::mem::replace(root, node);
+                if have_root {
+                    totals.replaced("/", &old);
+                }
                 have_root = true;
-                size += 1;
-                let mut old = tree.nodes_mut().insert("/".into(), d.node);
-                if let (Some(old), Some(new)) = (old.as_mut(), tree.nodes_mut().get_mut("/")) {
-                    new.children = std::mem::take(&mut old.children);
-                }
-                old.map(|o| ("/".to_owned(), o))
-            } else {
-                let path = d.path;
-                let parent_len = path.len() - d.child.len() - 1;
-                // A new parent, or this node is the pending parent itself (written twice,
-                // in a damaged file): the pending children go in first, as they came first.
-                if pending.first.is_some() && (pending.parent != path[..parent_len] || pending.parent == path) {
-                    pending.flush(tree)?;
-                }
-                if pending.first.is_none() {
-                    pending.parent.clear();
-                    pending.parent.push_str(&path[..parent_len]);
-                    pending.first = Some(d.at);
-                }
-                pending.children.push(d.child);
-                let owner = d.node.stat.ephemeral_owner;
-                if owner != 0 {
-                    let (eph, containers, ttls) = tree.node_indexes_mut();
-                    match ephemeral_type::get(owner) {
-                        EphemeralType::Container => {
-                            containers.insert(path.clone());
-                        }
-                        EphemeralType::Ttl => {
-                            ttls.insert(path.clone());
-                        }
-                        _ => eph.entry(owner).or_default().insert(&path),
-                    }
-                }
-                size += path.len() as i64;
-                match tree.nodes_mut().entry(ThinStr::new(&path)) {
-                    Entry::Vacant(v) => {
-                        v.insert(d.node);
-                        None
-                    }
-                    Entry::Occupied(mut o) => {
-                        let key = o.key().to_string();
-                        Some((key, o.insert(d.node)))
-                    }
-                }
-            };
-            size += data_len;
-            digest = digest.wrapping_add(d.digest);
-            // A path written twice (only in a damaged file) replaces the earlier node;
-            // keep the totals those of the map.
-            if let Some((key, o)) = old {
-                size -= key.len() as i64 + o.data_len() as i64;
-                digest = digest.wrapping_sub(node_digest(&key, o.data.as_deref(), &o.stat));
+                continue;
             }
+            let path = d.path;
+            let parent_len = path.len() - d.node.name().len() - 1;
+            // A new parent, or this node is the pending parent itself (written twice,
+            // in a damaged file): the pending children go in first, as they came first.
+            if pending.first.is_some() && (pending.parent != path[..parent_len] || pending.parent == path) {
+                pending.flush(tree, &mut totals)?;
+            }
+            if pending.first.is_none() {
+                pending.parent.clear();
+                pending.parent.push_str(&path[..parent_len]);
+                pending.first = Some(d.at);
+            }
+            let owner = d.node.stat.ephemeral_owner;
+            if owner != 0 {
+                let (eph, containers, ttls) = tree.node_indexes_mut();
+                match ephemeral_type::get(owner) {
+                    EphemeralType::Container => {
+                        containers.insert(path.clone());
+                    }
+                    EphemeralType::Ttl => {
+                        ttls.insert(path.clone());
+                    }
+                    _ => eph.entry(owner).or_default().insert(&path),
+                }
+            }
+            totals.size += path.len() as i64;
+            pending.children.push(d.node);
         }
+        let _ = recycle.try_send(batch);
     }
-    pending.flush(tree)?;
+    pending.flush(tree, &mut totals)?;
     cache.add_usages(acl_run, acl_count);
-    Ok((size, digest, have_root))
+    Ok((totals.count, totals.size, totals.digest, have_root))
 }
 
 /// A snapshot read from disk.
@@ -775,12 +791,21 @@ impl<W: Write> SealedWriter<W> {
 /// comes first: a writer waits for at most one slice, and a slice of 1 MB nodes does
 /// not pile up gigabytes before it is written out.
 const SLICE_NODES: usize = 2048;
-/// Child names copied per visit of a node whose child set is split (the rest at the
-/// next visits): a slice never copies a million names under its lock.
-const CHILD_BATCH: usize = 2048;
 const SLICE_BYTES: usize = 1 << 19;
+/// The records a slice may add to finish a child-set shard it began (see `stream_fuzzy`).
+const SHARD_BYTES: usize = 4 * SLICE_BYTES;
 /// Siblings looked up together by the snapshot walk (see `stream_fuzzy`).
 const LOOKUP_BATCH: usize = 16;
+
+/// Asks for a node's first cache lines ahead of its use. A node is one allocation:
+/// header, name, then data; 256 bytes cover a 100-byte payload. Its lengths are not
+/// read here (that would wait for the miss this is meant to overlap).
+fn prefetch_node(node: &DataNode) {
+    let at = node.as_ptr();
+    for off in [0, 64, 128, 192] {
+        prefetch::read(at.wrapping_add(off));
+    }
+}
 
 /// One attempt of [`FileSnap::save_fuzzy`] into `sink`. Returns the ACLs that nodes
 /// in the file use but `acls` (the table written) lacks; the file is complete only when
@@ -813,29 +838,66 @@ fn stream_fuzzy<W: Write>(
     rec.clear();
 
     let mut missing: BTreeMap<i64, Vec<ACL>> = BTreeMap::new();
-    // Pre-order walk with an explicit stack, like `DataTree.serializeNode`: each frame
-    // is a visited node's path and a copy of its child names (upstream, too, reads a
-    // node's children once and then descends, so a concurrent change is either in or
-    // out, which the replay from zxid0 + 1 makes right).
-    // Child names are copied into one '/'-separated string (a name cannot hold a
-    // '/'): a node with a million children is copied without a million allocations.
-    // A node with a huge child set is copied a few thousand names at a time, one
-    // batch per visit under whichever slice's lock is held then (see
-    // `Children::copy_names`), so no slice holds the lock for the whole set.
+    // The walk, with an explicit stack of frames, one per node whose children are being
+    // written. A frame writes its node's children straight out of the child set, a
+    // shard at a time (a set that is not split is one shard), so a child costs no
+    // lookup and a parent of a million children is never copied whole under one slice's
+    // lock; the children that have children of their own are descended into after their
+    // siblings. Every node still comes after its parent, which is all a reader (ours,
+    // or upstream's `DataTree.deserialize`) needs. When a slice's budget runs out in
+    // the middle of a shard, the names of the rest of that shard are copied into the
+    // frame (one '/'-separated string, under the same lock, so nothing is written
+    // twice or skipped) and looked up by path in the next slices. As in upstream, a
+    // node changed during the walk is either in or out, which the replay from
+    // zxid0 + 1 makes right.
     struct Frame {
+        /// The node's path ("" for the root).
         prefix: String,
-        children: String,
+        /// Names left over from a shard cut short, and how far they are written.
+        leftover: String,
         next: usize,
-        /// The child set's shard to copy from next; `SHARDS` once all are copied.
+        /// The child set's shard to write next; `SHARDS` once all are.
         next_shard: usize,
+        /// Written children that have children, to descend into once the rest are out.
+        descend: Vec<String>,
+    }
+    impl Frame {
+        fn new(prefix: String) -> Frame {
+            Frame { prefix, leftover: String::new(), next: 0, next_shard: 0, descend: Vec::new() }
+        }
+    }
+    /// One node's record; notes a child with children, and an ACL the table lacks.
+    struct Writer<'a> {
+        rec: &'a mut OutputArchive,
+        path: String,
+        acls: &'a BTreeMap<i64, Vec<ACL>>,
+        missing: &'a mut BTreeMap<i64, Vec<ACL>>,
+    }
+    impl Writer<'_> {
+        fn write(&mut self, t: &DataTree, prefix: &str, node: &DataNode, descend: Option<&mut Vec<String>>) {
+            self.path.clear();
+            self.path.push_str(prefix);
+            if let Some(d) = descend {
+                self.path.push('/');
+                self.path.push_str(node.name());
+                if !node.children.is_empty() {
+                    d.push(node.name().to_owned());
+                }
+            }
+            self.rec.write_string(&self.path);
+            self.rec.write_buffer(node.data());
+            self.rec.write_long(node.acl);
+            node.stat.serialize(self.rec);
+            if !self.acls.contains_key(&node.acl) && !self.missing.contains_key(&node.acl) {
+                if let Some(list) = t.acl_cache.long_key_map.get(&node.acl) {
+                    self.missing.insert(node.acl, list.clone());
+                }
+            }
+        }
     }
     let mut stack: Vec<Frame> = Vec::new();
-    let mut next_path: Option<String> = Some(String::new());
-    // The run of siblings being looked up: each one's path (buffers kept from run to
-    // run, so a leaf costs no allocation) and the offset just past its name in the
-    // parent's frame (None for the root).
+    let mut root_written = false;
     let mut paths: [String; LOOKUP_BATCH] = std::array::from_fn(|_| String::new());
-    let mut resume: [Option<usize>; LOOKUP_BATCH] = [None; LOOKUP_BATCH];
     let (mut slices, mut longest) = (0usize, std::time::Duration::ZERO);
     loop {
         // No hand-over inside a slice (`RwLockReadGuard::bump` at each run was tried):
@@ -844,115 +906,108 @@ fn stream_fuzzy<W: Write>(
         let slice_guard = if guard.is_none() { Some(tree.read()) } else { None };
         let Some(t) = guard.as_deref().or(slice_guard.as_deref()) else { break };
         let held = std::time::Instant::now();
+        let mut w = Writer { rec: &mut rec, path: String::new(), acls, missing: &mut missing };
         let mut budget = SLICE_NODES;
-        while budget > 0 && (whole || rec.len() < SLICE_BYTES) {
-            // The next run of siblings (or the root).
-            let mut n = 0;
-            match next_path.take() {
-                Some(p) => {
-                    paths[0] = p;
-                    resume[0] = None;
-                    n = 1;
+        let mut io_err: Option<io::Error> = None;
+        while whole || (budget > 0 && w.rec.len() < SLICE_BYTES) {
+            if !root_written {
+                w.write(t, "", t.get_node("/").unwrap_or_else(|| unreachable!("a tree has a root")), None);
+                root_written = true;
+                stack.push(Frame::new(String::new()));
+                continue;
+            }
+            let Some(top) = stack.last_mut() else { break };
+            if top.next < top.leftover.len() {
+                // A run of leftover siblings, looked up together: their cache misses
+                // overlap instead of coming one after the other.
+                let mut n = 0;
+                while n < LOOKUP_BATCH && top.next < top.leftover.len() {
+                    let rest = &top.leftover[top.next..];
+                    let c = rest.split('/').next().unwrap_or(rest);
+                    top.next += c.len() + 1;
+                    let p = &mut paths[n];
+                    p.clear();
+                    p.push_str(&top.prefix);
+                    p.push('/');
+                    p.push_str(c);
+                    n += 1;
                 }
-                None => {
-                    let Some(top) = stack.last_mut() else { break };
-                    if top.next >= top.children.len() {
-                        if top.next_shard < SHARDS {
-                            top.children.clear();
-                            top.next = 0;
-                            // Gone meanwhile: so are its children (a node with
-                            // children cannot be deleted).
-                            top.next_shard = match t.get_node(&top.prefix) {
-                                Some(parent) => {
-                                    let (next, copied) = parent.children.copy_names(top.next_shard, CHILD_BATCH, &mut top.children);
-                                    budget = budget.saturating_sub(copied / 64);
-                                    next
-                                }
-                                None => SHARDS,
-                            };
-                            continue;
-                        }
-                        stack.pop();
-                        continue;
-                    }
-                    while n < LOOKUP_BATCH.min(budget) && top.next < top.children.len() {
-                        let rest = &top.children[top.next..];
-                        let c = rest.split('/').next().unwrap_or(rest);
-                        top.next += c.len() + 1;
-                        let p = &mut paths[n];
-                        p.clear();
-                        p.push_str(&top.prefix);
-                        p.push('/');
-                        p.push_str(c);
-                        resume[n] = Some(top.next);
-                        n += 1;
-                    }
+                let mut found: [Option<&DataNode>; LOOKUP_BATCH] = [None; LOOKUP_BATCH];
+                for (slot, p) in found.iter_mut().zip(paths[..n].iter()) {
+                    *slot = t.get_node(p);
                 }
-            }
-            // All the run's lookups first: they do not depend on one another, so their
-            // cache misses (the walk's whole cost on a big tree) overlap instead of
-            // coming one after the other.
-            let mut found: [Option<&DataNode>; LOOKUP_BATCH] = [None; LOOKUP_BATCH];
-            for (slot, p) in found.iter_mut().zip(paths[..n].iter()) {
-                *slot = t.get_node(p);
-            }
-            // Then the nodes (two cache lines each), then their data, asked for ahead
-            // of the writes below: one wave of misses each instead of two per node.
-            for node in found.iter().flatten() {
-                let at: *const DataNode = *node;
-                prefetch::read(at);
-                prefetch::read(at.cast::<u8>().wrapping_add(64));
-            }
-            for node in found.iter().flatten() {
-                if let Some(d) = node.data.as_deref() {
-                    prefetch::read(d.as_ptr());
-                    if d.len() > 64 {
-                        prefetch::read(d.as_ptr().wrapping_add(64));
-                    }
+                for node in found.iter().flatten() {
+                    prefetch_node(node);
                 }
-            }
-            for i in 0..n {
-                if !whole {
+                // Deleted since the names were copied: left out, as upstream does.
+                for node in found.iter().flatten() {
+                    w.write(t, &top.prefix, node, Some(&mut top.descend));
                     budget = budget.saturating_sub(1);
                 }
-                // Deleted since its parent was read: left out, as upstream does.
-                let Some(node) = found[i] else { continue };
-                let p = &paths[i];
-                rec.write_string(p);
-                rec.write_buffer(node.data.as_deref());
-                rec.write_long(node.acl);
-                node.stat.serialize(&mut rec);
-                if !acls.contains_key(&node.acl) && !missing.contains_key(&node.acl) {
-                    if let Some(list) = t.acl_cache.long_key_map.get(&node.acl) {
-                        missing.insert(node.acl, list.clone());
+            } else if top.next_shard < SHARDS {
+                top.leftover.clear();
+                top.next = 0;
+                // Gone meanwhile: so are its children (a node with children cannot be
+                // deleted).
+                let Some(parent) = t.get_node(if top.prefix.is_empty() { "/" } else { &top.prefix }) else {
+                    top.next_shard = SHARDS;
+                    continue;
+                };
+                let Frame { prefix, leftover, next_shard, descend, .. } = top;
+                // The children come in runs of LOOKUP_BATCH whose nodes are asked for
+                // ahead of the writes: their cache misses (the walk's whole cost on a
+                // big tree, whose nodes lie in no order the set's would follow) overlap
+                // instead of coming one after the other.
+                let mut run: Vec<&DataNode> = Vec::with_capacity(LOOKUP_BATCH);
+                let mut write_run = |run: &mut Vec<&DataNode>, w: &mut Writer<'_>, budget: &mut usize| {
+                    for node in run.iter() {
+                        prefetch_node(node);
                     }
-                }
-                let descend = !node.children.is_empty();
-                let full = !whole && rec.len() >= SLICE_BYTES;
-                if descend || full {
-                    // Pre-order: the subtree comes before the rest of the run, which
-                    // is read again from the parent's frame afterwards.
-                    if let (Some(top), Some(resume)) = (stack.last_mut(), resume[i]) {
-                        top.next = resume;
+                    for c in run.drain(..) {
+                        // A shard once begun is written to its end (a few thousand
+                        // nodes at a million children, about a millisecond) unless
+                        // its records pass SHARD_BYTES: big payloads, or a set too
+                        // big for its shards; the rest is then looked up by name.
+                        if whole || w.rec.len() < SHARD_BYTES {
+                            w.write(t, prefix, c, Some(descend));
+                            *budget = budget.saturating_sub(1);
+                            if whole && w.rec.len() >= SLICE_BYTES && io_err.is_none() {
+                                if let Err(e) = out.put(w.rec.as_slice()) {
+                                    io_err = Some(e);
+                                }
+                                w.rec.clear();
+                            }
+                        } else {
+                            leftover.push_str(c.name());
+                            leftover.push('/');
+                        }
                     }
+                };
+                *next_shard = parent.children.visit_shard(*next_shard, |c| {
+                    run.push(c);
+                    if run.len() == LOOKUP_BATCH {
+                        write_run(&mut run, &mut w, &mut budget);
+                    }
+                });
+                write_run(&mut run, &mut w, &mut budget);
+                if let Some(e) = io_err.take() {
+                    return Err(e);
                 }
-                if descend {
-                    let mut children = String::with_capacity(node.children.len().min(CHILD_BATCH + 1024) * 16);
-                    let (next_shard, copied) = node.children.copy_names(0, CHILD_BATCH, &mut children);
-                    budget = budget.saturating_sub(copied / 64);
-                    let prefix = paths[i].clone();
-                    stack.push(Frame { prefix, children, next: 0, next_shard });
+            } else if let Some(name) = top.descend.pop() {
+                let path = format!("{}/{name}", top.prefix);
+                // Written with its parent; its children may have gone since.
+                if t.get_node(&path).is_some_and(|n| !n.children.is_empty()) {
+                    stack.push(Frame::new(path));
                 }
-                if whole && rec.len() >= SLICE_BYTES {
-                    out.put(rec.as_slice())?;
-                    rec.clear();
-                }
-                if descend || full {
-                    break;
-                }
+            } else {
+                stack.pop();
+            }
+            if whole && w.rec.len() >= SLICE_BYTES {
+                out.put(w.rec.as_slice())?;
+                w.rec.clear();
             }
         }
-        let done = stack.is_empty() && next_path.is_none();
+        let done = root_written && stack.is_empty();
         // The trailer's (zxid, digest) pair is read under the last slice's lock.
         let end = done.then(|| (t.last_processed_zxid, t.digest()));
         slices += 1;
@@ -1053,7 +1108,7 @@ mod tests {
             for (p, n) in tree.nodes() {
                 let mut c: Vec<String> = n.children.iter().map(str::to_owned).collect();
                 c.sort();
-                out.push((p.to_owned(), n.data.to_vec(), n.stat.clone(), tree.acl_of(n), c));
+                out.push((p.to_owned(), n.data_vec(), n.stat.clone(), tree.acl_of(n), c));
             }
             out.sort_by(|x, y| x.0.cmp(&y.0));
         }
@@ -1081,13 +1136,55 @@ mod tests {
         assert_eq!(l.zxid, 4);
     }
 
+    /// A snapshot body of raw node records (root first or not, duplicates allowed), as a
+    /// damaged file could hold them.
+    fn load_raw(nodes: &[(&str, &[u8])]) -> io::Result<DataTree> {
+        let mut out = OutputArchive::with_buffer(Vec::new());
+        FileHeader { magic: SNAP_MAGIC, version: FILE_FORMAT_VERSION, dbid: SNAP_DBID }.serialize(&mut out);
+        out.write_int(0);
+        out.write_int(0);
+        for (path, data) in nodes {
+            out.write_string(path);
+            out.write_buffer(Some(data));
+            out.write_long(-1);
+            StatPersisted { czxid: data.len() as i64, ..StatPersisted::default() }.serialize(&mut out);
+        }
+        out.write_string("/");
+        let bytes = out.into_inner();
+        let mut inp = SnapStream::new(&bytes[..]);
+        assert!(inp.decode(FileHeader::deserialize).is_ok());
+        deserialize_snapshot_body(&mut inp, 0).map(|(t, _)| t)
+    }
+
+    /// As upstream's `DataTree.deserialize`: a path written twice replaces the earlier
+    /// node (whose children stay in the tree), a node whose parent came nowhere before
+    /// it is an error naming both, and a file without a root is refused. The totals
+    /// (count, digest) are those of the tree that results.
+    #[test]
+    fn damaged_node_records_load_as_upstream_reads_them() {
+        let t = load_raw(&[("", b""), ("/a", b"1"), ("/a/x", b"2"), ("/b", b"3"), ("/a", b"four"), ("/a/y", b"5"), ("/a/x", b"six")]).unwrap();
+        let data = |p: &str| t.get_node(p).and_then(|n| n.data_vec());
+        assert_eq!(data("/a").as_deref(), Some(&b"four"[..]));
+        assert_eq!(data("/a/x").as_deref(), Some(&b"six"[..]));
+        assert_eq!(t.get_node("/a").map(|n| n.children.len()), Some(2));
+        assert_eq!(t.node_count(), 6);
+        assert_eq!(t.digest(), tree_digest(&t));
+        // Path length plus data length: "/" 1 + 0, /a 2 + 4, /a/x 4 + 3, /b 2 + 1, /a/y 4 + 1.
+        assert_eq!(t.approximate_data_size(), 1 + 6 + 7 + 3 + 5);
+        let e = load_raw(&[("", b""), ("/a", b""), ("/b/c", b"")]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("Invalid Datatree, unable to find parent /b of path /b/c"), "{e}");
+        let e = load_raw(&[("/a", b"")]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("no root node"), "{e}");
+    }
+
     fn rows(tree: &DataTree) -> Vec<(String, Option<Vec<u8>>, StatPersisted, Vec<ACL>, Vec<String>)> {
         let mut out: Vec<_> = tree
             .nodes()
+            .into_iter()
             .map(|(p, n)| {
                 let mut c: Vec<String> = n.children.iter().map(str::to_owned).collect();
                 c.sort();
-                (p.to_owned(), n.data.to_vec(), n.stat.clone(), tree.acl_of(n), c)
+                (p.to_owned(), n.data_vec(), n.stat.clone(), tree.acl_of(n), c)
             })
             .collect();
         out.sort_by(|x, y| x.0.cmp(&y.0));
@@ -1240,12 +1337,12 @@ mod tests {
 
 
 
-    /// The walk looks siblings up in runs but still writes the nodes in pre-order:
-    /// each node right after its parent's subtree began, its own subtree contiguous
-    /// after it, every node once. The tree mixes leaves and inner nodes in every run,
-    /// and the slices are small enough to end mid-run.
+    /// The walk writes every node once and each after its parent (all that upstream's
+    /// `DataTree.deserialize` and ours need), with slices small enough to end in the
+    /// middle of a child set: leaves and inner nodes mixed in every set, some payloads
+    /// large, and one parent with enough children to be split into shards.
     #[test]
-    fn fuzzy_snapshot_writes_nodes_in_pre_order() {
+    fn fuzzy_snapshot_writes_every_node_once_after_its_parent() {
         let open = crate::proto::ids::open_acl_unsafe();
         let mut t = DataTree::new();
         let mut z = 0;
@@ -1263,6 +1360,9 @@ mod tests {
                     mk(&mut t, format!("/a{a}/b{b}/c{c}"), 10);
                 }
             }
+        }
+        for w in 0..crate::server::util::sharded_map::SPLIT_AT + 5000 {
+            mk(&mut t, format!("/a3/w{w}"), if w % 1000 == 0 { 300_000 } else { 10 });
         }
         let expected = t.node_count() - 1;
         let acls: BTreeMap<i64, Vec<ACL>> = t.acl_cache.long_key_map.iter().map(|(k, v)| (*k, v.clone())).collect();
@@ -1294,15 +1394,16 @@ mod tests {
         }
         assert_eq!(paths.len(), expected);
         assert_eq!(paths.iter().collect::<std::collections::HashSet<_>>().len(), expected, "a node written twice");
-        // Pre-order: after popping the ancestors whose subtree ended, the top is the parent.
-        let mut open_subtrees: Vec<&str> = Vec::new();
+        let mut written: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for p in &paths {
-            while open_subtrees.last().is_some_and(|a| !p.starts_with(&format!("{a}/"))) {
-                open_subtrees.pop();
-            }
             let parent = p.rsplit_once('/').map_or("", |(d, _)| d);
-            assert_eq!(open_subtrees.last().copied().unwrap_or(""), parent, "{p} is not right after its parent's subtree");
-            open_subtrees.push(p);
+            assert!(p.is_empty() || written.contains(parent), "{p} written before its parent");
+            written.insert(p);
         }
+        // And the file loads back into the same tree.
+        let mut inp = SnapStream::new(&bytes[..]);
+        assert!(inp.decode(FileHeader::deserialize).is_ok());
+        let (loaded, _) = deserialize_snapshot_body(&mut inp, 0).unwrap();
+        assert_eq!(rows(&loaded), rows(&tree.read()));
     }
 }

@@ -16,8 +16,9 @@
 //! map again.
 
 use std::borrow::Borrow;
-use std::collections::hash_map::{self, Entry, HashMap};
 use std::hash::{BuildHasher, Hash};
+
+use hashbrown::hash_table::{self, Entry, HashTable};
 
 /// The hasher of the node map and child sets: ahash keyed once per process (paths come
 /// from clients, so the key must not be guessable), and zero-sized, so a million child
@@ -48,52 +49,53 @@ pub const SHARDS: usize = 256;
 const FLAT_MIN_CAPACITY: usize = 1 << 12;
 const SHARD_MIN_CAPACITY: usize = FLAT_MIN_CAPACITY / 64;
 
-type Map<K, V> = HashMap<K, V, FastState>;
-
-enum Repr<K, V> {
-    Single(Map<K, V>),
-    Split(Box<[Map<K, V>]>),
+/// One hash per operation: the shard is chosen by bits 32..40 of the same hash the
+/// table inside it indexes buckets with (low bits) and tags them with (top seven), so
+/// the three stay independent.
+fn hash_of<Q: Hash + ?Sized>(q: &Q) -> u64 {
+    FastState.hash_one(q)
 }
 
-pub struct ShardedMap<K, V> {
-    repr: Repr<K, V>,
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize & (SHARDS - 1)
 }
 
-impl<K, V> Default for ShardedMap<K, V> {
-    fn default() -> Self {
-        ShardedMap { repr: Repr::Single(HashMap::with_hasher(FastState)) }
-    }
+fn rehash<T: Hash>(t: &T) -> u64 {
+    hash_of(t)
 }
 
-impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for ShardedMap<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl<K: Clone + Hash + Eq, V: Clone> Clone for ShardedMap<K, V> {
-    fn clone(&self) -> Self {
-        let repr = match &self.repr {
-            Repr::Single(m) => Repr::Single(m.clone()),
-            Repr::Split(s) => Repr::Split(s.clone()),
-        };
-        ShardedMap { repr }
-    }
-}
-
-/// Bits 32..40 of the hash: the table inside a shard indexes buckets with the low bits
-/// and tags them with the top seven, so these leave both evenly spread.
-fn shard_of<Q: Hash + ?Sized>(q: &Q) -> usize {
-    (FastState.hash_one(q) >> 32) as usize & (SHARDS - 1)
-}
-
-fn shrink_if_sparse<K: Hash + Eq, V>(m: &mut Map<K, V>, floor: usize) {
+fn shrink_if_sparse<T: Hash>(m: &mut HashTable<T>, floor: usize) {
     if m.capacity() > floor && m.len() * 4 < m.capacity() {
-        m.shrink_to(m.len() * 2);
+        m.shrink_to(m.len() * 2, rehash);
     }
 }
 
-impl<K: Hash + Eq, V> ShardedMap<K, V> {
+enum Repr<T> {
+    Single(HashTable<T>),
+    Split(Box<[HashTable<T>]>),
+}
+
+/// A hash set that splits into [`SHARDS`] tables instead of doubling past
+/// [`SPLIT_AT`] (see the module comment); its values are found by any borrowed form
+/// (`&str` for a node), and can be changed in place as long as what they hash and
+/// compare as stays the same.
+pub struct ShardedSet<T> {
+    repr: Repr<T>,
+}
+
+impl<T> Default for ShardedSet<T> {
+    fn default() -> Self {
+        ShardedSet { repr: Repr::Single(HashTable::new()) }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for ShardedSet<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl<T: Hash + Eq> ShardedSet<T> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -101,14 +103,14 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Single(m) => m.len(),
-            Repr::Split(s) => s.iter().map(HashMap::len).sum(),
+            Repr::Split(s) => s.iter().map(HashTable::len).sum(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         match &self.repr {
             Repr::Single(m) => m.is_empty(),
-            Repr::Split(s) => s.iter().all(HashMap::is_empty),
+            Repr::Split(s) => s.iter().all(HashTable::is_empty),
         }
     }
 
@@ -116,7 +118,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     pub fn capacity(&self) -> usize {
         match &self.repr {
             Repr::Single(m) => m.capacity(),
-            Repr::Split(s) => s.iter().map(HashMap::capacity).sum(),
+            Repr::Split(s) => s.iter().map(HashTable::capacity).sum(),
         }
     }
 
@@ -124,45 +126,49 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         matches!(self.repr, Repr::Split(_))
     }
 
-    fn map_of<Q: Hash + ?Sized>(&self, q: &Q) -> &Map<K, V> {
+    fn table(&self, hash: u64) -> &HashTable<T> {
         match &self.repr {
             Repr::Single(m) => m,
-            Repr::Split(s) => &s[shard_of(q)],
+            Repr::Split(s) => &s[shard_of(hash)],
         }
     }
 
-    fn map_of_mut<Q: Hash + ?Sized>(&mut self, q: &Q) -> &mut Map<K, V> {
+    fn table_mut(&mut self, hash: u64) -> &mut HashTable<T> {
         match &mut self.repr {
             Repr::Single(m) => m,
-            Repr::Split(s) => &mut s[shard_of(q)],
+            Repr::Split(s) => &mut s[shard_of(hash)],
         }
     }
 
-    pub fn get<Q>(&self, q: &Q) -> Option<&V>
+    /// The stored value equal to `q`.
+    pub fn get<Q>(&self, q: &Q) -> Option<&T>
     where
-        K: Borrow<Q>,
+        T: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.map_of(q).get(q)
+        let h = hash_of(q);
+        self.table(h).find(h, |v| v.borrow() == q)
     }
 
-    pub fn get_mut<Q>(&mut self, q: &Q) -> Option<&mut V>
+    /// The stored value equal to `q`, to change in ways that keep its hash and equality.
+    pub fn get_mut<Q>(&mut self, q: &Q) -> Option<&mut T>
     where
-        K: Borrow<Q>,
+        T: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.map_of_mut(q).get_mut(q)
+        let h = hash_of(q);
+        self.table_mut(h).find_mut(h, |v| v.borrow() == q)
     }
 
-    pub fn contains_key<Q>(&self, q: &Q) -> bool
+    pub fn contains<Q>(&self, q: &Q) -> bool
     where
-        K: Borrow<Q>,
+        T: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.map_of(q).contains_key(q)
+        self.get(q).is_some()
     }
 
-    /// A single map about to double past [`SPLIT_AT`] splits instead.
+    /// A single table about to double past [`SPLIT_AT`] splits instead.
     fn make_room(&mut self) {
         if let Repr::Single(m) = &self.repr {
             if m.len() >= SPLIT_AT && m.len() == m.capacity() {
@@ -171,231 +177,86 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         }
     }
 
-    /// Into [`SHARDS`] maps, each with room for twice its share of the entries now held
-    /// plus `additional`, so none grows straight away.
+    /// Into [`SHARDS`] tables, each with room for twice its share of the values now
+    /// held plus `additional`, so none grows straight away.
     fn split(&mut self, additional: usize) {
         let Repr::Single(m) = &mut self.repr else { return };
-        let old = std::mem::replace(m, HashMap::with_hasher(FastState));
+        let old = std::mem::take(m);
         let each = (old.len() * 2 + additional) / SHARDS + 1;
-        let mut shards: Vec<Map<K, V>> =
-            (0..SHARDS).map(|_| HashMap::with_capacity_and_hasher(each, FastState)).collect();
-        for (k, v) in old {
-            shards[shard_of(&k)].insert(k, v);
+        let mut shards: Vec<HashTable<T>> = (0..SHARDS).map(|_| HashTable::with_capacity(each)).collect();
+        for v in old {
+            let h = hash_of(&v);
+            shards[shard_of(h)].insert_unique(h, v, rehash);
         }
         self.repr = Repr::Split(shards.into_boxed_slice());
     }
 
     fn merge_if_small(&mut self) {
         let Repr::Split(s) = &mut self.repr else { return };
-        let len: usize = s.iter().map(HashMap::len).sum();
+        let len: usize = s.iter().map(HashTable::len).sum();
         if len >= MERGE_AT {
             return;
         }
-        let mut one = HashMap::with_capacity_and_hasher(len * 2, FastState);
+        let mut one = HashTable::with_capacity(len * 2);
         for shard in s.iter_mut() {
-            one.extend(shard.drain());
+            for v in shard.drain() {
+                one.insert_unique(hash_of(&v), v, rehash);
+            }
         }
         self.repr = Repr::Single(one);
     }
 
-    pub fn insert(&mut self, k: K, v: V) -> Option<V> {
-        self.make_room();
-        self.map_of_mut(&k).insert(k, v)
-    }
-
-    pub fn entry(&mut self, k: K) -> Entry<'_, K, V> {
-        self.make_room();
-        self.map_of_mut(&k).entry(k)
-    }
-
-    /// Removes and returns the value; the shard it was in is halved if three-quarters
-    /// empty.
-    pub fn remove<Q>(&mut self, q: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let v = match &mut self.repr {
-            Repr::Single(m) => {
-                let v = m.remove(q)?;
-                shrink_if_sparse(m, FLAT_MIN_CAPACITY);
-                return Some(v);
-            }
-            Repr::Split(s) => {
-                let shard = &mut s[shard_of(q)];
-                let v = shard.remove(q)?;
-                shrink_if_sparse(shard, SHARD_MIN_CAPACITY);
-                v
-            }
-        };
-        self.merge_if_small();
-        Some(v)
-    }
-
-    pub fn clear(&mut self) {
-        *self = Self::default();
-    }
-
-    /// Room for `additional` more entries; past [`SPLIT_AT`] that means splitting now
-    /// (while the map is still small) rather than filling one map and splitting it late.
-    pub fn reserve(&mut self, additional: usize) {
-        match &mut self.repr {
-            Repr::Single(m) if m.len() + additional <= SPLIT_AT => m.reserve(additional),
-            Repr::Single(_) => self.split(additional),
-            Repr::Split(s) => {
-                let each = additional / SHARDS + 1;
-                s.iter_mut().for_each(|m| m.reserve(each));
-            }
-        }
-    }
-}
-
-impl<K: Hash, V> ShardedMap<K, V> {
-    /// Visits the entries whose shard (a function of the key alone, whether or not the
-    /// map is split right now) is in `shards`. Over calls with adjoining ranges, an
-    /// entry present throughout is visited exactly once even if the map splits or
-    /// merges in between: a walk can copy a huge set a few shards at a time.
-    pub fn for_each_in_shards(&self, shards: std::ops::Range<usize>, mut f: impl FnMut(&K, &V)) {
-        match &self.repr {
-            Repr::Split(s) => {
-                for m in &s[shards.start.min(SHARDS)..shards.end.min(SHARDS)] {
-                    for (k, v) in m {
-                        f(k, v);
-                    }
-                }
-            }
-            // The whole range needs no hashing.
-            Repr::Single(m) if shards.start == 0 && shards.end >= SHARDS => {
-                for (k, v) in m {
-                    f(k, v);
-                }
-            }
-            Repr::Single(m) => {
-                for (k, v) in m {
-                    if shards.contains(&shard_of(k)) {
-                        f(k, v);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Iteration needs no hashing: it walks the shards in turn.
-impl<K, V> ShardedMap<K, V> {
-    pub fn iter(&self) -> Iter<'_, K, V> {
-        match &self.repr {
-            Repr::Single(m) => Iter { rest: [].iter(), cur: Some(m.iter()) },
-            Repr::Split(s) => Iter { rest: s.iter(), cur: None },
-        }
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &K> {
-        self.iter().map(|(k, _)| k)
-    }
-
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.iter().map(|(_, v)| v)
-    }
-}
-
-impl<K: Hash + Eq, V> Extend<(K, V)> for ShardedMap<K, V> {
-    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        for (k, v) in iter {
-            self.insert(k, v);
-        }
-    }
-}
-
-impl<K, Q, V> std::ops::Index<&Q> for ShardedMap<K, V>
-where
-    K: Borrow<Q> + Hash + Eq,
-    Q: Hash + Eq + ?Sized,
-{
-    type Output = V;
-
-    fn index(&self, q: &Q) -> &V {
-        self.get(q).expect("no entry for the key")
-    }
-}
-
-pub struct Iter<'a, K, V> {
-    rest: std::slice::Iter<'a, Map<K, V>>,
-    cur: Option<hash_map::Iter<'a, K, V>>,
-}
-
-impl<'a, K, V> Iterator for Iter<'a, K, V> {
-    type Item = (&'a K, &'a V);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(item) = self.cur.as_mut().and_then(Iterator::next) {
-                return Some(item);
-            }
-            self.cur = Some(self.rest.next()?.iter());
-        }
-    }
-}
-
-impl<'a, K, V> IntoIterator for &'a ShardedMap<K, V> {
-    type Item = (&'a K, &'a V);
-    type IntoIter = Iter<'a, K, V>;
-
-    fn into_iter(self) -> Iter<'a, K, V> {
-        self.iter()
-    }
-}
-
-/// A set on [`ShardedMap`]: a node's children.
-#[derive(Default)]
-pub struct ShardedSet<T> {
-    map: ShardedMap<T, ()>,
-}
-
-impl<T: Clone + Hash + Eq> Clone for ShardedSet<T> {
-    fn clone(&self) -> Self {
-        ShardedSet { map: self.map.clone() }
-    }
-}
-
-impl<T: std::fmt::Debug> std::fmt::Debug for ShardedSet<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.map.iter().map(|(k, _)| k)).finish()
-    }
-}
-
-impl<T: Hash + Eq> ShardedSet<T> {
-    pub fn new() -> Self {
-        ShardedSet { map: ShardedMap::new() }
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.map.capacity()
-    }
-
-    pub fn is_split(&self) -> bool {
-        self.map.is_split()
-    }
-
-    /// True if the value was not there before.
+    /// True if the value was not there before; if it was, the stored one stays and `v`
+    /// is dropped (as `HashSet::insert`).
     pub fn insert(&mut self, v: T) -> bool {
-        self.map.insert(v, ()).is_none()
+        self.make_room();
+        let h = hash_of(&v);
+        match self.table_mut(h).entry(h, |x| *x == v, rehash) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(e) => {
+                e.insert(v);
+                true
+            }
+        }
     }
 
-    pub fn contains<Q>(&self, q: &Q) -> bool
+    /// Stores `v`, returning the equal value it replaces, if any (one probe).
+    pub fn replace(&mut self, v: T) -> Option<T> {
+        self.make_room();
+        let h = hash_of(&v);
+        match self.table_mut(h).entry(h, |x| *x == v, rehash) {
+            Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), v)),
+            Entry::Vacant(e) => {
+                e.insert(v);
+                None
+            }
+        }
+    }
+
+    /// Stores `v`, which the caller knows is not there (no equality test at all).
+    pub fn insert_new(&mut self, v: T) {
+        self.make_room();
+        let h = hash_of(&v);
+        self.table_mut(h).insert_unique(h, v, rehash);
+    }
+
+    /// Removes and returns the stored value equal to `q`; the shard it was in is halved
+    /// if three-quarters empty.
+    pub fn take<Q>(&mut self, q: &Q) -> Option<T>
     where
         T: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.map.contains_key(q)
+        let h = hash_of(q);
+        let (table, floor) = match &mut self.repr {
+            Repr::Single(m) => (m, FLAT_MIN_CAPACITY),
+            Repr::Split(s) => (&mut s[shard_of(h)], SHARD_MIN_CAPACITY),
+        };
+        let Ok(entry) = table.find_entry(h, |v| v.borrow() == q) else { return None };
+        let (v, _) = entry.remove();
+        shrink_if_sparse(table, floor);
+        self.merge_if_small();
+        Some(v)
     }
 
     /// True if the value was there.
@@ -404,30 +265,83 @@ impl<T: Hash + Eq> ShardedSet<T> {
         T: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.map.remove(q).is_some()
+        self.take(q).is_some()
     }
 
+    /// Room for `additional` more values; past [`SPLIT_AT`] that means splitting now
+    /// (while the set is still small) rather than filling one table and splitting it late.
     pub fn reserve(&mut self, additional: usize) {
-        self.map.reserve(additional)
+        match &mut self.repr {
+            Repr::Single(m) if m.len() + additional <= SPLIT_AT => m.reserve(additional, rehash),
+            Repr::Single(_) => self.split(additional),
+            Repr::Split(s) => {
+                let each = additional / SHARDS + 1;
+                s.iter_mut().for_each(|m| m.reserve(each, rehash));
+            }
+        }
     }
 
-    pub fn iter(&self) -> SetIter<'_, T> {
-        SetIter(self.map.iter())
-    }
-
-    /// [`ShardedMap::for_each_in_shards`] over the values.
-    pub fn for_each_in_shards(&self, shards: std::ops::Range<usize>, mut f: impl FnMut(&T)) {
-        self.map.for_each_in_shards(shards, |k, _| f(k))
+    /// Visits the values whose shard (a function of the value alone, whether or not the
+    /// set is split right now) is in `shards`. Over calls with adjoining ranges, a value
+    /// present throughout is visited exactly once even if the set splits or merges in
+    /// between: a walk can go through a huge set a few shards at a time.
+    pub fn for_each_in_shards<'a>(&'a self, shards: std::ops::Range<usize>, mut f: impl FnMut(&'a T)) {
+        match &self.repr {
+            Repr::Split(s) => {
+                for m in &s[shards.start.min(SHARDS)..shards.end.min(SHARDS)] {
+                    m.iter().for_each(&mut f);
+                }
+            }
+            // The whole range needs no hashing.
+            Repr::Single(m) if shards.start == 0 && shards.end >= SHARDS => m.iter().for_each(f),
+            Repr::Single(m) => {
+                for v in m {
+                    if shards.contains(&shard_of(hash_of(v))) {
+                        f(v);
+                    }
+                }
+            }
+        }
     }
 }
 
-pub struct SetIter<'a, T>(Iter<'a, T, ()>);
+impl<T> ShardedSet<T> {
+    /// Iteration needs no hashing: it walks the shards in turn.
+    pub fn iter(&self) -> SetIter<'_, T> {
+        match &self.repr {
+            Repr::Single(m) => SetIter { rest: [].iter(), cur: Some(m.iter()) },
+            Repr::Split(s) => SetIter { rest: s.iter(), cur: None },
+        }
+    }
+
+    /// Consumes the set, handing each value to `f` (no table is rebuilt).
+    pub fn drain_into(self, mut f: impl FnMut(T)) {
+        match self.repr {
+            Repr::Single(m) => m.into_iter().for_each(f),
+            Repr::Split(s) => {
+                for m in Vec::from(s) {
+                    m.into_iter().for_each(&mut f);
+                }
+            }
+        }
+    }
+}
+
+pub struct SetIter<'a, T> {
+    rest: std::slice::Iter<'a, HashTable<T>>,
+    cur: Option<hash_table::Iter<'a, T>>,
+}
 
 impl<'a, T> Iterator for SetIter<'a, T> {
     type Item = &'a T;
 
     fn next(&mut self) -> Option<&'a T> {
-        self.0.next().map(|(k, _)| k)
+        loop {
+            if let Some(v) = self.cur.as_mut().and_then(Iterator::next) {
+                return Some(v);
+            }
+            self.cur = Some(self.rest.next()?.iter());
+        }
     }
 }
 
@@ -436,7 +350,7 @@ impl<'a, T> IntoIterator for &'a ShardedSet<T> {
     type IntoIter = SetIter<'a, T>;
 
     fn into_iter(self) -> SetIter<'a, T> {
-        SetIter(self.map.iter())
+        self.iter()
     }
 }
 
@@ -457,11 +371,11 @@ mod tests {
     /// single table any insert can rehash stays a small fraction of the whole.
     #[test]
     fn growth_is_a_shard_at_a_time() {
-        let mut m: ShardedMap<String, u64> = ShardedMap::new();
+        let mut m: ShardedSet<String> = ShardedSet::new();
         let n = 300_000;
         let mut largest_single = 0;
         for i in 0..n {
-            m.insert(format!("/p/n{i:010}"), i as u64);
+            assert!(m.insert(format!("/p/n{i:010}")));
             if let Repr::Single(s) = &m.repr {
                 largest_single = largest_single.max(s.capacity());
             }
@@ -469,15 +383,14 @@ mod tests {
         assert!(m.is_split());
         assert!(largest_single <= SPLIT_AT * 2, "{largest_single}");
         let Repr::Split(s) = &m.repr else { unreachable!() };
-        let biggest = s.iter().map(HashMap::capacity).max().unwrap_or(0);
-        assert!(biggest * 32 < n, "one shard holds {biggest} slots of {n} entries");
+        let biggest = s.iter().map(HashTable::capacity).max().unwrap_or(0);
+        assert!(biggest * 32 < n, "one shard holds {biggest} slots of {n} values");
         assert_eq!(m.len(), n);
         for i in (0..n).step_by(7) {
-            assert_eq!(m.get(format!("/p/n{i:010}").as_str()), Some(&(i as u64)));
+            let k = format!("/p/n{i:010}");
+            assert_eq!(m.get(k.as_str()), Some(&k));
         }
         assert_eq!(m.iter().count(), n);
-        let sum: u64 = m.values().sum();
-        assert_eq!(sum, (0..n as u64).sum());
     }
 
     /// The same operations on a ShardedSet and a std HashSet agree, through split and
@@ -496,9 +409,13 @@ mod tests {
         let mut split_seen = false;
         for round in 0..3 {
             // Fill past SPLIT_AT, then empty down past MERGE_AT.
-            for _ in 0..SPLIT_AT * 3 {
+            for i in 0..SPLIT_AT * 3 {
                 let k = format!("c{}", rnd() % (SPLIT_AT as u64 * 4));
-                assert_eq!(ours.insert(k.clone()), std_set.insert(k));
+                if i % 3 == 0 {
+                    assert_eq!(ours.replace(k.clone()).is_none(), std_set.insert(k));
+                } else {
+                    assert_eq!(ours.insert(k.clone()), std_set.insert(k));
+                }
             }
             split_seen |= ours.is_split();
             for _ in 0..SPLIT_AT * 12 {
@@ -522,13 +439,13 @@ mod tests {
     /// After a mass removal the slots go back: a quarter or less of the high water.
     #[test]
     fn removal_gives_slots_back() {
-        let mut m: ShardedMap<String, [u8; 100]> = ShardedMap::new();
+        let mut m: ShardedSet<String> = ShardedSet::new();
         for i in 0..100_000 {
-            m.insert(format!("k{i}"), [0; 100]);
+            m.insert_new(format!("k{i}"));
         }
         let high = m.capacity();
         for i in 0..99_000 {
-            assert!(m.remove(format!("k{i}").as_str()).is_some());
+            assert_eq!(m.take(format!("k{i}").as_str()), Some(format!("k{i}")));
         }
         assert!(!m.is_split());
         assert!(m.capacity() * 4 <= high, "{} of {high}", m.capacity());
@@ -548,20 +465,40 @@ mod tests {
         assert!(s.capacity() <= before * 2, "{} vs {before}", s.capacity());
     }
 
+    /// A value changed in place (same key) is found again, and replace hands back the
+    /// one it displaced.
     #[test]
-    fn entry_and_index() {
-        let mut m: ShardedMap<String, i32> = ShardedMap::new();
-        for i in 0..SPLIT_AT * 2 {
-            match m.entry(format!("k{i}")) {
-                Entry::Vacant(v) => {
-                    v.insert(i as i32);
-                }
-                Entry::Occupied(_) => panic!("duplicate"),
+    fn get_mut_and_replace_keep_the_slot() {
+        #[derive(Debug)]
+        struct Kv(String, u32);
+        impl Hash for Kv {
+            fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+                self.0.hash(h)
             }
         }
-        assert!(matches!(m.entry("k5".to_owned()), Entry::Occupied(_)));
-        assert_eq!(m["k7"], 7);
-        m.clear();
-        assert!(m.is_empty());
+        impl PartialEq for Kv {
+            fn eq(&self, o: &Kv) -> bool {
+                self.0 == o.0
+            }
+        }
+        impl Eq for Kv {}
+        impl Borrow<str> for Kv {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        let mut s: ShardedSet<Kv> = ShardedSet::new();
+        for i in 0..SPLIT_AT * 2 {
+            s.insert_new(Kv(format!("k{i}"), 0));
+        }
+        if let Some(v) = s.get_mut("k5") {
+            v.1 = 5;
+        }
+        assert_eq!(s.get("k5").map(|v| v.1), Some(5));
+        assert_eq!(s.replace(Kv("k5".into(), 6)).map(|v| v.1), Some(5));
+        assert_eq!(s.get("k5").map(|v| v.1), Some(6));
+        assert!(!s.insert(Kv("k5".into(), 7)));
+        assert_eq!(s.get("k5").map(|v| v.1), Some(6));
+        assert_eq!(s.len(), SPLIT_AT * 2);
     }
 }
