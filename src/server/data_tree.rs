@@ -142,6 +142,20 @@ fn split_parent(path: &str) -> (&str, &str) {
     }
 }
 
+/// The node at `path` under `root`, writable; a free function so a caller can hold it
+/// while it uses the tree's other fields (the ACL cache).
+fn find_node_mut<'a>(root: &'a mut DataNode, path: &str) -> Option<&'a mut DataNode> {
+    let path = key(path);
+    let mut node = root;
+    if path == "/" {
+        return Some(node);
+    }
+    for name in path.strip_prefix('/')?.split('/') {
+        node = node.children.get_mut(name)?;
+    }
+    Some(node)
+}
+
 /// Visits every node strictly below `node` (whose path is `prefix`, "" for the root)
 /// in pre-order, with its path; a work list, not recursion, so depth costs no stack.
 fn walk_below<'a>(node: &'a DataNode, prefix: &str, mut f: impl FnMut(&str, &'a DataNode)) {
@@ -235,15 +249,7 @@ impl DataTree {
 
     /// [`find`](Self::find), writable (never the node's name: it is its key).
     fn find_mut(&mut self, path: &str) -> Option<&mut DataNode> {
-        let path = key(path);
-        let mut node = &mut self.root;
-        if path == "/" {
-            return Some(node);
-        }
-        for name in path.strip_prefix('/')?.split('/') {
-            node = node.children.get_mut(name)?;
-        }
-        Some(node)
+        find_node_mut(&mut self.root, path)
     }
 
     /// Every node with its path, the root ("/") first, then in pre-order.
@@ -415,20 +421,18 @@ impl DataTree {
     ) -> Result<Stat, Code> {
         let (parent_name, child_name) = split_parent(path);
         let stat = create_stat(zxid, time, ephemeral_owner);
-        let acl_id = {
-            let parent = self.find(parent_name).ok_or(Code::NoNode)?;
-            if parent.children.contains(child_name) {
-                return Err(Code::NodeExists);
-            }
-            self.acl_cache.convert_acls(acl)
-        };
-        self.digest_out(parent_name);
+        // One walk to the parent for the whole change.
+        let parent = find_node_mut(&mut self.root, parent_name).ok_or(Code::NoNode)?;
+        if parent.children.contains(child_name) {
+            return Err(Code::NodeExists);
+        }
+        let acl_id = self.acl_cache.convert_acls(acl);
+        let parent_digest_before = nd(key(parent_name), parent);
         let child = DataNode::new(child_name, data, acl_id, stat);
         let out = child.copy_stat();
-        self.node_data_size += Self::node_size(path, &child);
+        let size = Self::node_size(path, &child);
         let bytes = child.data_len() as i64;
         let child_digest = nd(path, &child);
-        let parent = self.find_mut(parent_name).ok_or(Code::NoNode)?;
         let mut pcv = parent_cversion;
         if pcv == -1 {
             pcv = parent.stat.cversion + 1;
@@ -440,10 +444,11 @@ impl DataTree {
         }
         // Checked above, under the same `&mut self`.
         parent.children.insert_new(child);
+        let (parent_digest_after, parent_acl_id) = (nd(key(parent_name), parent), parent.acl);
+        self.node_data_size += size;
         self.count += 1;
         self.node_peak.grew(self.count);
-        self.digest_in(parent_name);
-        self.digest = self.digest.wrapping_add(child_digest);
+        self.digest = self.digest.wrapping_sub(parent_digest_before).wrapping_add(parent_digest_after).wrapping_add(child_digest);
         match ephemeral_type::get(ephemeral_owner) {
             EphemeralType::Container => {
                 self.containers.insert(path.to_owned());
@@ -469,7 +474,7 @@ impl DataTree {
             self.update_quota_stat(&prefix, bytes, 1);
         }
         // Watch events are filtered by READ permission (CVE-2024-23944 fix).
-        let parent_acl = self.find(parent_name).map(|p| self.acl_cache.acl_ref(p.acl));
+        let parent_acl = Some(self.acl_cache.acl_ref(parent_acl_id));
         self.data_watches.trigger_watch_acl(path, event_type::NODE_CREATED, Some(acl), None);
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };
         self.child_watches.trigger_watch_acl(parent_watch, event_type::NODE_CHILDREN_CHANGED, parent_acl, None);
@@ -551,22 +556,23 @@ impl DataTree {
         zxid: i64,
         time: i64,
     ) -> Result<Stat, Code> {
-        let old_len = self.find(path).ok_or(Code::NoNode)?.data_len() as i64;
-        let old_size = path.len() as i64 + old_len;
-        self.digest_out(path);
+        // One walk to the node for the whole change (digest out and in, stat, ACL).
         let n = self.find_mut(path).ok_or(Code::NoNode)?;
+        let old_len = n.data_len() as i64;
+        let digest_before = nd(key(path), n);
         n.set_data(data);
         n.stat.mtime = time;
         n.stat.mzxid = zxid;
         n.stat.version = version;
         let stat = n.copy_stat();
+        let (digest_after, acl) = (nd(key(path), n), n.acl);
         let new_len = stat.data_length as i64;
-        self.digest_in(path);
-        self.node_data_size += path.len() as i64 + new_len - old_size;
+        self.digest = self.digest.wrapping_sub(digest_before).wrapping_add(digest_after);
+        self.node_data_size += new_len - old_len;
         if let Some(prefix) = self.max_prefix_with_quota(path) {
             self.update_quota_stat(&prefix, new_len - old_len, 0);
         }
-        let node_acl = self.find(path).map(|n| self.acl_cache.acl_ref(n.acl));
+        let node_acl = Some(self.acl_cache.acl_ref(acl));
         self.data_watches.trigger_watch_acl(path, event_type::NODE_DATA_CHANGED, node_acl, None);
         crate::server::metrics::server_metrics::record_write(path, new_len);
         Ok(stat)
