@@ -228,9 +228,7 @@ impl DataTree {
     }
 
     fn full_digest(&self) -> i64 {
-        let mut sum = 0i64;
-        self.for_each_node(|p, n| sum = sum.wrapping_add(nd(p, n)));
-        sum
+        crate::server::digest_calculator::tree_digest(self)
     }
 
     /// The node at `path` ("" and "/" are the root); None for a path that is not
@@ -488,14 +486,16 @@ impl DataTree {
         // when the child is already gone. Replaying a log over a fuzzy snapshot meets
         // children deleted after their parent was written (a closeSession's
         // ephemerals, say), and the parent must end as it did on the live tree.
-        self.digest_out(parent_name);
-        let parent = self.find_mut(parent_name).ok_or(Code::NoNode)?;
+        // One walk to the parent for the whole change, as in create_node.
+        let parent = find_node_mut(&mut self.root, parent_name).ok_or(Code::NoNode)?;
+        let parent_digest_before = nd(key(parent_name), parent);
         let removed = parent.children.remove(child_name);
         // Never backwards: a replayed create may already have set a later pzxid.
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
-        self.digest_in(parent_name);
+        let (parent_digest_after, parent_acl_id) = (nd(key(parent_name), parent), parent.acl);
+        self.digest = self.digest.wrapping_sub(parent_digest_before).wrapping_add(parent_digest_after);
         let Some(node) = removed else { return Err(Code::NoNode) };
         self.digest = self.digest.wrapping_sub(nd(path, &node));
         self.count -= 1;
@@ -538,7 +538,7 @@ impl DataTree {
             self.update_quota_stat(&prefix, -(node.data_len() as i64), -1);
         }
         let node_acl = self.acl_cache.acl_ref(node.acl);
-        let parent_acl = self.find(parent_name).map(|p| self.acl_cache.acl_ref(p.acl));
+        let parent_acl = Some(self.acl_cache.acl_ref(parent_acl_id));
         let processed = self.data_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(node_acl), None);
         self.child_watches.trigger_watch_acl(path, event_type::NODE_DELETED, Some(node_acl), Some(&processed));
         let parent_watch = if parent_name.is_empty() { "/" } else { parent_name };

@@ -62,7 +62,7 @@ pub fn load(path: &Path) -> io::Result<FormattedSnapshot> {
     }
     let tree_start = inp.position();
     let mut stream = SnapStream::starting_at(&bytes[tree_start..], tree_start as u64);
-    let tree = deserialize_tree(&mut stream, (bytes.len() - tree_start) as u64)?;
+    let tree = deserialize_tree(&mut stream)?;
     // Second pass over the tree section for the order of the node records.
     let mut scan = InputArchive::new(&bytes[tree_start..]);
     let n = scan.read_int().map_err(|e| at(&scan, e))?;

@@ -182,8 +182,8 @@ pub fn snapshot_bytes(tree: &DataTree, sessions: &HashMap<i64, i32>, dbid: i64, 
 // ------------------------------------------------------------- reading --
 
 /// `SerializeUtils.deserializeSnapshot`: sessions, then the tree (`DataTree.deserialize`).
-/// The tree's last_processed_zxid is left at 0. `file_len` (0 if unknown) presizes the
-/// node map.
+/// The tree's last_processed_zxid is left at 0. `file_len` (0 if unknown) bounds how far
+/// the session table is presized.
 pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>, file_len: u64) -> io::Result<(DataTree, HashMap<i64, i32>)> {
     let count = inp.decode(|a| a.read_int())?;
     // Each session takes 12 bytes: presize no further than the file can hold (a stream of
@@ -194,7 +194,7 @@ pub fn deserialize_snapshot_body<R: Read + Send>(inp: &mut SnapStream<R>, file_l
         let (id, to) = inp.decode(|a| Ok((a.read_long()?, a.read_int()?)))?;
         sessions.insert(id, to);
     }
-    let tree = deserialize_tree(inp, file_len.saturating_sub(inp.position()))?;
+    let tree = deserialize_tree(inp)?;
     Ok((tree, sessions))
 }
 
@@ -216,14 +216,13 @@ struct DecodedNode {
 const NODE_BATCH: usize = 1024;
 
 /// `DataTree.deserialize`: rebuilds nodes, children, ephemeral/container/TTL indexes,
-/// ACL reference counts (dropping unused entries) and quota bookkeeping. `size_hint`
-/// (the bytes left in the file, 0 if unknown) presizes the node map.
+/// ACL reference counts (dropping unused entries) and quota bookkeeping.
 ///
 /// The node records are decoded on a "SnapshotReader" thread (file reads, the string
 /// and buffer allocations, the per-node digest) while this thread inserts them into the
 /// tree: on a restart with a large tree those are the two halves of the work, and a
 /// restart has nothing else to do with the second core. Upstream does both on one thread.
-pub fn deserialize_tree<R: Read + Send>(inp: &mut SnapStream<R>, size_hint: u64) -> io::Result<DataTree> {
+pub fn deserialize_tree<R: Read + Send>(inp: &mut SnapStream<R>) -> io::Result<DataTree> {
     let mut tree = DataTree::new();
     let mut cache = ReferenceCountedAclCache::new();
     let n = inp.decode(|a| a.read_int())?;
@@ -241,7 +240,6 @@ pub fn deserialize_tree<R: Read + Send>(inp: &mut SnapStream<R>, size_hint: u64)
     }
     // The snapshot holds the whole tree, /zookeeper included.
     *tree.root_mut() = DataNode::new("", None, -1, StatPersisted::default());
-    let _ = size_hint;
     {
         let (eph, containers, ttls) = tree.node_indexes_mut();
         eph.clear();
